@@ -1,0 +1,172 @@
+"""Datasets: a folder holding `manifest.csv` (one row per clip), `dataset.json` and audio.
+
+The manifest is the contract every other module reads. Required columns identify a clip and
+what must stay together in a split; optional columns describe its condition.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core import atomic
+from core.errors import LabError, ManifestError
+
+LABELS = ("speech", "nonspeech")
+REQUIRED_COLUMNS = ("clip_id", "path", "label", "group_id", "base_clip_id")
+OPTIONAL_COLUMNS: dict[str, Any] = {
+    "duration_ms": np.nan,
+    "snr_db": np.nan,  # NaN = clean (no noise added)
+    "noise_type": "none",
+    "content_hash": "",
+    "start_s": np.nan,  # segment of a longer file (VoxConverse-style imports)
+    "end_s": np.nan,
+    "source": "",
+    "text": "",
+}
+# Columns that describe a clip's condition and are offered as filters; any extra column too.
+CORE_COLUMNS = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS) | {"split", "sample_rate"}
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def data_root() -> Path:
+    """Where datasets live: $LAB_DATA_DIR, else `data/` in the checkout."""
+    return Path(os.environ.get("LAB_DATA_DIR") or repo_root() / "data")
+
+
+def datasets_dir() -> Path:
+    return data_root() / "datasets"
+
+
+@dataclass
+class Dataset:
+    """A loaded dataset: its folder, validated manifest and build/import information."""
+
+    name: str
+    root: Path
+    manifest: pd.DataFrame
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def audio_path(self, clip_id: str) -> Path:
+        row = self.row(clip_id)
+        return resolve_path(self.root, row["path"])
+
+    def row(self, clip_id: str) -> pd.Series:
+        hits = self.manifest.index[self.manifest["clip_id"] == clip_id]
+        if len(hits) == 0:
+            raise LabError(f"dataset {self.name!r} has no clip {clip_id!r}")
+        return self.manifest.loc[hits[0]]
+
+    def load_clip(self, clip_id: str):
+        """The clip's audio (a `core.audio.LoadedAudio`), cut to its segment if it has one."""
+        from core.audio import load_audio
+
+        row = self.row(clip_id)
+        start = None if pd.isna(row.get("start_s", np.nan)) else float(row["start_s"])
+        end = None if pd.isna(row.get("end_s", np.nan)) else float(row["end_s"])
+        return load_audio(resolve_path(self.root, row["path"]), start_s=start, end_s=end)
+
+
+def resolve_path(root: Path, path: str) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else root / p
+
+
+def validate_manifest(df: pd.DataFrame, source: str = "manifest") -> pd.DataFrame:
+    """Check a manifest and fill optional columns; raise ManifestError naming every bad row/column.
+
+    Row numbers in messages are CSV line numbers (header = line 1).
+    """
+    problems: list[str] = []
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    for col in missing:
+        close = difflib.get_close_matches(col, [str(c) for c in df.columns], n=1, cutoff=0.6)
+        hint = f" (found {close[0]!r}: misspelt?)" if close else ""
+        problems.append(f"missing required column {col!r}{hint}")
+    if problems:
+        raise ManifestError(f"{source}: " + "; ".join(problems) + f". Required: {', '.join(REQUIRED_COLUMNS)}")
+    df = df.copy()
+    for col in REQUIRED_COLUMNS:
+        empty = df[col].isna() | (df[col].astype(str).str.strip() == "")
+        for i in np.flatnonzero(empty.to_numpy())[:20]:
+            problems.append(f"line {i + 2}: empty {col!r}")
+        df[col] = df[col].astype(str).str.strip()
+    df["label"] = df["label"].str.lower()
+    bad = ~df["label"].isin(LABELS)
+    for i in np.flatnonzero(bad.to_numpy())[:20]:
+        problems.append(f"line {i + 2}: label {df['label'].iloc[i]!r} is not one of {LABELS}")
+    dup = df["clip_id"].duplicated(keep=False)
+    if dup.any():
+        for cid, rows in df[dup].groupby("clip_id").groups.items():
+            lines = ", ".join(str(int(r) + 2) for r in rows)
+            problems.append(f"duplicate clip_id {cid!r} on lines {lines}")
+    if problems:
+        more = "" if len(problems) <= 30 else f" (and {len(problems) - 30} more)"
+        raise ManifestError(f"{source}: " + "; ".join(problems[:30]) + more)
+    for col, default in OPTIONAL_COLUMNS.items():
+        if col not in df.columns:
+            df[col] = default
+    for col in ("duration_ms", "snr_db", "start_s", "end_s"):
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    for col in ("noise_type", "content_hash", "source", "text"):
+        df[col] = df[col].fillna(OPTIONAL_COLUMNS[col]).astype(str)
+    return df.reset_index(drop=True)
+
+
+def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise ManifestError(f"{path}: manifest not found")
+    try:
+        df = pd.read_csv(path, dtype={"clip_id": str, "group_id": str, "base_clip_id": str},
+                         keep_default_na=True)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise ManifestError(f"{path}: not a readable CSV ({exc})") from exc
+    return validate_manifest(df, source=str(path))
+
+
+def condition_columns(df: pd.DataFrame) -> list[str]:
+    """Columns that describe conditions (noise type, band, reverb, …) rather than identity."""
+    extra = [c for c in df.columns if c not in CORE_COLUMNS]
+    return ["noise_type", *extra]
+
+
+def save_dataset(root: Path, manifest: pd.DataFrame, info: dict[str, Any]) -> None:
+    """Write manifest.csv and dataset.json atomically (each file replaced whole)."""
+    manifest = validate_manifest(manifest, source=str(root / "manifest.csv"))
+    atomic.write_csv(root / "manifest.csv", manifest)
+    atomic.write_json(root / "dataset.json", info)
+
+
+def dataset_root(name: str) -> Path:
+    if not name or "/" in name or name.startswith("."):
+        raise LabError(f"invalid dataset name {name!r}: use letters, digits, '-' and '_'")
+    return datasets_dir() / name
+
+
+def list_datasets() -> list[str]:
+    d = datasets_dir()
+    if not d.exists():
+        return []
+    return sorted(p.name for p in d.iterdir() if (p / "manifest.csv").exists() and not p.name.startswith("."))
+
+
+def load_dataset(name: str) -> Dataset:
+    root = dataset_root(name)
+    if not (root / "manifest.csv").exists():
+        known = ", ".join(list_datasets()) or "none"
+        hint = " Build it with: python -m core data build-default" if name == "default" else ""
+        raise LabError(f"no dataset {name!r} under {datasets_dir()} (known: {known}).{hint}")
+    info_path = root / "dataset.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    return Dataset(name, root, read_manifest(root / "manifest.csv"), info)

@@ -1,0 +1,139 @@
+"""Speech sources of the embedded dataset: synthetic speakers and what they say.
+
+Each `Voice` is one speaker group. Sentences are assigned so that no two groups say the
+same sentence, which keeps the content-level leakage audit free of false alarms between
+groups on a clean split.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from core.tts import Voice
+
+# 16 speaker groups: 8 English accents/variants and 8 other languages, varied pitch and rate.
+VOICES: dict[str, Voice] = {
+    "en-m1": Voice("en", "m1", pitch=38, rate=150),
+    "en-f2": Voice("en", "f2", pitch=66, rate=170),
+    "en-us-m3": Voice("en-us", "m3", pitch=45, rate=160),
+    "en-us-f4": Voice("en-us", "f4", pitch=72, rate=178),
+    "en-gb-scotland-m7": Voice("en-gb-scotland", "m7", pitch=50, rate=145),
+    "en-029-f1": Voice("en-029", "f1", pitch=60, rate=165),
+    "en-klatt": Voice("en", "klatt", pitch=42, rate=155),
+    "en-us-croak": Voice("en-us", "croak", pitch=35, rate=140),
+    "de-m2": Voice("de", "m2", pitch=44, rate=150),
+    "fr-f3": Voice("fr", "f3", pitch=68, rate=168),
+    "es-m4": Voice("es", "m4", pitch=48, rate=172),
+    "it-f5": Voice("it", "f5", pitch=70, rate=160),
+    "pt-m5": Voice("pt", "m5", pitch=40, rate=158),
+    "nl-f4": Voice("nl", "f4", pitch=64, rate=150),
+    "sv-m6": Voice("sv", "m6", pitch=52, rate=162),
+    "pl-f1": Voice("pl", "f1", pitch=62, rate=155),
+}
+
+_SENTENCES: dict[str, list[str]] = {
+    "de": [
+        "Der Zug nach Hamburg fährt heute eine Stunde später ab.",
+        "Meine Schwester kocht am Sonntag immer eine große Suppe.",
+        "Im Garten blühen die Rosen schon seit Anfang Mai.",
+        "Kannst du mir bitte sagen, wo der nächste Bahnhof ist?",
+        "Wir haben gestern Abend lange über das Wetter gesprochen.",
+        "Das Museum bleibt wegen Bauarbeiten bis Freitag geschlossen.",
+    ],
+    "fr": [
+        "Le marché du samedi ouvre très tôt le matin.",
+        "Nous avons visité un petit village près de la mer.",
+        "Mon voisin joue du piano tous les soirs après le dîner.",
+        "Pourriez-vous fermer la fenêtre, il fait un peu froid?",
+        "Les enfants ont construit une cabane au fond du jardin.",
+        "La bibliothèque prête aussi des disques et des films.",
+    ],
+    "es": [
+        "El autobús de la mañana siempre llega con retraso.",
+        "Mi abuela prepara la mejor tortilla de todo el barrio.",
+        "Mañana vamos a caminar por la orilla del río.",
+        "¿Sabes a qué hora cierra la farmacia los domingos?",
+        "Las montañas del norte están cubiertas de nieve.",
+        "Compramos pan fresco y fruta en el mercado central.",
+    ],
+    "it": [
+        "Il treno per Firenze parte dal binario numero tre.",
+        "Ogni estate andiamo al mare con tutta la famiglia.",
+        "La pizza di questo forno è famosa in tutta la città.",
+        "Puoi chiudere la porta quando esci, per favore?",
+        "Il concerto di ieri sera è finito molto tardi.",
+        "Mio fratello studia medicina all'università di Bologna.",
+    ],
+    "pt": [
+        "O navio chegou ao porto logo depois do almoço.",
+        "A minha tia mora numa casa amarela perto da praça.",
+        "Amanhã vai chover durante toda a tarde.",
+        "Você sabe onde fica a estação de metrô mais próxima?",
+        "Os pescadores saem para o mar antes do nascer do sol.",
+        "Comprei um livro antigo numa feira de rua.",
+    ],
+    "nl": [
+        "De fiets staat al de hele week in de regen.",
+        "Wij eten vanavond soep met vers brood.",
+        "Het museum is op maandag altijd gesloten.",
+        "Weet jij hoe laat de laatste trein vertrekt?",
+        "Mijn buurman heeft een kleine boot op de gracht.",
+        "In de winter schaatsen de kinderen op het meer.",
+    ],
+    "sv": [
+        "Tåget till Göteborg går från spår fyra.",
+        "Vi plockade blåbär i skogen hela eftermiddagen.",
+        "Min bror arbetar på ett bageri i stan.",
+        "Vet du när affären stänger på lördagar?",
+        "Sjön frös till is redan i november.",
+        "Hon läser en tjock bok om gamla vikingar.",
+    ],
+    "pl": [
+        "Pociąg do Krakowa odjeżdża z peronu drugiego.",
+        "Moja babcia piecze najlepszy sernik na świecie.",
+        "Jutro idziemy na długi spacer do lasu.",
+        "Czy wiesz, o której godzinie zamykają sklep?",
+        "Dzieci bawią się na podwórku do późnego wieczora.",
+        "W zimie jezioro zamarza prawie całkowicie.",
+    ],
+}
+
+# English sentences come from a small grammar, so eight English groups never repeat one.
+_EN_SUBJECTS = ["The old fisherman", "My younger sister", "A tired student", "The small dog",
+                "Our new neighbour", "The busy doctor", "A quiet painter", "The school teacher"]
+_EN_VERBS = ["carried a heavy basket", "walked slowly", "sang a cheerful song", "waited patiently",
+             "read the morning paper", "fixed the broken chair",
+             "painted a wooden fence"]
+_EN_PLACES = ["across the market square", "near the railway station", "behind the white church",
+              "along the frozen river", "inside the crowded library", "under the tall oak tree",
+               "beside the harbour wall"]
+
+
+def sentences_for(group: str, n: int) -> list[str]:
+    """The `n` sentences the speaker `group` says; distinct from every other group's."""
+    voice = VOICES[group]
+    lang = voice.language.split("-")[0]
+    if lang != "en":
+        bank = _SENTENCES[lang]
+        if n > len(bank):
+            raise ValueError(f"only {len(bank)} {lang} sentences for group {group}, asked for {n}")
+        return bank[:n]
+    en_groups = [g for g, v in VOICES.items() if v.language.startswith("en")]
+    k = en_groups.index(group)
+    combos = list(itertools.product(range(len(_EN_VERBS)), range(len(_EN_PLACES))))
+    rng = np.random.default_rng(1234)  # fixed: the sentence list is part of the recipe
+    order = rng.permutation(len(combos))
+    out = []
+    for i in range(n):
+        vi, pi = combos[order[k * n + i]]
+        out.append(f"{_EN_SUBJECTS[k % len(_EN_SUBJECTS)]} {_EN_VERBS[vi]} {_EN_PLACES[pi]}.")
+    return out
+
+
+def synthesize_sentence(group: str, text: str) -> tuple[np.ndarray, int]:
+    """Speak `text` with the voice of speaker `group`; float32 samples and their rate."""
+    from core.tts import synthesize
+
+    return synthesize(text, VOICES[group])
