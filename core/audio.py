@@ -193,13 +193,14 @@ def fade(x: np.ndarray, sr: int, ms: float = 5.0) -> np.ndarray:
     return y
 
 
-def log_mel(x: np.ndarray, sr: int = TARGET_SR, n_mels: int = 64, hop_ms: float = 10.0) -> np.ndarray:
+def log_mel(x: np.ndarray, sr: int = TARGET_SR, n_mels: int = 64, hop_ms: float = 10.0,
+            fmin: float = 50.0, fmax: float | None = None) -> np.ndarray:
     """Log-mel spectrogram in dB (n_mels × frames), 25 ms windows, for display and fingerprints."""
     import librosa
 
     hop = int(sr * hop_ms / 1000)
     mel = librosa.feature.melspectrogram(
         y=x.astype(np.float32), sr=sr, n_fft=512, win_length=int(sr * 0.025),
-        hop_length=hop, n_mels=n_mels, fmin=50, fmax=sr / 2, power=2.0, center=True,
+        hop_length=hop, n_mels=n_mels, fmin=fmin, fmax=fmax or sr / 2, power=2.0, center=True,
     )
     return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None).astype(np.float32)

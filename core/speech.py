@@ -13,16 +13,12 @@ import numpy as np
 
 from core.tts import Voice
 
-# 16 speaker groups: 8 English accents/variants and 8 other languages, varied pitch and rate.
+# 16 speaker groups: 4 English accents and 12 other languages, with varied variant, pitch and rate.
 VOICES: dict[str, Voice] = {
     "en-m1": Voice("en", "m1", pitch=38, rate=150),
-    "en-f2": Voice("en", "f2", pitch=66, rate=170),
-    "en-us-m3": Voice("en-us", "m3", pitch=45, rate=160),
     "en-us-f4": Voice("en-us", "f4", pitch=72, rate=178),
     "en-gb-scotland-m7": Voice("en-gb-scotland", "m7", pitch=50, rate=145),
     "en-029-f1": Voice("en-029", "f1", pitch=60, rate=165),
-    "en-klatt": Voice("en", "klatt", pitch=42, rate=155),
-    "en-us-croak": Voice("en-us", "croak", pitch=35, rate=140),
     "de-m2": Voice("de", "m2", pitch=44, rate=150),
     "fr-f3": Voice("fr", "f3", pitch=68, rate=168),
     "es-m4": Voice("es", "m4", pitch=48, rate=172),
@@ -31,6 +27,10 @@ VOICES: dict[str, Voice] = {
     "nl-f4": Voice("nl", "f4", pitch=64, rate=150),
     "sv-m6": Voice("sv", "m6", pitch=52, rate=162),
     "pl-f1": Voice("pl", "f1", pitch=62, rate=155),
+    "da-klatt": Voice("da", "klatt", pitch=46, rate=150),
+    "fi-f2": Voice("fi", "f2", pitch=66, rate=160),
+    "cs-m3": Voice("cs", "m3", pitch=42, rate=155),
+    "ro-croak": Voice("ro", "croak", pitch=36, rate=145),
 }
 
 _SENTENCES: dict[str, list[str]] = {
@@ -90,6 +90,38 @@ _SENTENCES: dict[str, list[str]] = {
         "Sjön frös till is redan i november.",
         "Hon läser en tjock bok om gamla vikingar.",
     ],
+    "da": [
+        "Cyklen står stadig ude i regnen ved huset.",
+        "Vi spiste rugbrød og ost til frokost i går.",
+        "Færgen sejler til øen hver morgen klokken syv.",
+        "Ved du, hvornår biblioteket åbner på mandag?",
+        "Min onkel fanger fisk fra den gamle mole.",
+        "Om vinteren bliver det mørkt allerede om eftermiddagen.",
+    ],
+    "fi": [
+        "Juna Tampereelle lähtee raiteelta viisi.",
+        "Saunan jälkeen uimme kylmässä järvessä.",
+        "Isoäiti leipoo pullaa joka sunnuntai.",
+        "Tiedätkö, milloin kauppa sulkeutuu tänään?",
+        "Metsässä kasvaa paljon mustikoita ja sieniä.",
+        "Talvella lunta on usein metrin verran.",
+    ],
+    "cs": [
+        "Vlak do Brna odjíždí z druhého nástupiště.",
+        "Moje babička peče nejlepší koláče ve vesnici.",
+        "Zítra půjdeme na dlouhou procházku do hor.",
+        "Víte, kdy zavírá pošta v sobotu?",
+        "Na náměstí hraje každý večer malá kapela.",
+        "V zimě řeka zamrzne skoro úplně.",
+    ],
+    "ro": [
+        "Trenul spre Cluj pleacă de la linia trei.",
+        "Bunica mea face cele mai bune plăcinte.",
+        "Mâine mergem la munte cu toată familia.",
+        "Știi la ce oră se închide farmacia?",
+        "Pescarii ies pe mare înainte de răsărit.",
+        "Iarna, lacul din parc îngheață complet.",
+    ],
     "pl": [
         "Pociąg do Krakowa odjeżdża z peronu drugiego.",
         "Moja babcia piecze najlepszy sernik na świecie.",
@@ -100,37 +132,32 @@ _SENTENCES: dict[str, list[str]] = {
     ],
 }
 
-# English sentences come from a small grammar, so eight English groups never repeat one.
-_EN_SUBJECTS = ["The old fisherman", "My younger sister", "A tired student", "The small dog",
-                "Our new neighbour", "The busy doctor", "A quiet painter", "The school teacher"]
-_EN_VERBS = ["carried a heavy basket", "walked slowly", "sang a cheerful song", "waited patiently",
-             "read the morning paper", "fixed the broken chair",
-             "painted a wooden fence"]
-_EN_PLACES = ["across the market square", "near the railway station", "behind the white church",
-              "along the frozen river", "inside the crowded library", "under the tall oak tree",
-               "beside the harbour wall"]
+# English sentences come from a small grammar. Each English group has its own subject,
+# verbs and places, so no phrase is spoken by two groups.
+_EN_WORDS = {
+    "en-m1": ("The old fisherman", ["carried a heavy basket", "mended his torn nets", "rowed against the tide"],
+              ["across the market square", "beside the harbour wall"]),
+    "en-us-f4": ("My younger sister", ["sang a cheerful song", "painted a wooden fence", "baked twelve muffins"],
+                 ["near the railway station", "in the sunny kitchen"]),
+    "en-gb-scotland-m7": ("A tired student", ["read the morning paper", "waited patiently", "lost his umbrella"],
+                          ["inside the crowded library", "outside the castle gate"]),
+    "en-029-f1": ("The busy doctor", ["fixed the broken chair", "walked slowly home", "answered every call"],
+                  ["under the tall palm tree", "along the sandy beach"]),
+}
 
 
 def sentences_for(group: str, n: int) -> list[str]:
-    """The `n` sentences the speaker `group` says; distinct from every other group's."""
+    """The `n` sentences the speaker `group` says; no phrase is shared with another group."""
     voice = VOICES[group]
     lang = voice.language.split("-")[0]
-    if lang != "en":
+    if lang == "en":
+        subject, verbs, places = _EN_WORDS[group]
+        bank = [f"{subject} {v} {p}." for v, p in itertools.product(verbs, places)]
+    else:
         bank = _SENTENCES[lang]
-        if n > len(bank):
-            raise ValueError(f"only {len(bank)} {lang} sentences for group {group}, asked for {n}")
-        return bank[:n]
-    en_groups = [g for g, v in VOICES.items() if v.language.startswith("en")]
-    k = en_groups.index(group)
-    combos = list(itertools.product(range(len(_EN_VERBS)), range(len(_EN_PLACES))))
-    rng = np.random.default_rng(1234)  # fixed: the sentence list is part of the recipe
-    order = rng.permutation(len(combos))
-    out = []
-    for i in range(n):
-        vi, pi = combos[order[k * n + i]]
-        out.append(f"{_EN_SUBJECTS[k % len(_EN_SUBJECTS)]} {_EN_VERBS[vi]} {_EN_PLACES[pi]}.")
-    return out
-
+    if n > len(bank):
+        raise ValueError(f"only {len(bank)} sentences for group {group}, asked for {n}")
+    return bank[:n]
 
 def synthesize_sentence(group: str, text: str) -> tuple[np.ndarray, int]:
     """Speak `text` with the voice of speaker `group`; float32 samples and their rate."""

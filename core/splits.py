@@ -1,0 +1,154 @@
+"""Group-aware, label-stratified train/dev/test splits, saved beside the dataset.
+
+The unit of assignment is a connected component of clips that share a `group_id`
+(speaker or sound source) or a `base_clip_id` (variants of one recording): no unit is ever
+cut across two splits, so a model is always tested on speakers and sources it never heard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core import atomic
+from core.datasets import Dataset
+from core.errors import SplitError
+
+DEFAULT_FRACTIONS = {"train": 0.7, "dev": 0.15, "test": 0.15}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def split_units(manifest: pd.DataFrame) -> pd.Series:
+    """Component id per row: rows linked by a shared group_id or base_clip_id share a unit."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for g, b in zip("g:" + manifest["group_id"].astype(str), "b:" + manifest["base_clip_id"].astype(str)):
+        ra, rb = find(g), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return pd.Series([find("g:" + str(g)) for g in manifest["group_id"]], index=manifest.index, name="unit")
+
+
+def make_split(manifest: pd.DataFrame, fractions: dict[str, float] | None = None, seed: int = 0) -> pd.Series:
+    """Assign every clip to a split; returns a Series of split names aligned with `manifest`.
+
+    Units are shuffled by `seed`, then, label by label, each unit goes to the split whose
+    clip count is furthest below its target (relative deficit). Fractions are of clips
+    within each label, so every split keeps roughly the dataset's label balance.
+    """
+    fractions = _check_fractions(fractions or DEFAULT_FRACTIONS)
+    names = [k for k, v in fractions.items() if v > 0]
+    units = split_units(manifest)
+    table = pd.crosstab(units, manifest["label"])
+    rng = np.random.default_rng(seed)
+    order = table.index.to_numpy()[rng.permutation(len(table))]
+    dominant = table.loc[order].idxmax(axis=1)
+    assignment: dict[str, str] = {}
+    counts = pd.DataFrame(0.0, index=names, columns=table.columns)
+    for label in table.columns:
+        target = pd.Series({s: fractions[s] * table[label].sum() for s in names})
+        for unit in order[dominant.to_numpy() == label]:
+            deficit = (target - counts[label]) / target
+            split = deficit.idxmax()  # ties go to the first split listed
+            assignment[unit] = split
+            counts.loc[split] += table.loc[unit]
+    return units.map(assignment).rename("split")
+
+
+def _check_fractions(fractions: dict[str, float]) -> dict[str, float]:
+    if not fractions:
+        raise SplitError("no split fractions given")
+    for k, v in fractions.items():
+        if not _NAME.match(k):
+            raise SplitError(f"invalid split name {k!r}")
+        if not np.isfinite(v) or v < 0:
+            raise SplitError(f"fraction for {k!r} must be ≥ 0, got {v}")
+    total = sum(fractions.values())
+    if total <= 0:
+        raise SplitError("split fractions sum to 0")
+    return {k: v / total for k, v in fractions.items()}
+
+
+def check_split(manifest: pd.DataFrame, split: pd.Series) -> list[str]:
+    """Structural problems of a split: groups or base clips on two sides, unassigned clips."""
+    problems = []
+    if split.isna().any():
+        problems.append(f"{int(split.isna().sum())} clip(s) have no split")
+    for col in ("group_id", "base_clip_id"):
+        sides = pd.DataFrame({"key": manifest[col], "split": split}).groupby("key")["split"].nunique()
+        for key in sides.index[sides > 1]:
+            problems.append(f"{col} {key!r} appears in several splits")
+    return problems
+
+
+# ---------------------------------------------------------------- persistence
+
+
+def splits_dir(ds: Dataset) -> Path:
+    return ds.root / "splits"
+
+
+def validate_split_name(name: str) -> str:
+    if not _NAME.match(name or ""):
+        raise SplitError(f"invalid split name {name!r}: letters, digits, '.', '_' and '-' only")
+    return name
+
+
+def save_split(ds: Dataset, name: str, split: pd.Series, meta: dict[str, Any]) -> Path:
+    """Write splits/<name>.csv (clip_id, split) and its metadata, atomically."""
+    validate_split_name(name)
+    table = pd.DataFrame({"clip_id": ds.manifest["clip_id"].to_numpy(), "split": split.to_numpy()})
+    path = atomic.write_csv(splits_dir(ds) / f"{name}.csv", table)
+    info = {**meta, "name": name, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "counts": table["split"].value_counts().to_dict(), "split_hash": file_hash(path)}
+    atomic.write_json(splits_dir(ds) / f"{name}.json", info)
+    return path
+
+
+def list_splits(ds: Dataset) -> list[str]:
+    d = splits_dir(ds)
+    return sorted(p.stem for p in d.glob("*.csv") if not p.name.startswith(".")) if d.exists() else []
+
+
+def load_split(ds: Dataset, name: str) -> pd.Series:
+    """The split as a Series aligned with `ds.manifest`; errors name unknown or missing clips."""
+    path = splits_dir(ds) / f"{validate_split_name(name)}.csv"
+    if not path.exists():
+        raise SplitError(f"dataset {ds.name!r} has no split {name!r} (known: {', '.join(list_splits(ds)) or 'none'})")
+    table = pd.read_csv(path, dtype=str)
+    if list(table.columns[:2]) != ["clip_id", "split"]:
+        raise SplitError(f"{path}: expected columns clip_id, split; found {list(table.columns)}")
+    dup = table["clip_id"][table["clip_id"].duplicated()]
+    if len(dup):
+        raise SplitError(f"{path}: clip_id {dup.iloc[0]!r} listed twice")
+    mapping = table.set_index("clip_id")["split"]
+    unknown = sorted(set(mapping.index) - set(ds.manifest["clip_id"]))
+    if unknown:
+        raise SplitError(f"{path}: {len(unknown)} clip(s) not in the dataset, e.g. {unknown[0]!r}")
+    split = ds.manifest["clip_id"].map(mapping).rename("split")
+    if split.isna().any():
+        missing = ds.manifest["clip_id"][split.isna()]
+        raise SplitError(f"{path}: {len(missing)} clip(s) of the dataset have no split, e.g. {missing.iloc[0]!r}")
+    return split
+
+
+def split_info(ds: Dataset, name: str) -> dict[str, Any]:
+    path = splits_dir(ds) / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
