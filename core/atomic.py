@@ -51,7 +51,7 @@ def write_json(target: str | os.PathLike[str], obj: Any) -> Path:
     return write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
-def write_csv(target: str | os.PathLike[str], df: "pd.DataFrame") -> Path:
+def write_csv(target: str | os.PathLike[str], df: pd.DataFrame) -> Path:
     return write_with(target, lambda p: df.to_csv(p, index=False), suffix=".csv")
 
 

@@ -59,6 +59,12 @@ def load_audio(
             "libsndfile does not read; convert it to WAV or FLAC."
         ) from exc
     notes: list[str] = []
+    expected = (stop if stop is not None else info.frames) - start
+    if info.frames > 0 and data.shape[0] < min(expected, info.frames - start):
+        raise AudioError(
+            f"{path}: truncated file: its header promises {expected} frames from frame {start}, "
+            f"only {data.shape[0]} could be read"
+        )
     if data.shape[0] == 0:
         where = "" if start_s is None and end_s is None else f" in segment [{start_s}, {end_s}) s"
         raise AudioError(f"{path}: empty clip (0 samples){where}")
@@ -141,7 +147,9 @@ def active_mask(x: np.ndarray, sr: int, threshold_db: float = -40.0, frame_ms: f
     return np.repeat(frames_on, n)[: len(x)]
 
 
-def mix_at_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float, sr: int = TARGET_SR) -> tuple[np.ndarray, np.ndarray]:
+def mix_at_snr(
+    signal: np.ndarray, noise: np.ndarray, snr_db: float, sr: int = TARGET_SR
+) -> tuple[np.ndarray, np.ndarray]:
     """Add `noise` scaled so that signal/noise power over the signal's active part is `snr_db`.
 
     SNR = 10·log10(P_s / P_n), both powers averaged over the same active samples of the
@@ -193,14 +201,28 @@ def fade(x: np.ndarray, sr: int, ms: float = 5.0) -> np.ndarray:
     return y
 
 
-def log_mel(x: np.ndarray, sr: int = TARGET_SR, n_mels: int = 64, hop_ms: float = 10.0,
-            fmin: float = 50.0, fmax: float | None = None) -> np.ndarray:
+def log_mel(
+    x: np.ndarray,
+    sr: int = TARGET_SR,
+    n_mels: int = 64,
+    hop_ms: float = 10.0,
+    fmin: float = 50.0,
+    fmax: float | None = None,
+) -> np.ndarray:
     """Log-mel spectrogram in dB (n_mels × frames), 25 ms windows, for display and fingerprints."""
     import librosa
 
     hop = int(sr * hop_ms / 1000)
     mel = librosa.feature.melspectrogram(
-        y=x.astype(np.float32), sr=sr, n_fft=512, win_length=int(sr * 0.025),
-        hop_length=hop, n_mels=n_mels, fmin=fmin, fmax=fmax or sr / 2, power=2.0, center=True,
+        y=x.astype(np.float32),
+        sr=sr,
+        n_fft=512,
+        win_length=int(sr * 0.025),
+        hop_length=hop,
+        n_mels=n_mels,
+        fmin=fmin,
+        fmax=fmax or sr / 2,
+        power=2.0,
+        center=True,
     )
     return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None).astype(np.float32)

@@ -52,11 +52,19 @@ def structural_findings(manifest: pd.DataFrame) -> pd.DataFrame:
                 continue
             names = list(sides.groups)
             for i, sa in enumerate(names):
-                for sb in names[i + 1:]:
+                for sb in names[i + 1 :]:
                     a, b = sides.get_group(sa), sides.get_group(sb)
-                    rows.append({"kind": kind, "clip_a": a["clip_id"].iloc[0], "split_a": sa,
-                                 "clip_b": b["clip_id"].iloc[0], "split_b": sb, "score": 1.0,
-                                 "detail": f"{col} {key!r}: {len(a)} clip(s) in {sa}, {len(b)} in {sb}"})
+                    rows.append(
+                        {
+                            "kind": kind,
+                            "clip_a": a["clip_id"].iloc[0],
+                            "split_a": sa,
+                            "clip_b": b["clip_id"].iloc[0],
+                            "split_b": sb,
+                            "score": 1.0,
+                            "detail": f"{col} {key!r}: {len(a)} clip(s) in {sa}, {len(b)} in {sb}",
+                        }
+                    )
     return pd.DataFrame(rows, columns=FINDING_COLUMNS)
 
 
@@ -67,17 +75,28 @@ def exact_findings(manifest: pd.DataFrame, hashes: pd.Series, max_pairs: int = 5
     for h, sub in df.groupby("h", sort=True):
         if sub["split"].nunique() < 2:
             continue
-        pairs = [(a, b) for i, a in enumerate(sub.itertuples()) for b in list(sub.itertuples())[i + 1:]
-                 if a.split != b.split]
+        pairs = [
+            (a, b)
+            for i, a in enumerate(sub.itertuples())
+            for b in list(sub.itertuples())[i + 1 :]
+            if a.split != b.split
+        ]
         for a, b in pairs[:max_pairs]:
-            rows.append({"kind": "exact_duplicate", "clip_a": a.clip_id, "split_a": a.split,
-                         "clip_b": b.clip_id, "split_b": b.split, "score": 1.0,
-                         "detail": f"identical decoded samples (hash {h})"})
+            rows.append(
+                {
+                    "kind": "exact_duplicate",
+                    "clip_a": a.clip_id,
+                    "split_a": a.split,
+                    "clip_b": b.clip_id,
+                    "split_b": b.split,
+                    "score": 1.0,
+                    "detail": f"identical decoded samples (hash {h})",
+                }
+            )
     return pd.DataFrame(rows, columns=FINDING_COLUMNS)
 
 
-def candidate_pairs(descriptors: np.ndarray, splits: np.ndarray, top_k: int = TOP_K,
-                    chunk: int = 2048) -> np.ndarray:
+def candidate_pairs(descriptors: np.ndarray, splits: np.ndarray, top_k: int = TOP_K, chunk: int = 2048) -> np.ndarray:
     """For each clip, its `top_k` most similar clips (cosine of descriptors) in other splits.
 
     Returns unique (i, j) index pairs with i < j, shape (n_pairs, 2).
@@ -100,9 +119,14 @@ def candidate_pairs(descriptors: np.ndarray, splits: np.ndarray, top_k: int = TO
     return np.unique(pairs, axis=0)
 
 
-def near_findings(manifest: pd.DataFrame, fps: list[Fingerprint], hashes: pd.Series,
-                  threshold: float = NEAR_THRESHOLD, top_k: int = TOP_K,
-                  progress: Progress | None = None) -> pd.DataFrame:
+def near_findings(
+    manifest: pd.DataFrame,
+    fps: list[Fingerprint],
+    hashes: pd.Series,
+    threshold: float = NEAR_THRESHOLD,
+    top_k: int = TOP_K,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
     """Pairs in different splits whose fingerprints match above `threshold` (exact dups excluded)."""
     desc = np.stack([f.descriptor for f in fps])
     pairs = candidate_pairs(desc, manifest["split"].to_numpy(), top_k)
@@ -124,15 +148,30 @@ def near_findings(manifest: pd.DataFrame, fps: list[Fingerprint], hashes: pd.Ser
             progress(min(1.0, pos / len(pairs)), f"compared {min(pos, len(pairs))}/{len(pairs)} candidate pairs")
     hit = scores >= threshold
     ids, spl = manifest["clip_id"].to_numpy(), manifest["split"].to_numpy()
-    rows = [{"kind": "near_duplicate", "clip_a": ids[i], "split_a": spl[i], "clip_b": ids[j], "split_b": spl[j],
-             "score": round(float(sc), 4), "detail": f"fingerprint match {sc:.2f} at lag {lag * 10:+d} ms"}
-            for (i, j), sc, lag in zip(pairs[hit], scores[hit], lags[hit])]
+    rows = [
+        {
+            "kind": "near_duplicate",
+            "clip_a": ids[i],
+            "split_a": spl[i],
+            "clip_b": ids[j],
+            "split_b": spl[j],
+            "score": round(float(sc), 4),
+            "detail": f"fingerprint match {sc:.2f} at lag {lag * 10:+d} ms",
+        }
+        for (i, j), sc, lag in zip(pairs[hit], scores[hit], lags[hit])
+    ]
     return pd.DataFrame(rows, columns=FINDING_COLUMNS)
 
 
-def audit(manifest: pd.DataFrame, load: Callable[[pd.Series], np.ndarray], *, content: bool = True,
-          threshold: float = NEAR_THRESHOLD, top_k: int = TOP_K,
-          progress: Progress | None = None) -> AuditReport:
+def audit(
+    manifest: pd.DataFrame,
+    load: Callable[[pd.Series], np.ndarray],
+    *,
+    content: bool = True,
+    threshold: float = NEAR_THRESHOLD,
+    top_k: int = TOP_K,
+    progress: Progress | None = None,
+) -> AuditReport:
     """Audit a manifest that has a `split` column; `load(row)` returns the clip's samples at 16 kHz.
 
     Progress is reported as (fraction, message): loading takes the first 70%, comparing the rest.
@@ -155,7 +194,102 @@ def audit(manifest: pd.DataFrame, load: Callable[[pd.Series], np.ndarray], *, co
         parts.append(exact_findings(manifest, hashes))
         sub = (lambda f, m: progress(0.7 + 0.3 * f, m)) if progress else None
         parts.append(near_findings(manifest, fps, hashes, threshold, top_k, sub))
-    findings = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) \
+    findings = (
+        pd.concat([p for p in parts if len(p)], ignore_index=True)
+        if any(len(p) for p in parts)
         else pd.DataFrame(columns=FINDING_COLUMNS)
+    )
     settings = {"content": content, "threshold": threshold, "top_k": top_k}
     return AuditReport(findings, len(manifest), time.perf_counter() - t0, settings)
+
+
+# ---------------------------------------------------------------- saved audits of saved splits
+
+
+def _audit_path(ds, name: str):
+    from core.splits import splits_dir, validate_split_name
+
+    return splits_dir(ds) / f"{validate_split_name(name)}.audit.json"
+
+
+def audit_split(
+    ds,
+    name: str,
+    *,
+    content: bool = True,
+    threshold: float = NEAR_THRESHOLD,
+    top_k: int = TOP_K,
+    progress: Progress | None = None,
+) -> AuditReport:
+    """Audit the saved split `name` of dataset `ds` and save the report beside it."""
+    from core import atomic
+    from core.splits import file_hash, load_split, splits_dir
+
+    manifest = ds.manifest.assign(split=load_split(ds, name).to_numpy())
+    report = audit(
+        manifest,
+        lambda row: ds.load_clip(row["clip_id"]).samples,
+        content=content,
+        threshold=threshold,
+        top_k=top_k,
+        progress=progress,
+    )
+    atomic.write_json(
+        _audit_path(ds, name),
+        {
+            "split": name,
+            "split_hash": file_hash(splits_dir(ds) / f"{name}.csv"),
+            "leaky": report.leaky,
+            "counts": report.counts(),
+            "n_clips": report.n_clips,
+            "seconds": round(report.seconds, 2),
+            "settings": report.settings,
+            "findings": report.findings.to_dict(orient="records"),
+        },
+    )
+    return report
+
+
+def load_audit(ds, name: str) -> dict[str, Any] | None:
+    """The saved audit of split `name`, or None if never audited or the split changed since."""
+    import json
+
+    from core.splits import file_hash, splits_dir
+
+    path = _audit_path(ds, name)
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    if saved.get("split_hash") != file_hash(splits_dir(ds) / f"{name}.csv"):
+        return None
+    return saved
+
+
+def split_status(ds, name: str) -> str:
+    """'not audited', 'clean' or 'leaky'."""
+    saved = load_audit(ds, name)
+    if saved is None:
+        return "not audited"
+    return "leaky" if saved["leaky"] else "clean"
+
+
+def require_clean_split(ds, name: str, allow_leaky: bool = False) -> str:
+    """Gate for training: the split must be audited and clean unless the user overrides.
+
+    Returns the status, which a run records in its config (with the override, if used).
+    """
+    from core.errors import SplitError
+
+    status = split_status(ds, name)
+    if status == "clean" or (allow_leaky and status == "leaky"):
+        return status
+    if status == "not audited":
+        raise SplitError(
+            f"split {name!r} of dataset {ds.name!r} has not been audited since it was saved; "
+            f"run: python -m core data audit --dataset {ds.name} --split {name}"
+        )
+    saved = load_audit(ds, name) or {}
+    raise SplitError(
+        f"split {name!r} of dataset {ds.name!r} is leaky ({saved.get('counts')}); "
+        "fix the split, or override explicitly (recorded with the run)"
+    )

@@ -128,8 +128,7 @@ def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
     if not path.exists():
         raise ManifestError(f"{path}: manifest not found")
     try:
-        df = pd.read_csv(path, dtype={"clip_id": str, "group_id": str, "base_clip_id": str},
-                         keep_default_na=True)
+        df = pd.read_csv(path, dtype={"clip_id": str, "group_id": str, "base_clip_id": str}, keep_default_na=True)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise ManifestError(f"{path}: not a readable CSV ({exc})") from exc
     return validate_manifest(df, source=str(path))

@@ -24,8 +24,23 @@ from core import audio, speech
 
 # Kept light at import: groups are built in fresh worker processes, and scipy.signal,
 # pandas and librosa would cost each of them seconds. Heavier modules are imported lazily.
-PROCEDURAL_GROUPS = ("white-noise", "pink-noise", "brown-noise", "tones", "chirps", "clicks", "hum",
-                     "rain", "chords", "engine", "wind", "birdsong", "bells", "siren", "dtmf")
+PROCEDURAL_GROUPS = (
+    "white-noise",
+    "pink-noise",
+    "brown-noise",
+    "tones",
+    "chirps",
+    "clicks",
+    "hum",
+    "rain",
+    "chords",
+    "engine",
+    "wind",
+    "birdsong",
+    "bells",
+    "siren",
+    "dtmf",
+)
 # Recorded effects shipped in the pygame wheel; house_lo is a music loop, the rest are effects.
 RECORDING_GROUPS = ("boom.wav", "car_door.wav", "punch.wav", "whiff.wav", "house_lo.ogg", "secosmic_lo.wav")
 
@@ -138,13 +153,22 @@ def build_group(recipe: Recipe, group: str, label: str, kind: str, out_dir: str)
                 y = audio.peak_normalise(crop)
                 rel = f"audio/{clip_id}.wav"
                 audio.write_wav(Path(out_dir) / rel, y, sr, atomic_write=False)
-                rows.append({
-                    "clip_id": clip_id, "path": rel, "label": label, "group_id": group,
-                    "base_clip_id": base_id, "duration_ms": float(dur),
-                    "snr_db": np.nan if snr is None else float(snr), "noise_type": noise_type,
-                    "content_hash": audio.content_hash(y), "source": source, "text": text,
-                    "sample_rate": sr,
-                })
+                rows.append(
+                    {
+                        "clip_id": clip_id,
+                        "path": rel,
+                        "label": label,
+                        "group_id": group,
+                        "base_clip_id": base_id,
+                        "duration_ms": float(dur),
+                        "snr_db": np.nan if snr is None else float(snr),
+                        "noise_type": noise_type,
+                        "content_hash": audio.content_hash(y),
+                        "source": source,
+                        "text": text,
+                        "sample_rate": sr,
+                    }
+                )
     return rows
 
 
@@ -191,8 +215,11 @@ def build_default(
         manifest = pd.DataFrame(rows).sort_values("clip_id").reset_index(drop=True)
         recipe_dict = asdict(recipe)
         info = {
-            "name": name, "kind": "embedded-default", "recipe": recipe_dict,
-            "n_clips": len(manifest), "build_seconds": round(time.perf_counter() - t0, 2),
+            "name": name,
+            "kind": "embedded-default",
+            "recipe": recipe_dict,
+            "n_clips": len(manifest),
+            "build_seconds": round(time.perf_counter() - t0, 2),
             "description": "Synthetic speech (eSpeak NG voices) vs procedural and packaged non-speech.",
         }
         save_dataset(tmp, manifest, info)

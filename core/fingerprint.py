@@ -52,8 +52,9 @@ def fingerprint(x: np.ndarray, sr: int = TARGET_SR) -> Fingerprint:
     return Fingerprint(p.astype(np.float32), d.astype(np.float32))
 
 
-def lag_correlations(patterns_a: list[np.ndarray], patterns_b: list[np.ndarray],
-                     min_overlap: float = 0.5, min_frames: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def lag_correlations(
+    patterns_a: list[np.ndarray], patterns_b: list[np.ndarray], min_overlap: float = 0.5, min_frames: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
     """Normalised cross-correlation of each pair (a_i, b_i) at every time lag.
 
     Returns (scores (n_pairs, n_lags), lags): score[i, k] correlates a_i[t + lag_k] with
@@ -90,8 +91,9 @@ def lag_correlations(patterns_a: list[np.ndarray], patterns_b: list[np.ndarray],
     return np.where(valid & (denom > 1e-9), num / np.maximum(denom, 1e-9), -1.0), lags
 
 
-def match_scores(fps_a: list[Fingerprint], fps_b: list[Fingerprint],
-                 min_overlap: float = 0.7) -> tuple[np.ndarray, np.ndarray]:
+def match_scores(
+    fps_a: list[Fingerprint], fps_b: list[Fingerprint], min_overlap: float = 0.7
+) -> tuple[np.ndarray, np.ndarray]:
     """Match score per pair: max over lags of the pattern correlation; and its lag in frames."""
     if not fps_a:
         return np.zeros(0), np.zeros(0, int)

@@ -156,8 +156,9 @@ def bells(rng, n, sr):
     ratios = np.array([0.5, 1.0, 1.19, 1.56, 2.0, 2.51, 2.66, 3.01])
     for start in np.sort(rng.integers(0, n // 2, rng.integers(1, 4))):
         t = _t(n - start, sr)
-        strike = sum(np.exp(-t / rng.uniform(0.2, 1.2)) * np.sin(2 * np.pi * f0 * r * t) / (i + 1)
-                     for i, r in enumerate(ratios))
+        strike = sum(
+            np.exp(-t / rng.uniform(0.2, 1.2)) * np.sin(2 * np.pi * f0 * r * t) / (i + 1) for i, r in enumerate(ratios)
+        )
         _place(out, strike, int(start))
     return out
 
@@ -186,11 +187,23 @@ def dtmf(rng, n, sr):
 
 
 PROCEDURAL: dict[str, Generator] = {
-    "white-noise": white_noise, "pink-noise": pink_noise, "brown-noise": brown_noise,
-    "tones": tones, "chirps": chirps, "clicks": clicks, "hum": hum, "rain": rain,
-    "chords": chords, "engine": engine, "wind": wind, "birdsong": birdsong, "bells": bells,
-    "siren": siren, "dtmf": dtmf,
+    "white-noise": white_noise,
+    "pink-noise": pink_noise,
+    "brown-noise": brown_noise,
+    "tones": tones,
+    "chirps": chirps,
+    "clicks": clicks,
+    "hum": hum,
+    "rain": rain,
+    "chords": chords,
+    "engine": engine,
+    "wind": wind,
+    "birdsong": birdsong,
+    "bells": bells,
+    "siren": siren,
+    "dtmf": dtmf,
 }
+
 
 def packaged_recordings_dir() -> Path | None:
     """Folder of pygame's example sounds, found without importing pygame; None if absent."""

@@ -135,14 +135,26 @@ _SENTENCES: dict[str, list[str]] = {
 # English sentences come from a small grammar. Each English group has its own subject,
 # verbs and places, so no phrase is spoken by two groups.
 _EN_WORDS = {
-    "en-m1": ("The old fisherman", ["carried a heavy basket", "mended his torn nets", "rowed against the tide"],
-              ["across the market square", "beside the harbour wall"]),
-    "en-us-f4": ("My younger sister", ["sang a cheerful song", "painted a wooden fence", "baked twelve muffins"],
-                 ["near the railway station", "in the sunny kitchen"]),
-    "en-gb-scotland-m7": ("A tired student", ["read the morning paper", "waited patiently", "lost his umbrella"],
-                          ["inside the crowded library", "outside the castle gate"]),
-    "en-029-f1": ("The busy doctor", ["fixed the broken chair", "walked slowly home", "answered every call"],
-                  ["under the tall palm tree", "along the sandy beach"]),
+    "en-m1": (
+        "The old fisherman",
+        ["carried a heavy basket", "mended his torn nets", "rowed against the tide"],
+        ["across the market square", "beside the harbour wall"],
+    ),
+    "en-us-f4": (
+        "My younger sister",
+        ["sang a cheerful song", "painted a wooden fence", "baked twelve muffins"],
+        ["near the railway station", "in the sunny kitchen"],
+    ),
+    "en-gb-scotland-m7": (
+        "A tired student",
+        ["read the morning paper", "waited patiently", "lost his umbrella"],
+        ["inside the crowded library", "outside the castle gate"],
+    ),
+    "en-029-f1": (
+        "The busy doctor",
+        ["fixed the broken chair", "walked slowly home", "answered every call"],
+        ["under the tall palm tree", "along the sandy beach"],
+    ),
 }
 
 
@@ -158,6 +170,7 @@ def sentences_for(group: str, n: int) -> list[str]:
     if n > len(bank):
         raise ValueError(f"only {len(bank)} sentences for group {group}, asked for {n}")
     return bank[:n]
+
 
 def synthesize_sentence(group: str, text: str) -> tuple[np.ndarray, int]:
     """Speak `text` with the voice of speaker `group`; float32 samples and their rate."""

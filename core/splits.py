@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +112,13 @@ def save_split(ds: Dataset, name: str, split: pd.Series, meta: dict[str, Any]) -
     validate_split_name(name)
     table = pd.DataFrame({"clip_id": ds.manifest["clip_id"].to_numpy(), "split": split.to_numpy()})
     path = atomic.write_csv(splits_dir(ds) / f"{name}.csv", table)
-    info = {**meta, "name": name, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "counts": table["split"].value_counts().to_dict(), "split_hash": file_hash(path)}
+    info = {
+        **meta,
+        "name": name,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "counts": table["split"].value_counts().to_dict(),
+        "split_hash": file_hash(path),
+    }
     atomic.write_json(splits_dir(ds) / f"{name}.json", info)
     return path
 

@@ -1,0 +1,12 @@
+"""Speech Detection Lab: Streamlit entry point (navigation over the pages in pages/)."""
+
+import streamlit as st
+
+st.set_page_config(page_title="Speech Detection Lab", page_icon="🎙️", layout="wide")
+
+PAGES = [
+    st.Page("pages/data.py", title="Data", icon="🎧", default=True),
+    st.Page("pages/split_audit.py", title="Split & leakage audit", icon="🧪"),
+]
+
+st.navigation(PAGES).run()

@@ -1,0 +1,112 @@
+"""Split & leakage audit: make a group-aware split, save it, audit any split for leaks."""
+
+import pandas as pd
+import streamlit as st
+
+from core.audit import NEAR_THRESHOLD, audit_split, load_audit, split_status
+from core.errors import LabError
+from core.splits import check_split, list_splits, load_split, make_split, save_split, split_info
+from ui.state import pick_dataset
+
+st.title("Split & leakage audit")
+ds = pick_dataset()
+if ds is None:
+    st.stop()
+
+st.subheader("Make a split")
+st.caption(
+    "Group-aware and label-stratified: all clips of a speaker/source group and all variants of a "
+    "base clip stay on one side."
+)
+with st.form("make_split"):
+    c = st.columns(5)
+    name = c[0].text_input("Split name", value="default")
+    train = c[1].number_input("Train", 0.0, 1.0, 0.70, 0.05)
+    dev = c[2].number_input("Dev", 0.0, 1.0, 0.15, 0.05)
+    test = c[3].number_input("Test", 0.0, 1.0, 0.15, 0.05)
+    seed = c[4].number_input("Seed", 0, 2**31 - 1, 0, 1)
+    submitted = st.form_submit_button("Make and save split", type="primary")
+if submitted:
+    try:
+        fractions = {"train": train, "dev": dev, "test": test}
+        split = make_split(ds.manifest, fractions, seed=int(seed))
+        problems = check_split(ds.manifest, split)
+        if problems:
+            raise LabError("; ".join(problems))
+        save_split(ds, name, split, {"fractions": fractions, "seed": int(seed), "method": "group-stratified"})
+        st.session_state["audit_split"] = name
+        st.success(f"saved split {name!r}; audit it below before training on it")
+    except LabError as exc:
+        st.error(str(exc))
+
+splits = list_splits(ds)
+if not splits:
+    st.info("No saved split yet.")
+    st.stop()
+
+st.subheader("Audit a split")
+current = st.session_state.get("audit_split")
+chosen = st.selectbox("Split", splits, index=splits.index(current) if current in splits else 0, key="audit_split")
+split = load_split(ds, chosen)
+status = split_status(ds, chosen)
+badge = {
+    "clean": ":green[clean]",
+    "leaky": ":red[LEAKY — training on it needs an explicit override]",
+    "not audited": ":orange[not audited]",
+}[status]
+st.markdown(f"Status: **{badge}**")
+info = split_info(ds, chosen)
+m = ds.manifest.assign(split=split.to_numpy())
+summary = m.groupby(["split", "label"]).agg(clips=("clip_id", "size"), groups=("group_id", "nunique"))
+c1, c2 = st.columns([2, 1])
+c1.dataframe(summary.unstack("label"), width="stretch")
+c2.json({k: info.get(k) for k in ("fractions", "seed", "created", "method")}, expanded=False)
+
+c = st.columns(3)
+threshold = c[0].slider(
+    "Near-duplicate threshold",
+    0.5,
+    1.0,
+    NEAR_THRESHOLD,
+    0.01,
+    help="Fingerprint match score above which two clips count as the same audio.",
+)
+content = c[1].checkbox("Content checks (decode all audio)", value=True)
+if c[2].button("Run audit", type="primary"):
+    bar = st.progress(0.0, text="starting… (press Stop, top right, to cancel)")
+    try:
+        report = audit_split(
+            ds,
+            chosen,
+            content=content,
+            threshold=threshold,
+            progress=lambda f, msg: bar.progress(min(f, 1.0), text=msg),
+        )
+        bar.progress(1.0, text=f"done in {report.seconds:.1f} s")
+        st.rerun()
+    except LabError as exc:
+        st.error(str(exc))
+
+saved = load_audit(ds, chosen)
+if saved is None:
+    st.stop()
+findings = pd.DataFrame(saved["findings"])
+st.caption(f"Last audit: {saved['n_clips']} clips in {saved['seconds']} s, settings {saved['settings']}")
+if findings.empty:
+    st.success("No findings: no group or base clip crosses splits, and no duplicate audio across splits.")
+    st.stop()
+st.error(f"{len(findings)} finding(s): {saved['counts']}")
+event = st.dataframe(
+    findings, width="stretch", hide_index=True, on_select="rerun", selection_mode="single-row", key="findings_table"
+)
+rows = event.selection.rows if event and event.selection else []
+pick = findings.iloc[rows[0] if rows else 0]
+st.markdown(f"**{pick['kind']}** — {pick['detail']}")
+for box, side in zip(st.columns(2), ("a", "b")):
+    clip_id = pick[f"clip_{side}"]
+    box.markdown(f"`{clip_id}` ({pick[f'split_{side}']})")
+    try:
+        clip = ds.load_clip(clip_id)
+        box.audio(clip.samples, sample_rate=clip.sr)
+    except LabError as exc:
+        box.error(str(exc))

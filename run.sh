@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Install everything, build the embedded default dataset if it is missing, open the dashboard.
+# Listens on localhost:8501 unless LAB_ADDRESS / LAB_PORT say otherwise.
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/setup_env.sh requirements.txt
+.venv/bin/python -m core data build-default
+exec .venv/bin/streamlit run app.py \
+  --server.address "${LAB_ADDRESS:-localhost}" --server.port "${LAB_PORT:-8501}" \
+  --browser.gatherUsageStats false "$@"

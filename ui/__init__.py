@@ -1,0 +1,1 @@
+"""Streamlit helpers shared by the pages: dataset picking, cached loading, plots, progress."""

@@ -1,0 +1,51 @@
+"""Dataset and split selection shared by every page, with cached loading."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.datasets import Dataset, list_datasets, load_dataset
+from core.default_dataset import build_default
+from core.errors import LabError
+
+
+@st.cache_data(show_spinner=False)
+def _load(name: str, mtime: float) -> Dataset:
+    return load_dataset(name)
+
+
+def get_dataset(name: str) -> Dataset:
+    """Load a dataset, re-reading it only when its manifest file changes."""
+    from core.datasets import dataset_root
+
+    return _load(name, (dataset_root(name) / "manifest.csv").stat().st_mtime)
+
+
+def offer_default_build() -> None:
+    """When no dataset exists, offer to build the embedded one (with progress)."""
+    st.info("No dataset yet. The embedded default dataset builds offline in about 15 s.")
+    if st.button("Build the embedded default dataset", type="primary"):
+        bar = st.progress(0.0, text="starting…")
+        build_default(progress=lambda f, m: bar.progress(f, text=m))
+        st.rerun()
+
+
+def pick_dataset() -> Dataset | None:
+    """Sidebar dataset picker; remembers the choice across pages in session state."""
+    names = list_datasets()
+    if not names:
+        offer_default_build()
+        return None
+    current = st.session_state.get("dataset", "default")
+    index = names.index(current) if current in names else 0
+    name = st.sidebar.selectbox("Dataset", names, index=index, key="dataset_picker")
+    st.session_state["dataset"] = name
+    try:
+        return get_dataset(name)
+    except LabError as exc:
+        st.error(str(exc))
+        return None
+
+
+def show_error(exc: Exception) -> None:
+    st.error(f"{type(exc).__name__}: {exc}" if not isinstance(exc, LabError) else str(exc))
