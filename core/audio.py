@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,12 +60,7 @@ def load_audio(
             "libsndfile does not read; convert it to WAV or FLAC."
         ) from exc
     notes: list[str] = []
-    expected = (stop if stop is not None else info.frames) - start
-    if info.frames > 0 and data.shape[0] < min(expected, info.frames - start):
-        raise AudioError(
-            f"{path}: truncated file: its header promises {expected} frames from frame {start}, "
-            f"only {data.shape[0]} could be read"
-        )
+    _check_not_truncated(path, info.extra_info)
     if data.shape[0] == 0:
         where = "" if start_s is None and end_s is None else f" in segment [{start_s}, {end_s}) s"
         raise AudioError(f"{path}: empty clip (0 samples){where}")
@@ -83,6 +79,19 @@ def load_audio(
     return LoadedAudio(samples.astype(np.float32, copy=False), target_sr, notes)
 
 
+_DATA_SIZE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
+def _check_not_truncated(path: Path, log: str) -> None:
+    """libsndfile silently reads what is left of a truncated WAV; its log says so: refuse it.
+
+    Streaming writers leave 0 or 0xFFFFFFFF as the data size; those are not truncation.
+    """
+    m = _DATA_SIZE.search(log or "")
+    if m and 0 < int(m[2]) < int(m[1]) < 0xFFFFFFF0:
+        raise AudioError(f"{path}: truncated file: header declares {m[1]} bytes of audio, only {m[2]} present")
+
+
 def resample(x: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """High-quality band-limited resampling (libsoxr, the resampler librosa uses by default)."""
     if orig_sr == target_sr:
@@ -97,11 +106,14 @@ def write_wav(path: str | os.PathLike[str], x: np.ndarray, sr: int = TARGET_SR, 
     is itself a temporary build folder that will be renamed into place whole."""
     if not np.isfinite(x).all():
         raise AudioError(f"{path}: refusing to write NaN or infinite samples")
+    # Quantise here rather than in libsndfile (which scales floats by 32767 on write but
+    # by 1/32768 on read), so the file decodes to exactly the samples `content_hash` saw.
+    pcm = to_pcm16(x)
     if not atomic_write:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(path), x, sr, subtype="PCM_16", format="WAV")
+        sf.write(str(path), pcm, sr, subtype="PCM_16", format="WAV")
         return Path(path)
-    return atomic.write_with(path, lambda p: sf.write(str(p), x, sr, subtype="PCM_16", format="WAV"), ".wav")
+    return atomic.write_with(path, lambda p: sf.write(str(p), pcm, sr, subtype="PCM_16", format="WAV"), ".wav")
 
 
 def to_pcm16(x: np.ndarray) -> np.ndarray:

@@ -119,7 +119,7 @@ def validate_manifest(df: pd.DataFrame, source: str = "manifest") -> pd.DataFram
     for col in ("duration_ms", "snr_db", "start_s", "end_s"):
         df[col] = pd.to_numeric(df[col], errors="coerce")
     for col in ("noise_type", "content_hash", "source", "text"):
-        df[col] = df[col].fillna(OPTIONAL_COLUMNS[col]).astype(str)
+        df[col] = df[col].astype("object").fillna(OPTIONAL_COLUMNS[col]).astype(str)
     return df.reset_index(drop=True)
 
 

@@ -1,0 +1,35 @@
+"""Shared fixtures: one embedded dataset per test session, built into a temporary data dir."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FSDD = REPO.parent / "shared" / "audio" / "fsdd" / "recordings"
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private LAB_DATA_DIR for the whole session, so tests never touch the user's data/."""
+    d = tmp_path_factory.mktemp("labdata")
+    os.environ["LAB_DATA_DIR"] = str(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def default_ds(data_dir: Path):
+    from core.datasets import load_dataset
+    from core.default_dataset import build_default
+
+    build_default()
+    return load_dataset("default")
+
+
+@pytest.fixture(scope="session")
+def fsdd_dir() -> Path:
+    if not FSDD.is_dir():
+        pytest.skip("../shared/audio/fsdd is not present beside the checkout")
+    return FSDD.parent

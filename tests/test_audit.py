@@ -1,0 +1,116 @@
+"""The leakage audit finds planted leaks of every kind and stays silent on a clean split."""
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from core import audio
+from core.audit import audit, audit_split, require_clean_split, split_status
+from core.errors import SplitError
+from core.splits import make_split, save_split
+
+
+def _loader(ds, extra: dict):
+    def load(row):
+        return extra[row["clip_id"]] if row["clip_id"] in extra else ds.load_clip(row["clip_id"]).samples
+
+    return load
+
+
+def _reencode_lossy(x: np.ndarray) -> np.ndarray:
+    buf = io.BytesIO()
+    sf.write(buf, x, 16000, format="OGG", subtype="VORBIS")
+    buf.seek(0)
+    return sf.read(buf, dtype="float32")[0]
+
+
+@pytest.fixture(scope="module")
+def split_manifest(default_ds):
+    return default_ds.manifest.assign(split=make_split(default_ds.manifest, seed=0).to_numpy())
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_clean_split_has_no_finding(default_ds, seed):
+    m = default_ds.manifest.assign(split=make_split(default_ds.manifest, seed=seed).to_numpy())
+    report = audit(m, _loader(default_ds, {}))
+    assert not report.leaky, report.findings.head().to_string()
+
+
+def test_every_planted_leak_is_found(default_ds, split_manifest):
+    m = split_manifest
+    train_speech = m[(m["split"] == "train") & (m["label"] == "speech") & (m["duration_ms"] >= 500)]
+    sources = train_speech.groupby("group_id").head(1).head(5)["clip_id"].tolist()
+    x = {cid: default_ds.load_clip(cid).samples for cid in sources}
+    planted = {
+        "leak-renamed": ("exact_duplicate", x[sources[0]].copy()),
+        "leak-reencoded": ("near_duplicate", _reencode_lossy(x[sources[1]])),
+        "leak-plus3db": ("near_duplicate", x[sources[2]] * 10 ** (3 / 20)),
+        "leak-shift50ms": ("near_duplicate", np.concatenate([np.zeros(800, np.float32), x[sources[3]]])),
+        "leak-trimmed": ("near_duplicate", x[sources[4]][1600:-800]),
+    }
+    rows = []
+    for name, src in zip(planted, sources):
+        row = m[m["clip_id"] == src].iloc[0].to_dict()
+        rows.append({**row, "clip_id": name, "group_id": f"g-{name}", "base_clip_id": name, "split": "test"})
+    # a group on both sides: move one train clip of another group into test
+    moved_group = m[m["split"] == "train"]["group_id"].iloc[-1]
+    moved = m.index[(m["group_id"] == moved_group)][0]
+    leaky = pd.concat([m, pd.DataFrame(rows)], ignore_index=True)
+    leaky.loc[moved, "split"] = "test"
+
+    report = audit(leaky, _loader(default_ds, {k: v for k, (_, v) in planted.items()}))
+    f = report.findings
+    for (name, (kind, _)), src in zip(planted.items(), sources):
+        hit = f[(f["kind"] == kind) & (f["clip_b"].eq(name) | f["clip_a"].eq(name))]
+        assert len(hit), f"{name} not found as {kind}"
+        partners = set(hit["clip_a"]) | set(hit["clip_b"])
+        assert src in partners, f"{name} matched {partners}, not its source {src}"
+    assert ((f["kind"] == "group_overlap") & f["detail"].str.contains(moved_group)).any()
+    assert report.leaky
+    assert ((f["kind"] == "base_clip_overlap") & f["detail"].str.contains(leaky.loc[moved, "base_clip_id"])).any()
+    # nothing else was flagged: every content finding involves a planted copy or the moved clip
+    # (which really does share audio with its base clip's other variants left in train)
+    involved = {*planted, leaky.loc[moved, "clip_id"]}
+    content = f[f["kind"].isin(["exact_duplicate", "near_duplicate"])]
+    assert (content["clip_a"].isin(involved) | content["clip_b"].isin(involved)).all(), content.to_string()
+
+
+def test_saved_audit_gates_training(default_ds):
+    m = default_ds.manifest
+    split = make_split(m, seed=0)
+    save_split(default_ds, "gate", split, {"seed": 0})
+    with pytest.raises(SplitError, match="not been audited"):
+        require_clean_split(default_ds, "gate")
+    audit_split(default_ds, "gate", content=False)
+    assert split_status(default_ds, "gate") == "clean"
+    assert require_clean_split(default_ds, "gate") == "clean"
+
+    leaky = split.copy()
+    g = m["group_id"].iloc[0]
+    leaky[(m["group_id"] == g).to_numpy().nonzero()[0][:1]] = (
+        "test" if split[m["group_id"] == g].iloc[0] != "test" else "train"
+    )
+    save_split(default_ds, "gate", leaky, {"seed": 0})
+    assert split_status(default_ds, "gate") == "not audited"  # the split changed since its audit
+    report = audit_split(default_ds, "gate", content=False)
+    assert report.leaky and split_status(default_ds, "gate") == "leaky"
+    with pytest.raises(SplitError, match="leaky"):
+        require_clean_split(default_ds, "gate")
+    assert require_clean_split(default_ds, "gate", allow_leaky=True) == "leaky"
+
+
+def test_fingerprint_scores_copies_high_and_strangers_low(default_ds):
+    from core.fingerprint import fingerprint, match_scores
+
+    m = default_ds.manifest
+    ids = m[(m["label"] == "speech") & (m["duration_ms"] == 1000)]["clip_id"].iloc[[0, 200]]
+    a, b = (default_ds.load_clip(c).samples for c in ids)
+    fa, fb = fingerprint(a), fingerprint(b)
+    same, lag = match_scores([fa], [fingerprint(np.concatenate([np.zeros(800, np.float32), a * 0.3]))])
+    other, _ = match_scores([fa], [fb])
+    assert same[0] > 0.95 and lag[0] == -5  # 50 ms = 5 frames
+    assert other[0] < 0.6
+    assert audio.content_hash(a) != audio.content_hash(b)
