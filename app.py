@@ -7,6 +7,7 @@ st.set_page_config(page_title="Speech Detection Lab", page_icon="🎙️", layou
 PAGES = [
     st.Page("pages/data.py", title="Data", icon="🎧", default=True),
     st.Page("pages/split_audit.py", title="Split & leakage audit", icon="🧪"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon="📈"),
 ]
 
 st.navigation(PAGES).run()

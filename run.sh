@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup_env.sh requirements.txt
 .venv/bin/python -m core data build-default
+.venv/bin/python -m core model build-base
 exec .venv/bin/streamlit run app.py \
   --server.address "${LAB_ADDRESS:-localhost}" --server.port "${LAB_PORT:-8501}" \
   --browser.gatherUsageStats false "$@"

@@ -293,3 +293,35 @@ def require_clean_split(ds, name: str, allow_leaky: bool = False) -> str:
         f"split {name!r} of dataset {ds.name!r} is leaky ({saved.get('counts')}); "
         "fix the split, or override explicitly (recorded with the run)"
     )
+
+
+def audit_against(
+    ds,
+    split_name: str,
+    part: str,
+    reference,
+    *,
+    threshold: float = NEAR_THRESHOLD,
+    top_k: int = TOP_K,
+    progress: Progress | None = None,
+) -> AuditReport:
+    """Audit one side of a split against another dataset, e.g. the lab base model's training pool.
+
+    The reference is treated as one more split named `ref:<name>`, so every finding names a
+    clip of `part` and a clip of the reference that share a group, a base clip or audio.
+    """
+    from core.splits import load_split
+
+    side = ds.manifest.assign(split=load_split(ds, split_name).to_numpy())
+    if part != "all":
+        side = side[side["split"] == part]
+    ref = reference.manifest.assign(split=f"ref:{reference.name}")
+    both = pd.concat([side.assign(_ds=0), ref.assign(_ds=1)], ignore_index=True)
+    sources = (ds, reference)
+    return audit(
+        both,
+        lambda row: sources[int(row["_ds"])].load_clip(row["clip_id"]).samples,
+        threshold=threshold,
+        top_k=top_k,
+        progress=progress,
+    )

@@ -92,9 +92,18 @@ def cmd_audit(args: argparse.Namespace) -> int:
     ds = load_dataset(args.dataset)
     update, close = _tqdm_progress("auditing")
     try:
-        report = audit_split(
-            ds, args.split, content=not args.structural_only, threshold=args.threshold, progress=update
-        )
+        if args.against_base:
+            from core.audit import audit_against
+            from core.default_dataset import build_default
+            from core.lab_model import POOL_DATASET, pool_recipe
+
+            build_default(POOL_DATASET, pool_recipe())  # deterministic: rebuilt if missing
+            reference = load_dataset(POOL_DATASET)
+            report = audit_against(ds, args.split, args.part, reference, threshold=args.threshold, progress=update)
+        else:
+            report = audit_split(
+                ds, args.split, content=not args.structural_only, threshold=args.threshold, progress=update
+            )
     finally:
         close()
     verdict = "LEAKY" if report.leaky else "clean"
@@ -102,6 +111,86 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if report.leaky:
         print(report.findings.head(args.show).to_string(index=False))
     return 1 if report.leaky and args.fail_on_leak else 0
+
+
+def cmd_build_base(args: argparse.Namespace) -> int:
+    from core.lab_model import base_model_dir, train_base_model
+
+    folder = base_model_dir()
+    if (folder / "config.json").exists() and not args.force:
+        print(f"base model present: {folder}")
+        return 0
+    update, close = _tqdm_progress("training the lab base model")
+    try:
+        train_base_model(folder, progress=update)
+    finally:
+        close()
+    print(f"base model ready: {folder}")
+    return 0
+
+
+def _job_dir(args: argparse.Namespace):
+    from pathlib import Path
+
+    return Path(args.job_dir) if getattr(args, "job_dir", None) else None
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import signal
+
+    from core import jobs
+    from core.datasets import load_dataset
+    from core.detectors import make_detector
+    from core.evaluate import evaluate
+
+    job = _job_dir(args)
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
+    opts = {}
+    if args.detector in ("audio-llm", "lab-base"):
+        opts = {
+            "batch_size": args.batch_size,
+            "padding": args.padding,
+            "mode": args.mode,
+            "adapter": args.adapter or "",
+            "dtype": args.dtype,
+            "load_in_4bit": args.load_in_4bit,
+        }
+        if args.detector == "audio-llm":
+            opts["model"] = args.model
+        if args.prompt:
+            opts["prompt"] = args.prompt
+    try:
+        if job:
+            jobs.write_status(job, "running", 0.0, f"loading {args.detector}")
+        detector = make_detector(args.detector, **opts)
+        update, close = (jobs.reporter(job), lambda: None) if job else _tqdm_progress(f"scoring with {args.detector}")
+        try:
+            path = evaluate(
+                load_dataset(args.dataset),
+                args.split,
+                args.part,
+                detector,
+                batch_size=args.batch_size,
+                seed=args.seed,
+                progress=update,
+                should_stop=lambda: stop["now"],
+            )
+        finally:
+            close()
+    except KeyboardInterrupt:
+        if job:
+            jobs.write_status(job, "cancelled", 0.0, "cancelled by the user")
+        print("cancelled; no table written", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if job:
+            jobs.write_status(job, "failed", 0.0, str(exc))
+        raise
+    if job:
+        jobs.write_status(job, "finished", 1.0, f"wrote {path.name}", result=str(path))
+    print(f"predictions: {path}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,7 +233,37 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--structural-only", action="store_true", help="skip the content (audio) checks")
     a.add_argument("--show", type=int, default=20, help="findings to print")
     a.add_argument("--fail-on-leak", action="store_true", help="exit 1 if the split is leaky")
+    a.add_argument(
+        "--against-base",
+        action="store_true",
+        help="check --part of the split against the lab base model's training pool instead",
+    )
+    a.add_argument("--part", default="test", help="with --against-base: train, dev, test or all")
     a.set_defaults(func=cmd_audit)
+
+    model = top.add_parser("model", help="the lab base model").add_subparsers(dest="cmd", required=True)
+    mb = model.add_parser("build-base", help="train the lab base model from its recipe if missing (~1 min)")
+    mb.add_argument("--force", action="store_true")
+    mb.set_defaults(func=cmd_build_base)
+
+    from core.detectors import DETECTORS
+
+    e = top.add_parser("evaluate", help="score a split with a detector; write a predictions table")
+    e.add_argument("--dataset", default="default")
+    e.add_argument("--split", default="default", help="saved split name")
+    e.add_argument("--part", default="test", help="train, dev, test or all")
+    e.add_argument("--detector", default="lab-base", choices=sorted(DETECTORS))
+    e.add_argument("--model", default="Qwen/Qwen2-Audio-7B-Instruct", help="audio-llm: local dir or cached id")
+    e.add_argument("--adapter", default="", help="LoRA adapter folder (peft)")
+    e.add_argument("--prompt", default="", help="question text (answers A = speech, B = non-speech)")
+    e.add_argument("--padding", default="trimmed", choices=["trimmed", "padded"])
+    e.add_argument("--mode", default="logits", choices=["logits", "generate"])
+    e.add_argument("--dtype", default="auto")
+    e.add_argument("--load-in-4bit", action="store_true", help="NF4 base weights (CUDA + bitsandbytes)")
+    e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--seed", type=int, default=None, help="recorded in the table (e.g. the run's seed)")
+    e.add_argument("--job-dir", default=None, help=argparse.SUPPRESS)
+    e.set_defaults(func=cmd_evaluate)
     return p
 
 

@@ -75,10 +75,15 @@ def _rng(recipe: Recipe, *parts: str) -> np.random.Generator:
 
 
 def group_ids(recipe: Recipe) -> list[tuple[str, str, str]]:
-    """(group_id, label, kind) for every group of the recipe."""
+    """(group_id, label, kind) for every group of the recipe.
+
+    `recipe.extra["group_prefix"]` names a separate pool's non-speech groups apart (the base
+    model's pool uses the same generators with other seeds); pool speakers have own names.
+    """
+    tag = recipe.extra.get("group_prefix", "")
     out = [(f"spk-{g}", "speech", "voice") for g in recipe.speech_groups]
-    out += [(f"src-{g}", "nonspeech", "procedural") for g in recipe.procedural_groups]
-    out += [(f"rec-{Path(g).stem}", "nonspeech", "recording") for g in recipe.recording_groups]
+    out += [(f"{tag}src-{g}", "nonspeech", "procedural") for g in recipe.procedural_groups]
+    out += [(f"{tag}rec-{Path(g).stem}", "nonspeech", "recording") for g in recipe.recording_groups]
     return out
 
 
@@ -117,14 +122,14 @@ def _base_audio(recipe: Recipe, group: str, kind: str, i: int) -> tuple[np.ndarr
         name = group.removeprefix("spk-")
         text = speech.sentences_for(name, recipe.speech_bases_per_group)[i]
         x, tts_sr = speech.synthesize_sentence(name, text)
-        return audio.resample(x, tts_sr, sr), speech.VOICES[name].name, text
+        return audio.resample(x, tts_sr, sr), speech.ALL_VOICES[name].name, text
     from core import nonspeech
 
     if kind == "procedural":
-        name = group.removeprefix("src-")
+        name = group.split("src-", 1)[1]
         x = np.asarray(nonspeech.PROCEDURAL[name](rng, n, sr), dtype=np.float32)
         return x, name, ""
-    name = next(r for r in recipe.recording_groups if Path(r).stem == group.removeprefix("rec-"))
+    name = next(r for r in recipe.recording_groups if Path(r).stem == group.split("rec-", 1)[1])
     return nonspeech.recording_variant(name, rng, n, sr), f"pygame:{name}", ""
 
 

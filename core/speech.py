@@ -33,7 +33,68 @@ VOICES: dict[str, Voice] = {
     "ro-croak": Voice("ro", "croak", pitch=36, rate=145),
 }
 
+# The lab base model's training pool: speakers that never enter the lab's dataset.
+POOL_VOICES: dict[str, Voice] = {
+    "pool-en-us-m2": Voice("en-us", "m2", pitch=55, rate=165),
+    "pool-en-f4": Voice("en", "f4", pitch=75, rate=150),
+    "pool-hu-m8": Voice("hu", "m8", pitch=45, rate=155),
+    "pool-tr-f1": Voice("tr", "f1", pitch=65, rate=160),
+    "pool-id-m1": Voice("id", "m1", pitch=40, rate=150),
+    "pool-sk-f3": Voice("sk", "f3", pitch=70, rate=165),
+    "pool-hr-m4": Voice("hr", "m4", pitch=50, rate=145),
+    "pool-ca-f2": Voice("ca", "f2", pitch=60, rate=170),
+}
+ALL_VOICES = {**VOICES, **POOL_VOICES}
+
 _SENTENCES: dict[str, list[str]] = {
+    "pool-en-us-m2": [
+        "Seven green kites drifted over the quiet valley.",
+        "Please bring the blue folder to the second floor.",
+        "Thunder rolled across the hills before midnight.",
+        "Her grandfather restored an old steam engine.",
+    ],
+    "pool-en-f4": [
+        "The lighthouse keeper counted ships until dawn.",
+        "Fresh snow covered the mountain road overnight.",
+        "Our team finished the puzzle in record time.",
+        "A curious fox watched us from the meadow.",
+    ],
+    "hu": [
+        "A vonat reggel hétkor indul Budapestre.",
+        "Nagymamám finom almás pitét süt.",
+        "Holnap kirándulni megyünk a hegyekbe.",
+        "A folyó partján sok horgász ül.",
+    ],
+    "tr": [
+        "Tren sabah yedide İstanbul'a kalkıyor.",
+        "Annem her pazar taze ekmek yapar.",
+        "Yarın deniz kenarında yürüyüş yapacağız.",
+        "Kütüphane hafta sonu erken kapanıyor.",
+    ],
+    "id": [
+        "Kereta ke Bandung berangkat pukul tujuh pagi.",
+        "Ibu saya memasak nasi goreng setiap hari.",
+        "Besok kami akan berenang di pantai.",
+        "Pasar ini ramai sekali pada hari Minggu.",
+    ],
+    "sk": [
+        "Vlak do Košíc odchádza o siedmej ráno.",
+        "Moja stará mama pečie výborné koláče.",
+        "Zajtra pôjdeme na výlet do Tatier.",
+        "Na námestí hrá večer malá kapela.",
+    ],
+    "hr": [
+        "Vlak za Split polazi u sedam sati.",
+        "Moja baka peče najbolje kolače.",
+        "Sutra idemo na izlet na more.",
+        "Na trgu svake večeri svira glazba.",
+    ],
+    "ca": [
+        "El tren cap a Girona surt a les set.",
+        "La meva àvia cuina una paella boníssima.",
+        "Demà anirem a caminar per la muntanya.",
+        "El mercat del barri obre molt d'hora.",
+    ],
     "de": [
         "Der Zug nach Hamburg fährt heute eine Stunde später ab.",
         "Meine Schwester kocht am Sonntag immer eine große Suppe.",
@@ -160,9 +221,11 @@ _EN_WORDS = {
 
 def sentences_for(group: str, n: int) -> list[str]:
     """The `n` sentences the speaker `group` says; no phrase is shared with another group."""
-    voice = VOICES[group]
+    voice = ALL_VOICES[group]
     lang = voice.language.split("-")[0]
-    if lang == "en":
+    if group in _SENTENCES:
+        bank = _SENTENCES[group]
+    elif lang == "en":
         subject, verbs, places = _EN_WORDS[group]
         bank = [f"{subject} {v} {p}." for v, p in itertools.product(verbs, places)]
     else:
@@ -176,4 +239,4 @@ def synthesize_sentence(group: str, text: str) -> tuple[np.ndarray, int]:
     """Speak `text` with the voice of speaker `group`; float32 samples and their rate."""
     from core.tts import synthesize
 
-    return synthesize(text, VOICES[group])
+    return synthesize(text, ALL_VOICES[group])

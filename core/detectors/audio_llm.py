@@ -1,0 +1,314 @@
+"""Audio LLM detector (Qwen2-Audio family): one forward pass, the logits of two answer tokens.
+
+The clip goes into the model's chat template with a multiple-choice question; the next-token
+logits of answer "A" (speech) and "B" (non-speech) are read at the last prompt position.
+
+Two audio paths give the same logits (a test proves it to 1e-4 in fp32):
+- `padded`: the processor's own path — every clip padded to 30 s of log-mel frames;
+- `trimmed` (default): features padded only to the batch's longest clip plus a margin, and
+  the encoder run on that length. The encoder masks padded frames in attention, so valid
+  frames see the same inputs; only convolutions near the end see padding, and the margin
+  keeps their padding identical. A 1 s clip then costs ~1/30 of the encoder work.
+Batches are left-padded with explicit position ids, so a clip's logits do not depend on
+what else is in its batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import LabError
+
+DEFAULT_MODEL = "Qwen/Qwen2-Audio-7B-Instruct"
+SYSTEM = "You are a helpful assistant."
+DEFAULT_PROMPT = (
+    "Does this audio contain human speech?\n"
+    "A. Yes, it contains speech.\n"
+    "B. No, it does not contain speech.\n"
+    "Answer with the letter A or B."
+)
+HOP = 160  # Whisper feature extractor: 10 ms hop at 16 kHz
+MARGIN_FRAMES = 8  # padded frames kept after the longest clip (conv receptive field is 5)
+
+
+@dataclass
+class AudioLLMSpec:
+    """What to load and how to score; saved in each predictions sidecar."""
+
+    model: str = DEFAULT_MODEL
+    prompt: str = DEFAULT_PROMPT
+    answers: tuple[str, str] = ("A", "B")
+    adapter: str = ""
+    dtype: str = "auto"  # auto = bf16 on CUDA, fp32 on CPU
+    device: str = "auto"
+    load_in_4bit: bool = False
+    padding: str = "trimmed"  # or "padded" (30 s, the processor's path)
+    mode: str = "logits"  # or "generate" (constrained to the two answers), for parity checks
+    batch_size: int = 8
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def resolve_device_dtype(spec: AudioLLMSpec):
+    torch = _torch()
+    device = spec.device if spec.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.dtype == "auto":
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    else:
+        dtype = {
+            "float32": torch.float32,
+            "fp32": torch.float32,
+            "bfloat16": torch.bfloat16,
+            "bf16": torch.bfloat16,
+            "float16": torch.float16,
+            "fp16": torch.float16,
+        }.get(spec.dtype)
+        if dtype is None:
+            raise LabError(f"unknown dtype {spec.dtype!r}: use auto, fp32, bf16 or fp16")
+    return device, dtype
+
+
+def load(spec: AudioLLMSpec):
+    """Load (model, processor) from a local directory or the local Hugging Face cache.
+
+    Nothing is downloaded: an id that is not cached gets a message saying how to fetch it
+    elsewhere and point the lab at the directory.
+    """
+    torch = _torch()
+    from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
+
+    device, dtype = resolve_device_dtype(spec)
+    local = Path(spec.model).expanduser()
+    source = str(local) if local.is_dir() else spec.model
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if spec.load_in_4bit:
+        if not torch.cuda.is_available():
+            raise LabError(
+                "4-bit NF4 loading (QLoRA base) needs a CUDA GPU and bitsandbytes; this machine has "
+                "no CUDA device. Load in fp32 on CPU instead (leave 4-bit off)."
+            )
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True
+        )
+        kwargs["device_map"] = {"": 0}
+    try:
+        processor = AutoProcessor.from_pretrained(source, local_files_only=True)
+        model = Qwen2AudioForConditionalGeneration.from_pretrained(source, local_files_only=True, **kwargs)
+    except OSError as exc:
+        if local.is_dir():
+            raise LabError(f"{local}: not a Qwen2-Audio model directory ({exc})") from exc
+        raise LabError(
+            f"model {spec.model!r} is neither a local directory nor in the local Hugging Face cache, and weights "
+            "cannot be fetched here (no internet). On a machine with internet run "
+            f"`huggingface-cli download {spec.model} --local-dir /path/to/dir`, copy the folder here and pass "
+            "the directory as the model (CLI: --model /path/to/dir)."
+        ) from exc
+    if not spec.load_in_4bit:
+        model = model.to(device)
+    if spec.adapter:
+        from peft import PeftModel
+
+        if not Path(spec.adapter).is_dir():
+            raise LabError(f"adapter {spec.adapter!r}: folder not found")
+        model = PeftModel.from_pretrained(model, spec.adapter)
+    model.eval()
+    return model, processor
+
+
+def answer_token_ids(tokenizer, answers: tuple[str, str]) -> tuple[int, int]:
+    """Token ids of the two answers; each must be exactly one token."""
+    ids = []
+    for a in answers:
+        toks = tokenizer.encode(a, add_special_tokens=False)
+        if len(toks) != 1:
+            raise LabError(f"answer {a!r} is {len(toks)} tokens {toks} for this tokenizer; choose single-token answers")
+        ids.append(toks[0])
+    if ids[0] == ids[1]:
+        raise LabError(f"answers {answers} map to the same token")
+    return ids[0], ids[1]
+
+
+def chat_text(processor, prompt: str) -> str:
+    """The model's chat template with one audio slot and the question, ready for the answer."""
+    conversation = [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": [{"type": "audio", "audio_url": "clip"}, {"type": "text", "text": prompt}]},
+    ]
+    return processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+
+
+def audio_token_count(n_frames: int) -> int:
+    """Audio tokens for `n_frames` valid mel frames (conv stride 2, then average pool 2)."""
+    return (((n_frames - 1) // 2 + 1) - 2) // 2 + 1
+
+
+def prepare(processor, clips: list[np.ndarray], prompt: str, padded: bool) -> dict:
+    """Model inputs for a batch: token ids (left-padded), position ids, mel features and masks."""
+    text = chat_text(processor, prompt)
+    if padded:
+        batch = processor(
+            text=[text] * len(clips), audio=list(clips), sampling_rate=16000, return_tensors="pt", padding=True
+        )
+    else:
+        fe = processor.feature_extractor
+        longest = max(len(c) for c in clips)
+        n_frames = -(-longest // HOP) + MARGIN_FRAMES
+        n_frames += (-n_frames) % 4  # two stride-2 stages
+        feats = fe(
+            list(clips),
+            sampling_rate=16000,
+            padding="max_length",
+            max_length=n_frames * HOP,
+            truncation=True,
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
+        lengths = feats["attention_mask"].sum(-1).tolist()
+        audio_token = processor.audio_token
+        texts = [text.replace(audio_token, audio_token * audio_token_count(int(n)), 1) for n in lengths]
+        tok = processor.tokenizer(texts, return_tensors="pt", padding=True)
+        batch = {
+            "input_ids": tok["input_ids"],
+            "attention_mask": tok["attention_mask"],
+            "input_features": feats["input_features"],
+            "feature_attention_mask": feats["attention_mask"],
+        }
+    mask = batch["attention_mask"]
+    if not bool((mask[:, -1] == 1).all()):
+        raise LabError("the tokenizer must pad on the left for last-position scoring")
+    batch["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    return dict(batch)
+
+
+def _base(model):
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def encode_trimmed(model, input_features, feature_attention_mask):
+    """The audio encoder and projector on trimmed features: (per-clip audio embeddings, lengths)."""
+    torch = _torch()
+    from transformers.masking_utils import create_bidirectional_mask
+
+    core = _base(model).model
+    tower = core.audio_tower
+    x = input_features.to(dtype=tower.conv1.weight.dtype, device=tower.conv1.weight.device)
+    x = torch.nn.functional.gelu(tower.conv1(x))
+    x = torch.nn.functional.gelu(tower.conv2(x)).permute(0, 2, 1)
+    n = x.shape[1]
+    x = x + tower.embed_positions.weight[:n]
+    feat_len, out_len = tower._get_feat_extract_output_lengths(feature_attention_mask.sum(-1).to(x.device))
+    valid = (torch.arange(n, device=x.device)[None, :] < feat_len[:, None]).long()
+    mask = create_bidirectional_mask(config=tower.config, inputs_embeds=x[..., :1], attention_mask=valid)
+    for layer in tower.layers:
+        x = layer(x, mask)
+    x = tower.avg_pooler(x.permute(0, 2, 1)).permute(0, 2, 1)
+    x = tower.layer_norm(x)
+    return core.multi_modal_projector(x), out_len
+
+
+def last_hidden(model, batch: dict, padded: bool):
+    """Final hidden state at the last prompt position, for every clip in the batch."""
+    torch = _torch()
+    base = _base(model)
+    device = base.lm_head.weight.device
+    ids = batch["input_ids"].to(device)
+    attn = batch["attention_mask"].to(device)
+    pos = batch["position_ids"].to(device)
+    if padded:
+        out = base.model(
+            input_ids=ids,
+            input_features=batch["input_features"],
+            feature_attention_mask=batch["feature_attention_mask"],
+            attention_mask=attn,
+            position_ids=pos,
+        )
+    else:
+        audio, lengths = encode_trimmed(model, batch["input_features"], batch["feature_attention_mask"])
+        keep = torch.arange(audio.shape[1], device=audio.device)[None, :] < lengths[:, None].to(audio.device)
+        embeds = base.get_input_embeddings()(ids)
+        slots = (ids == base.config.audio_token_id).unsqueeze(-1)
+        if int(slots.sum()) != int(keep.sum()):
+            raise LabError(f"audio tokens ({int(slots.sum())}) and audio features ({int(keep.sum())}) do not match")
+        embeds = embeds.masked_scatter(slots.to(embeds.device), audio[keep].to(embeds.dtype))
+        out = base.model(inputs_embeds=embeds, attention_mask=attn, position_ids=pos)
+    return out.last_hidden_state[:, -1]
+
+
+def next_token_logits(model, batch: dict, padded: bool):
+    """Full-vocabulary next-token logits at the last prompt position (float32)."""
+    return _base(model).lm_head(last_hidden(model, batch, padded)).float()
+
+
+class AudioLLMDetector:
+    """Scores clips by the two answer-token logits of a Qwen2-Audio-family model."""
+
+    def __init__(self, spec: AudioLLMSpec | None = None, model=None, processor=None, name: str | None = None):
+        self.spec = spec or AudioLLMSpec()
+        if model is None:
+            model, processor = load(self.spec)
+        self.model, self.processor = model, processor
+        self.ids = answer_token_ids(processor.tokenizer, tuple(self.spec.answers))
+        self.name = name or f"audio-llm:{Path(self.spec.model).name}"
+        self.prompt = self.spec.prompt
+        self.adapter = self.spec.adapter
+
+    def score(self, clips: list[np.ndarray], sr: int) -> np.ndarray:
+        if sr != 16000:
+            raise ValueError(f"Qwen2-Audio takes 16 kHz audio, got {sr} Hz")
+        torch = _torch()
+        out = []
+        bs = max(1, self.spec.batch_size)
+        with torch.inference_mode():
+            for i in range(0, len(clips), bs):
+                part = clips[i : i + bs]
+                if self.spec.mode == "generate":
+                    out.append(self.generate_logits(part))
+                    continue
+                batch = prepare(self.processor, part, self.spec.prompt, padded=self.spec.padding == "padded")
+                logits = next_token_logits(self.model, batch, padded=self.spec.padding == "padded")
+                out.append(logits[:, list(self.ids)].cpu().numpy())
+        return np.concatenate(out).astype(np.float64)
+
+    def generate_logits(self, clips: list[np.ndarray]) -> np.ndarray:
+        """The seed's path: 30 s padding and `generate()`, one new token constrained to the two answers.
+
+        Returns the raw first-step logits of the two answers (as `logits` mode does).
+        """
+        batch = prepare(self.processor, clips, self.spec.prompt, padded=True)
+        allowed = list(self.ids)
+        device = _base(self.model).lm_head.weight.device
+        gen = self.model.generate(
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+            input_features=batch["input_features"].to(device),
+            feature_attention_mask=batch["feature_attention_mask"].to(device),
+            max_new_tokens=1,
+            do_sample=False,
+            output_logits=True,
+            return_dict_in_generate=True,
+            prefix_allowed_tokens_fn=lambda _b, _ids: allowed,
+            pad_token_id=self.processor.tokenizer.pad_token_id,
+        )
+        return gen.logits[0][:, allowed].float().cpu().numpy()
+
+    def info(self) -> dict[str, Any]:
+        device, dtype = resolve_device_dtype(self.spec)
+        spec = {k: v for k, v in asdict(self.spec).items() if k not in ("extra", "device", "dtype")}
+        return {
+            **spec,
+            "model_id": self.spec.model,
+            "dtype": str(dtype).replace("torch.", ""),
+            "device": device,
+            "answer_token_ids": list(self.ids),
+        }

@@ -1,0 +1,41 @@
+"""The one small interface every detector implements."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class Detector(Protocol):
+    """Scores clips: returns (n, 2) logits for answer A (speech) and answer B (non-speech).
+
+    `logit_A − logit_B` is the clip's log-odds of speech. Detectors that produce a
+    probability p report (log p, log(1 − p)), which has the same log-odds.
+    """
+
+    name: str
+    prompt: str
+    adapter: str
+
+    def score(self, clips: list[np.ndarray], sr: int) -> np.ndarray: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+
+def probability_logits(p: np.ndarray, eps: float = 1e-4) -> np.ndarray:
+    """(log p, log(1 − p)) with p clipped to [eps, 1 − eps], so the log-odds stay finite."""
+    p = np.clip(np.asarray(p, dtype=np.float64), eps, 1 - eps)
+    return np.stack([np.log(p), np.log1p(-p)], axis=1)
+
+
+def top_fraction_mean(frame_probs: np.ndarray, fraction: float = 0.2) -> float:
+    """Mean of the highest `fraction` of frame probabilities (at least one frame).
+
+    Why: a clip counts as speech if part of it is clearly speech; the top-20% mean is as
+    sensitive as the maximum to short speech in a longer clip but not fooled by one spike.
+    """
+    if len(frame_probs) == 0:
+        return 0.0
+    k = max(1, int(np.ceil(fraction * len(frame_probs))))
+    return float(np.sort(frame_probs)[-k:].mean())

@@ -1,0 +1,87 @@
+"""Score a split of a dataset with a detector and write a predictions table."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core import predictions
+from core.datasets import Dataset
+from core.detectors.base import Detector
+from core.errors import LabError
+from core.splits import load_split
+
+Progress = Callable[[float, str], None]
+
+
+def select_clips(ds: Dataset, split_name: str, part: str) -> pd.DataFrame:
+    """Manifest rows of one side (`part`: train/dev/test/all) of a saved split, with the split column."""
+    m = ds.manifest.assign(split=load_split(ds, split_name).to_numpy())
+    if part != "all":
+        m = m[m["split"] == part]
+        if m.empty:
+            raise LabError(f"split {split_name!r} of dataset {ds.name!r} has no {part!r} clips")
+    return m.reset_index(drop=True)
+
+
+def score_clips(
+    ds: Dataset,
+    clips: pd.DataFrame,
+    detector: Detector,
+    batch_size: int = 16,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> np.ndarray:
+    """(n, 2) answer logits, scored in batches of clips of similar length (less padding)."""
+    order = np.argsort(clips["duration_ms"].fillna(0).to_numpy(), kind="stable")
+    out = np.full((len(clips), 2), np.nan)
+    for start in range(0, len(order), batch_size):
+        if should_stop and should_stop():
+            raise KeyboardInterrupt("cancelled")
+        idx = order[start : start + batch_size]
+        audio = [ds.load_clip(cid).samples for cid in clips["clip_id"].iloc[idx]]
+        out[idx] = detector.score(audio, 16000)
+        if progress:
+            done = min(start + batch_size, len(order))
+            progress(done / len(order), f"scored {done}/{len(order)} clips")
+    return out
+
+
+def evaluate(
+    ds: Dataset,
+    split_name: str,
+    part: str,
+    detector: Detector,
+    *,
+    batch_size: int = 16,
+    seed: int | None = None,
+    progress: Progress | None = None,
+    name: str | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Path:
+    """Score `part` of split `split_name` and save the predictions table; return its CSV path."""
+    clips = select_clips(ds, split_name, part)
+    t0 = time.perf_counter()
+    logits = score_clips(ds, clips, detector, batch_size, progress, should_stop)
+    seconds = time.perf_counter() - t0
+    table = predictions.build_table(
+        clips, logits, detector=detector.name, adapter=detector.adapter, seed=seed, prompt=detector.prompt
+    )
+    meta: dict[str, Any] = {
+        "dataset": ds.name,
+        "split_name": split_name,
+        "part": part,
+        "detector": detector.name,
+        **detector.info(),
+        "seconds": round(seconds, 2),
+        "clips_per_s": round(len(clips) / max(seconds, 1e-9), 2),
+        "host": platform.node(),
+        "accuracy": float(((table["logit"] > 0) == (table["label"] == "speech")).mean()),
+    }
+    return predictions.save(table, meta, name)

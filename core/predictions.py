@@ -1,0 +1,134 @@
+"""Predictions tables: the contract between scoring and every later view.
+
+One row per clip: identity and conditions copied from the manifest, the two answer-token
+logits, `logit` = logit_A − logit_B (the log-odds of speech under a softmax restricted to
+the two answers) and `p_speech` = sigmoid(logit). A JSON sidecar records how it was made.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core import atomic
+from core.datasets import data_root, repo_root
+from core.errors import LabError
+
+REQUIRED = [
+    "clip_id",
+    "label",
+    "group_id",
+    "base_clip_id",
+    "split",
+    "duration_ms",
+    "snr_db",
+    "logit_A",
+    "logit_B",
+    "logit",
+    "p_speech",
+    "detector",
+    "adapter",
+    "seed",
+    "prompt",
+]
+
+
+class PredictionsError(LabError):
+    """A predictions table is malformed or holds NaN logits."""
+
+
+def results_root() -> Path:
+    """$LAB_RESULTS_DIR, else `results/` beside `data/` ($LAB_DATA_DIR's parent) or in the checkout."""
+    import os
+
+    if os.environ.get("LAB_RESULTS_DIR"):
+        return Path(os.environ["LAB_RESULTS_DIR"])
+    if os.environ.get("LAB_DATA_DIR"):
+        return data_root() / "results"
+    return repo_root() / "results"
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
+
+
+def build_table(
+    clips: pd.DataFrame,
+    logits: np.ndarray,
+    *,
+    detector: str,
+    adapter: str = "",
+    seed: int | None = None,
+    prompt: str = "",
+) -> pd.DataFrame:
+    """Predictions for `clips` (manifest rows with a split column) from (n, 2) answer logits."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.shape != (len(clips), 2):
+        raise PredictionsError(f"expected logits of shape ({len(clips)}, 2), got {logits.shape}")
+    out = clips.reset_index(drop=True).copy()
+    out["logit_A"], out["logit_B"] = logits[:, 0], logits[:, 1]
+    out["logit"] = logits[:, 0] - logits[:, 1]
+    out["p_speech"] = sigmoid(out["logit"])
+    out["detector"], out["adapter"] = detector, adapter
+    out["seed"] = -1 if seed is None else int(seed)
+    out["prompt"] = prompt
+    for drop in ("path", "content_hash", "start_s", "end_s", "text", "sample_rate"):
+        if drop in out.columns:
+            out = out.drop(columns=drop)
+    validate(out)
+    return out
+
+
+def validate(df: pd.DataFrame, source: str = "predictions") -> pd.DataFrame:
+    """Check columns, unique ids and finite logits; errors name the clips at fault."""
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise PredictionsError(f"{source}: missing column(s) {missing}")
+    dup = df["clip_id"][df["clip_id"].duplicated()]
+    if len(dup):
+        raise PredictionsError(f"{source}: clip_id {dup.iloc[0]!r} appears more than once")
+    bad = ~np.isfinite(df[["logit_A", "logit_B"]].to_numpy(dtype=float)).all(axis=1)
+    if bad.any():
+        ids = df["clip_id"][bad].tolist()
+        raise PredictionsError(
+            f"{source}: {len(ids)} clip(s) have NaN or infinite logits, e.g. {ids[:5]}; "
+            "they are not kept (check the model's dtype or the input audio)"
+        )
+    return df
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:80] or "x"
+
+
+def save(table: pd.DataFrame, meta: dict[str, Any], name: str | None = None) -> Path:
+    """Write results/predictions/<name>.csv and .json atomically; return the CSV path."""
+    validate(table)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    name = _slug(
+        name or f"{meta.get('dataset', 'data')}-{meta.get('split_name', '')}-{meta.get('detector', '')}-{stamp}"
+    )
+    folder = results_root() / "predictions"
+    path = atomic.write_csv(folder / f"{name}.csv", table)
+    atomic.write_json(folder / f"{name}.json", {**meta, "created": stamp, "n_clips": len(table)})
+    return path
+
+
+def list_tables() -> list[Path]:
+    folder = results_root() / "predictions"
+    return sorted(folder.glob("*.csv"), key=lambda p: p.stat().st_mtime, reverse=True) if folder.exists() else []
+
+
+def load(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    path = Path(path)
+    df = pd.read_csv(path, dtype={"clip_id": str, "group_id": str, "base_clip_id": str}, keep_default_na=True)
+    for col in ("adapter", "prompt"):
+        df[col] = df[col].astype("object").fillna("").astype(str)
+    side = path.with_suffix(".json")
+    return validate(df, str(path)), (json.loads(side.read_text()) if side.exists() else {})

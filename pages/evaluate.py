@@ -1,0 +1,118 @@
+"""Evaluate: score a split with a detector as a background job; browse the predictions tables."""
+
+import pandas as pd
+import streamlit as st
+
+from core import jobs, predictions
+from core.detectors import DESCRIPTIONS, DETECTORS
+from core.errors import LabError
+from core.splits import list_splits
+from ui.state import pick_dataset
+
+st.title("Evaluate")
+ds = pick_dataset()
+if ds is None:
+    st.stop()
+splits = list_splits(ds)
+if not splits:
+    st.info("Make a split on the Split & leakage audit page first.")
+    st.stop()
+
+with st.form("evaluate"):
+    c = st.columns(3)
+    split = c[0].selectbox("Split", splits, key="ev_split")
+    part = c[1].selectbox("Part", ["test", "dev", "train", "all"], key="ev_part")
+    detector = c[2].selectbox("Detector", list(DETECTORS), key="ev_detector")
+    st.caption(" · ".join(f"**{k}**: {v}" for k, v in DESCRIPTIONS.items()))
+    with st.expander("Audio-LLM options"):
+        o = st.columns(4)
+        model = o[0].text_input("Model (audio-llm: local dir or cached id)", "Qwen/Qwen2-Audio-7B-Instruct")
+        adapter = o[1].text_input("LoRA adapter folder", "")
+        padding = o[2].selectbox("Audio padding", ["trimmed", "padded"], help="trimmed = same logits, far less work")
+        mode = o[3].selectbox("Mode", ["logits", "generate"], help="generate: the seed's path, for parity checks")
+        batch = st.number_input("Batch size", 1, 256, 16)
+    start = st.form_submit_button("Start scoring", type="primary")
+
+if start:
+    args = [
+        "evaluate",
+        "--dataset",
+        ds.name,
+        "--split",
+        split,
+        "--part",
+        part,
+        "--detector",
+        detector,
+        "--batch-size",
+        str(int(batch)),
+    ]
+    if detector in ("audio-llm", "lab-base"):
+        args += ["--padding", padding, "--mode", mode] + (["--adapter", adapter] if adapter else [])
+        if detector == "audio-llm":
+            args += ["--model", model]
+    job_id = jobs.launch("evaluate", args, label=f"{detector} on {ds.name}/{split}/{part}")
+    st.session_state["last_eval_job"] = job_id
+    st.toast(f"started {job_id}")
+
+
+@st.fragment(run_every=1.0)
+def job_panel() -> None:
+    running = [j for j in jobs.list_jobs("evaluate")][:8]
+    if not running:
+        return
+    st.subheader("Scoring jobs")
+    for j in running:
+        cols = st.columns([3, 4, 1])
+        cols[0].markdown(f"**{j['label']}**  \n`{j['id']}` — {j['state']}")
+        if j["state"] in ("queued", "running"):
+            cols[1].progress(min(1.0, j["progress"]), text=j["message"])
+            if cols[2].button("Cancel", key=f"cancel-{j['id']}"):
+                jobs.cancel(j["id"])
+        else:
+            cols[1].caption(j["message"])
+
+
+job_panel()
+
+st.subheader("Predictions tables")
+tables = predictions.list_tables()
+if not tables:
+    st.info("No predictions yet.")
+    st.stop()
+rows = []
+for path in tables:
+    try:
+        _, meta = predictions.load(path)
+    except LabError as exc:
+        st.warning(str(exc))
+        continue
+    rows.append(
+        {
+            "table": path.stem,
+            "detector": meta.get("detector"),
+            "dataset": meta.get("dataset"),
+            "split": f"{meta.get('split_name')}/{meta.get('part')}",
+            "clips": meta.get("n_clips"),
+            "accuracy": meta.get("accuracy"),
+            "clips/s": meta.get("clips_per_s"),
+            "device": meta.get("device"),
+        }
+    )
+summary = pd.DataFrame(rows)
+event = st.dataframe(
+    summary, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="pred_tables"
+)
+chosen = event.selection.rows[0] if event and event.selection and event.selection.rows else 0
+table, meta = predictions.load(tables[chosen])
+st.markdown(
+    f"**{tables[chosen].name}** — {meta.get('model_id', meta.get('detector'))}, {meta.get('dtype')} on "
+    f"{meta.get('device')}, {meta.get('clips_per_s')} clips/s"
+)
+by = table.assign(correct=(table["logit"] > 0) == (table["label"] == "speech"))
+c1, c2 = st.columns(2)
+c1.dataframe(by.groupby("label")["correct"].agg(["mean", "size"]).rename(columns={"mean": "accuracy"}))
+c2.dataframe(
+    by.pivot_table(index="duration_ms", columns=by["snr_db"].fillna(float("inf")), values="correct"), width="stretch"
+)
+st.dataframe(table.head(500), hide_index=True, width="stretch")

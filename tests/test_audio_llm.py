@@ -1,0 +1,124 @@
+"""The audio-LLM path on tiny randomly initialised Qwen2-Audio models built from a config."""
+
+import numpy as np
+import pytest
+import torch
+
+from core import lab_model, predictions
+from core.detectors import audio_llm as L
+from core.errors import LabError
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    processor = lab_model.build_processor()
+    model = lab_model.build_model(processor, seed=3)
+    with torch.no_grad():  # larger weights than the default init, so logits depend clearly on the audio
+        for p in model.parameters():
+            p.mul_(4.0)
+    return model, processor
+
+
+@pytest.fixture(scope="module")
+def clips():
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    out = [
+        (0.3 * np.sin(2 * np.pi * f * t[:n]) + 0.05 * rng.standard_normal(n)).astype(np.float32)
+        for f, n in ((220, 3200), (440, 16000), (880, 8000), (330, 11111), (660, 4000), (150, 6400))
+    ]
+    return out
+
+
+def per_clip_padded(model, processor, clips):
+    with torch.inference_mode():
+        return torch.cat(
+            [L.next_token_logits(model, L.prepare(processor, [c], L.DEFAULT_PROMPT, True), True) for c in clips]
+        )
+
+
+def test_batched_trimmed_equals_per_clip_padded(tiny, clips):
+    model, processor = tiny
+    ref = per_clip_padded(model, processor, clips)
+    with torch.inference_mode():
+        trimmed = L.next_token_logits(model, L.prepare(processor, clips, L.DEFAULT_PROMPT, False), False)
+        padded = L.next_token_logits(model, L.prepare(processor, clips, L.DEFAULT_PROMPT, True), True)
+    assert ref.std(dim=0).max() > 1e-2  # the audio matters: clips get clearly different logits
+    assert (trimmed - ref).abs().max().item() < 1e-4
+    assert (padded - ref).abs().max().item() < 1e-4
+    # trimmed really is shorter: 1 s longest clip → ~108 frames, not 3000
+    batch = L.prepare(processor, clips, L.DEFAULT_PROMPT, False)
+    assert batch["input_features"].shape[-1] < 150
+
+
+def test_detector_modes_agree(tiny, clips):
+    model, processor = tiny
+    det = L.AudioLLMDetector(L.AudioLLMSpec(model="tiny", batch_size=4), model=model, processor=processor)
+    trimmed = det.score(clips, 16000)
+    det.spec.padding = "padded"
+    padded = det.score(clips, 16000)
+    det.spec.mode = "generate"
+    generated = det.score(clips, 16000)
+    np.testing.assert_allclose(trimmed, padded, atol=1e-4)
+    np.testing.assert_allclose(trimmed, generated, atol=1e-4)
+    ref = per_clip_padded(model, processor, clips)[:, list(det.ids)].numpy()
+    np.testing.assert_allclose(trimmed, ref, atol=1e-4)
+
+
+def test_answer_tokens_are_single_tokens(tiny):
+    _, processor = tiny
+    a, b = L.answer_token_ids(processor.tokenizer, ("A", "B"))
+    assert a != b
+    assert processor.tokenizer.decode([a]) == "A" and processor.tokenizer.decode([b]) == "B"
+    with pytest.raises(LabError, match="single-token"):
+        L.answer_token_ids(processor.tokenizer, ("Absolutely speech", "B"))
+
+
+def test_adapter_saved_and_loaded_gives_identical_logits(tiny, clips, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    model, processor = tiny
+    base_dir = lab_model.save(model, processor, tmp_path / "base")
+    fresh = L.load(L.AudioLLMSpec(model=str(base_dir)))[0]
+    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    torch.manual_seed(1)
+    peft_model = get_peft_model(fresh, cfg).eval()
+    peft_model.save_pretrained(tmp_path / "adapter")
+    in_memory = L.AudioLLMDetector(L.AudioLLMSpec(model="x"), model=peft_model, processor=processor)
+    loaded = L.AudioLLMDetector(L.AudioLLMSpec(model=str(base_dir), adapter=str(tmp_path / "adapter")))
+    plain = L.AudioLLMDetector(L.AudioLLMSpec(model=str(base_dir)))
+    a, b, c = (d.score(clips, 16000) for d in (in_memory, loaded, plain))
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 1e-3  # the adapter changes the logits
+
+
+def test_offline_unknown_model_says_how_to_fix():
+    with pytest.raises(LabError, match=r"cannot be fetched here.*--model /path/to/dir"):
+        L.load(L.AudioLLMSpec(model="nobody/not-a-cached-model"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")
+def test_four_bit_without_cuda_is_refused_clearly():
+    with pytest.raises(LabError, match="4-bit NF4 .* needs a CUDA GPU"):
+        L.load(L.AudioLLMSpec(model=str(lab_model.base_model_dir()), load_in_4bit=True))
+
+
+def test_nan_logits_are_flagged_not_kept():
+    import pandas as pd
+
+    clips = pd.DataFrame(
+        {
+            "clip_id": ["a", "b"],
+            "label": ["speech", "nonspeech"],
+            "group_id": ["g", "h"],
+            "base_clip_id": ["a", "b"],
+            "split": "test",
+            "duration_ms": 500.0,
+            "snr_db": np.nan,
+        }
+    )
+    with pytest.raises(predictions.PredictionsError, match=r"NaN or infinite logits, e.g. \['b'\]"):
+        predictions.build_table(clips, np.array([[1.0, 0.0], [np.nan, 0.0]]), detector="x")
+    ok = predictions.build_table(clips, np.array([[2.0, 0.5], [0.0, 1.0]]), detector="x")
+    np.testing.assert_allclose(ok["logit"], [1.5, -1.0])
+    np.testing.assert_allclose(ok["p_speech"], 1 / (1 + np.exp(-ok["logit"])))

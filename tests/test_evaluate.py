@@ -1,0 +1,135 @@
+"""`python -m core evaluate` writes a valid predictions table for every detector; jobs; the page."""
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import jobs, predictions
+from core.datasets import load_dataset
+from core.splits import make_split, save_split
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def split_name(default_ds):
+    save_split(default_ds, "evalsplit", make_split(default_ds.manifest, seed=2), {"seed": 2})
+    return "evalsplit"
+
+
+def _check_table(path, ds, split_name, detector):
+    table, meta = predictions.load(path)
+    test_ids = set(ds.manifest["clip_id"][make_split(ds.manifest, seed=2).to_numpy() == "test"])
+    assert set(table["clip_id"]) == test_ids and len(table) == len(test_ids)
+    assert set(predictions.REQUIRED) <= set(table.columns)
+    assert np.isfinite(table[["logit_A", "logit_B"]].to_numpy()).all()
+    np.testing.assert_allclose(table["logit"], table["logit_A"] - table["logit_B"], atol=1e-9)
+    np.testing.assert_allclose(table["p_speech"], 1 / (1 + np.exp(-table["logit"])), atol=1e-9)
+    assert (table["detector"] == detector).all() and (table["split"] == "test").all()
+    assert meta["clips_per_s"] > 0 and meta["device"] == "cpu" and meta["dataset"] == ds.name
+    return table, meta
+
+
+@pytest.mark.parametrize("detector", ["lab-base", "silero-vad", "webrtc-vad", "audio-llm"])
+def test_cli_evaluate_writes_a_valid_table(default_ds, split_name, detector):
+    args = ["--detector", detector]
+    if detector == "audio-llm":  # the generic path, pointed at a local checkpoint directory
+        args += ["--model", str(REPO / "models" / "lab-base")]
+    r = subprocess.run(
+        [sys.executable, "-m", "core", "evaluate", "--split", split_name, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    path = r.stdout.strip().splitlines()[-1].removeprefix("predictions: ")
+    table, meta = _check_table(
+        path, default_ds, split_name, "audio-llm:lab-base" if detector == "audio-llm" else detector
+    )
+    if detector in ("lab-base", "audio-llm"):
+        assert meta["padding"] == "trimmed" and (table["prompt"].str.contains("speech")).all()
+
+
+def test_cli_unknown_model_fails_clearly(default_ds, split_name):
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "evaluate",
+            "--split",
+            split_name,
+            "--detector",
+            "audio-llm",
+            "--model",
+            "Qwen/Qwen2-Audio-7B-Instruct",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "cannot be fetched here" in r.stderr
+
+
+def _wait(job_id, states=jobs.TERMINAL, timeout=300):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        s = jobs.status(job_id)
+        if s["state"] in states:
+            return s
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} stuck in {s}")
+
+
+def test_job_runs_and_is_cancellable(default_ds, split_name):
+    done = jobs.launch("evaluate", ["evaluate", "--split", split_name, "--detector", "webrtc-vad"])
+    s = _wait(done)
+    assert s["state"] == "finished" and predictions.load(s["result"])[0].shape[0] > 0
+    slow = jobs.launch(
+        "evaluate", ["evaluate", "--split", split_name, "--part", "all", "--detector", "lab-base", "--batch-size", "1"]
+    )
+    s = _wait(slow, {"running", *jobs.TERMINAL})
+    while s["state"] == "running" and s["progress"] == 0:
+        s = jobs.status(slow)
+        time.sleep(0.2)
+    jobs.cancel(slow)
+    s = _wait(slow)
+    assert s["state"] == "cancelled", s
+
+
+def test_killed_job_is_reported_failed(default_ds, split_name):
+    import os
+    import signal
+
+    job = jobs.launch(
+        "evaluate", ["evaluate", "--split", split_name, "--part", "all", "--detector", "lab-base", "--batch-size", "1"]
+    )
+    _wait(job, {"running", *jobs.TERMINAL})
+    pid = json.loads((jobs.jobs_dir() / job / "pid.json").read_text())["pid"]
+    os.killpg(pid, signal.SIGKILL)
+    s = _wait(job)
+    assert s["state"] == "failed" and "without reporting" in s["message"]
+
+
+def test_evaluate_page_scores_in_the_background(default_ds, split_name):
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    at.switch_page("pages/evaluate.py").run()
+    assert not at.exception
+    at.selectbox(key="ev_split").set_value(split_name)
+    at.selectbox(key="ev_detector").set_value("silero-vad")
+    before = {j["id"] for j in jobs.list_jobs("evaluate")}
+    at.button[0].click().run()
+    assert not at.exception
+    new = [j for j in jobs.list_jobs("evaluate") if j["id"] not in before]
+    assert len(new) == 1
+    s = _wait(new[0]["id"])
+    assert s["state"] == "finished", s
+    at.run()
+    assert not at.exception
+    assert any("silero-vad" in m.value and "clips/s" in m.value for m in at.markdown)
+    _check_table(s["result"], load_dataset("default"), split_name, "silero-vad")
