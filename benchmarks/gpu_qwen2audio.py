@@ -1,0 +1,127 @@
+"""GPU benchmark: the seed's scoring path vs the lab's, on the full-size Qwen2-Audio-7B architecture.
+
+Builds Qwen2-Audio-7B-Instruct's architecture from its config with random bf16 weights (no
+download), then on the same clips:
+  seed path: batch 1, every clip padded to 30 s, `generate()` one token constrained to A/B;
+  lab path:  batched, features trimmed to the batch, one forward pass.
+Prints clips/s of each, their ratio, the max |Δ logit| between them, and the lab path's model
+FLOP utilisation (FLOPs counted by torch's FlopCounterMode). Run through the device tool:
+  python3 benchmarks/gpu_qwen2audio.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core import lab_model  # noqa: E402
+from core.detectors.audio_llm import AudioLLMDetector, AudioLLMSpec, next_token_logits, prepare  # noqa: E402
+
+# Qwen/Qwen2-Audio-7B-Instruct config.json (architecture only; the tokenizer here is the lab's)
+AUDIO_7B = {
+    "d_model": 1280,
+    "encoder_layers": 32,
+    "encoder_attention_heads": 20,
+    "encoder_ffn_dim": 5120,
+    "num_mel_bins": 128,
+    "max_source_positions": 1500,
+}
+TEXT_7B = {
+    "vocab_size": 156032,
+    "hidden_size": 4096,
+    "intermediate_size": 11008,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 32,
+    "max_position_embeddings": 8192,
+    "rope_theta": 10000.0,
+    "rms_norm_eps": 1e-5,
+}
+PEAK_BF16 = {"H100": 989.4e12, "H200": 989.4e12}  # dense bf16 tensor-core peak, SXM
+
+
+def clips(n: int, seed: int = 0) -> list[np.ndarray]:
+    """Clips of 0.2–1.0 s: harmonic tones with a vibrato plus noise (content does not matter here)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        m = int(16000 * rng.uniform(0.2, 1.0))
+        t = np.arange(m) / 16000
+        f0 = rng.uniform(100, 300)
+        x = sum(np.sin(2 * np.pi * f0 * k * t + np.sin(2 * np.pi * 5 * t)) / k for k in range(1, 6))
+        out.append((0.3 * x / np.abs(x).max() + 0.02 * rng.standard_normal(m)).astype(np.float32))
+    return out
+
+
+def timed(fn, *args):
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = fn(*args)
+    torch.cuda.synchronize()
+    return out, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--clips", type=int, default=256, help="clips for the lab path")
+    ap.add_argument("--seed-clips", type=int, default=24, help="clips for the (slow) seed path")
+    ap.add_argument("--batch", type=int, default=64)
+    args = ap.parse_args()
+    from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration
+
+    name = torch.cuda.get_device_name()
+    processor = lab_model.build_processor()
+    audio_id = processor.tokenizer.convert_tokens_to_ids("<|AUDIO|>")
+    config = Qwen2AudioConfig(
+        audio_config=AUDIO_7B, text_config={"model_type": "qwen2", **TEXT_7B}, audio_token_index=audio_id
+    )
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    torch.set_default_dtype(torch.bfloat16)
+    with torch.device("cuda"):
+        model = Qwen2AudioForConditionalGeneration(config).eval()
+    torch.set_default_dtype(torch.float32)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"device: {name}; built {n_params / 1e9:.2f} B parameters (bf16, random) in {time.perf_counter() - t0:.0f} s")
+
+    data = clips(args.clips)
+    spec = dict(model="qwen2-audio-7b-architecture (random bf16)", dtype="bf16", device="cuda")
+    seed = AudioLLMDetector(AudioLLMSpec(**spec, mode="generate", padding="padded", batch_size=1), model, processor)
+    lab = AudioLLMDetector(
+        AudioLLMSpec(**spec, mode="logits", padding="trimmed", batch_size=args.batch), model, processor
+    )
+    seed.score(data[:2], 16000)  # warm-up
+    lab.score(data[: args.batch], 16000)
+    seed_logits, seed_s = timed(seed.score, data[: args.seed_clips], 16000)
+    lab_logits, lab_s = timed(lab.score, data, 16000)
+    seed_rate, lab_rate = args.seed_clips / seed_s, len(data) / lab_s
+    common = lab_logits[: args.seed_clips]
+    d_answer = np.abs(common - seed_logits).max()
+    d_logodds = np.abs((common[:, 0] - common[:, 1]) - (seed_logits[:, 0] - seed_logits[:, 1])).max()
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    batch = prepare(processor, data[: args.batch], lab.spec.prompt, padded=False)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        next_token_logits(model, batch, padded=False)
+    flops_per_clip = counter.get_total_flops() / args.batch
+    peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+    achieved = flops_per_clip * lab_rate
+    print(f"seed path (batch 1, 30 s padding, generate): {seed_rate:.2f} clips/s over {args.seed_clips} clips")
+    print(f"lab path (batch {args.batch}, trimmed, one forward): {lab_rate:.1f} clips/s over {len(data)} clips")
+    print(f"speed-up: {lab_rate / seed_rate:.0f}x")
+    print(f"max |delta logit| (answer logits) seed vs lab: {d_answer:.2e}; log-odds: {d_logodds:.2e}")
+    mfu = f"{100 * achieved / peak:.1f}% of {peak / 1e12:.0f} TFLOP/s" if peak else "unknown peak"
+    print(f"lab path: {flops_per_clip / 1e9:.1f} GFLOP/clip, {achieved / 1e12:.1f} TFLOP/s achieved, MFU {mfu}")
+    print(f"memory: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB peak")
+
+
+if __name__ == "__main__":
+    main()
