@@ -177,8 +177,9 @@ def prepare(processor, clips: list[np.ndarray], prompt: str, padded: bool) -> di
         lengths = feats["attention_mask"].sum(-1).tolist()
         audio_token = processor.audio_token
         texts = [text.replace(audio_token, audio_token * audio_token_count(int(n)), 1) for n in lengths]
-        tok = processor.tokenizer(texts, return_tensors="pt", padding=True)
-        batch = {
+        # right padding: every clip's prompt prefix sits at the same positions, so it is computed once
+        tok = processor.tokenizer(texts, return_tensors="pt", padding=True, padding_side="right")
+        return {
             "input_ids": tok["input_ids"],
             "attention_mask": tok["attention_mask"],
             "input_features": feats["input_features"],
@@ -218,31 +219,45 @@ def encode_trimmed(model, input_features, feature_attention_mask):
 
 
 def last_hidden(model, batch: dict, padded: bool):
-    """Final hidden state at the last prompt position, for every clip in the batch."""
+    """Final hidden state at the last prompt position, for every clip in the batch.
+
+    Trimmed path: the text before the audio is the same for every clip, so its keys and
+    values are computed once and shared by the batch; the rest (audio + question) is
+    right-padded, and each clip's state is read at its own last token. Causal attention
+    means padding after a clip's last token cannot change it.
+    """
     torch = _torch()
     base = _base(model)
     device = base.lm_head.weight.device
     ids = batch["input_ids"].to(device)
     attn = batch["attention_mask"].to(device)
-    pos = batch["position_ids"].to(device)
     if padded:
         out = base.model(
             input_ids=ids,
             input_features=batch["input_features"],
-            feature_attention_mask=batch["feature_attention_mask"],
             attention_mask=attn,
-            position_ids=pos,
+            feature_attention_mask=batch["feature_attention_mask"],
+            position_ids=batch["position_ids"].to(device),
         )
-    else:
-        audio, lengths = encode_trimmed(model, batch["input_features"], batch["feature_attention_mask"])
-        keep = torch.arange(audio.shape[1], device=audio.device)[None, :] < lengths[:, None].to(audio.device)
-        embeds = base.get_input_embeddings()(ids)
-        slots = (ids == base.config.audio_token_id).unsqueeze(-1)
-        if int(slots.sum()) != int(keep.sum()):
-            raise LabError(f"audio tokens ({int(slots.sum())}) and audio features ({int(keep.sum())}) do not match")
-        embeds = embeds.masked_scatter(slots.to(embeds.device), audio[keep].to(embeds.dtype))
-        out = base.model(inputs_embeds=embeds, attention_mask=attn, position_ids=pos)
-    return out.last_hidden_state[:, -1]
+        return out.last_hidden_state[:, -1]
+    audio, lengths = encode_trimmed(model, batch["input_features"], batch["feature_attention_mask"])
+    keep = torch.arange(audio.shape[1], device=audio.device)[None, :] < lengths[:, None].to(audio.device)
+    slots = ids == base.config.audio_token_id
+    if int(slots.sum()) != int(keep.sum()):
+        raise LabError(f"audio tokens ({int(slots.sum())}) and audio features ({int(keep.sum())}) do not match")
+    prefix = int(slots[0].nonzero()[0])
+    if not bool((ids[:, :prefix] == ids[:1, :prefix]).all()):
+        raise LabError("clips of one batch must share the prompt text before the audio")
+    embeds = base.get_input_embeddings()(ids)
+    embeds = embeds.masked_scatter(slots.unsqueeze(-1), audio[keep].to(embeds.dtype))
+    n = ids.shape[0]
+    head = base.model(inputs_embeds=embeds[:1, :prefix], use_cache=True)
+    cache = head.past_key_values
+    cache.batch_repeat_interleave(n)
+    positions = torch.arange(prefix, ids.shape[1], device=device)[None, :].expand(n, -1)
+    out = base.model(inputs_embeds=embeds[:, prefix:], past_key_values=cache, position_ids=positions, use_cache=True)
+    last = attn.sum(-1) - 1 - prefix
+    return out.last_hidden_state[torch.arange(n, device=device), last]
 
 
 def next_token_logits(model, batch: dict, padded: bool):
@@ -264,21 +279,29 @@ class AudioLLMDetector:
         self.adapter = self.spec.adapter
 
     def score(self, clips: list[np.ndarray], sr: int) -> np.ndarray:
+        """(n, 2) answer logits, clips batched by length (less padding).
+
+        Feature extraction stays on the calling thread: overlapping it in a Python thread
+        starved the GPU of kernel launches (GIL contention) in benchmarks/gpu_qwen2audio.py.
+        """
         if sr != 16000:
             raise ValueError(f"Qwen2-Audio takes 16 kHz audio, got {sr} Hz")
         torch = _torch()
-        out = []
+        padded = self.spec.padding == "padded"
         bs = max(1, self.spec.batch_size)
+        order = np.argsort([len(c) for c in clips], kind="stable")
+        out = np.empty((len(clips), 2))
         with torch.inference_mode():
-            for i in range(0, len(clips), bs):
-                part = clips[i : i + bs]
+            for start in range(0, len(order), bs):
+                idx = order[start : start + bs]
+                part = [clips[i] for i in idx]
                 if self.spec.mode == "generate":
-                    out.append(self.generate_logits(part))
+                    out[idx] = self.generate_logits(part)
                     continue
-                batch = prepare(self.processor, part, self.spec.prompt, padded=self.spec.padding == "padded")
-                logits = next_token_logits(self.model, batch, padded=self.spec.padding == "padded")
-                out.append(logits[:, list(self.ids)].cpu().numpy())
-        return np.concatenate(out).astype(np.float64)
+                batch = prepare(self.processor, part, self.spec.prompt, padded=padded)
+                logits = next_token_logits(self.model, batch, padded=padded)
+                out[idx] = logits[:, list(self.ids)].cpu().numpy()
+        return out
 
     def generate_logits(self, clips: list[np.ndarray]) -> np.ndarray:
         """The seed's path: 30 s padding and `generate()`, one new token constrained to the two answers.

@@ -1,0 +1,46 @@
+"""Prints CPU clips/s of every offline detector on the embedded dataset's test split.
+
+Usage: .venv/bin/python -m benchmarks.bench_detectors   (uses a temporary LAB_DATA_DIR)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+
+def main() -> None:
+    os.environ.setdefault("LAB_DATA_DIR", tempfile.mkdtemp(prefix="lab-bench-"))
+    import torch
+
+    from core.datasets import load_dataset
+    from core.default_dataset import build_default
+    from core.detectors import make_detector
+    from core.evaluate import score_clips, select_clips
+    from core.splits import make_split, save_split
+
+    build_default()
+    ds = load_dataset("default")
+    save_split(ds, "bench", make_split(ds.manifest, seed=0), {"seed": 0})
+    clips = select_clips(ds, "bench", "test")
+    print(f"{len(clips)} test clips (0.2–1 s), torch threads: {torch.get_num_threads()}")
+    runs = [
+        ("silero-vad", {}),
+        ("webrtc-vad", {}),
+        ("lab-base", {"batch_size": 32}),
+        ("lab-base", {"batch_size": 32, "padding": "padded"}),
+    ]
+    for name, opts in runs:
+        det = make_detector(name, **opts)
+        score_clips(ds, clips.head(32), det, batch_size=32)  # warm-up
+        t0 = time.perf_counter()
+        logits = score_clips(ds, clips, det, batch_size=32)
+        dt = time.perf_counter() - t0
+        acc = ((logits[:, 0] > logits[:, 1]) == (clips["label"] == "speech").to_numpy()).mean()
+        tag = f"{name} ({opts.get('padding', 'trimmed')})" if name == "lab-base" else name
+        print(f"{tag:24s} {len(clips) / dt:8.1f} clips/s   accuracy {acc:.3f}")
+
+
+if __name__ == "__main__":
+    main()
