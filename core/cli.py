@@ -155,6 +155,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             "adapter": args.adapter or "",
             "dtype": args.dtype,
             "load_in_4bit": args.load_in_4bit,
+            "compile": args.compile,
         }
         if args.detector == "audio-llm":
             opts["model"] = args.model
@@ -261,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dtype", default="auto")
     e.add_argument("--load-in-4bit", action="store_true", help="NF4 base weights (CUDA + bitsandbytes)")
     e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--compile", action="store_true", help="audio-llm: torch.compile the layers (GPU throughput)")
     e.add_argument("--seed", type=int, default=None, help="recorded in the table (e.g. the run's seed)")
     e.add_argument("--job-dir", default=None, help=argparse.SUPPRESS)
     e.set_defaults(func=cmd_evaluate)
