@@ -8,6 +8,7 @@ PAGES = [
     st.Page("pages/data.py", title="Data", icon="🎧", default=True),
     st.Page("pages/split_audit.py", title="Split & leakage audit", icon="🧪"),
     st.Page("pages/evaluate.py", title="Evaluate", icon="📈"),
+    st.Page("pages/runs.py", title="Runs", icon="🏋️"),
 ]
 
 st.navigation(PAGES).run()

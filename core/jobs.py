@@ -31,16 +31,9 @@ def jobs_dir() -> Path:
     return results_root() / "jobs"
 
 
-def launch(kind: str, args: list[str], label: str = "") -> str:
-    """Start `python -m core <args> --job-dir DIR` in the background; return the job id."""
-    job_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{uuid.uuid4().hex[:6]}"
-    folder = jobs_dir() / job_id
-    folder.mkdir(parents=True)
-    cmd = [sys.executable, "-m", "core", *[str(a) for a in args], "--job-dir", str(folder)]
-    atomic.write_json(
-        folder / "job.json", {"id": job_id, "kind": kind, "label": label, "cmd": cmd, "created": time.time()}
-    )
-    write_status(folder, "queued", 0.0, "starting")
+def spawn(folder: Path, args: list[str]) -> int:
+    """Run `python -m core <args>` in its own process group, output to folder/log.txt; return its pid."""
+    cmd = [sys.executable, "-m", "core", *[str(a) for a in args]]
     with open(folder / "log.txt", "ab") as log:
         proc = subprocess.Popen(
             cmd,
@@ -51,7 +44,21 @@ def launch(kind: str, args: list[str], label: str = "") -> str:
             start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    atomic.write_json(folder / "pid.json", {"pid": proc.pid})
+    atomic.write_json(folder / "pid.json", {"pid": proc.pid, "cmd": cmd})
+    return proc.pid
+
+
+def launch(kind: str, args: list[str], label: str = "") -> str:
+    """Start `python -m core <args> --job-dir DIR` in the background; return the job id."""
+    job_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{uuid.uuid4().hex[:6]}"
+    folder = jobs_dir() / job_id
+    folder.mkdir(parents=True)
+    args = [*args, "--job-dir", str(folder)]
+    atomic.write_json(
+        folder / "job.json", {"id": job_id, "kind": kind, "label": label, "args": args, "created": time.time()}
+    )
+    write_status(folder, "queued", 0.0, "starting")
+    spawn(folder, args)
     return job_id
 
 
@@ -91,12 +98,8 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def status(job_id: str) -> dict[str, Any]:
-    """The job's status; a job whose process vanished without a final state is reported failed."""
-    folder = jobs_dir() / job_id
-    if not (folder / "job.json").exists():
-        raise LabError(f"no job {job_id!r}")
-    info = json.loads((folder / "job.json").read_text())
+def folder_status(folder: Path) -> dict[str, Any]:
+    """status.json of a job or run folder; one whose process vanished without a final state is failed."""
     st = json.loads((folder / "status.json").read_text())
     pid_file = folder / "pid.json"
     if st["state"] not in TERMINAL and pid_file.exists():
@@ -106,7 +109,15 @@ def status(job_id: str) -> dict[str, Any]:
             st = json.loads((folder / "status.json").read_text())
             if st["state"] not in TERMINAL:
                 st = {**st, "state": "failed", "message": "the process ended without reporting (killed?)"}
-    return {**info, **st}
+    return st
+
+
+def status(job_id: str) -> dict[str, Any]:
+    """The job's description and status."""
+    folder = jobs_dir() / job_id
+    if not (folder / "job.json").exists():
+        raise LabError(f"no job {job_id!r}")
+    return {**json.loads((folder / "job.json").read_text()), **folder_status(folder)}
 
 
 def list_jobs(kind: str | None = None) -> list[dict[str, Any]]:
@@ -122,12 +133,15 @@ def list_jobs(kind: str | None = None) -> list[dict[str, Any]]:
     return out
 
 
-def cancel(job_id: str) -> None:
-    """SIGTERM the job's process group; the job records itself as cancelled."""
-    folder = jobs_dir() / job_id
+def signal_folder(folder: Path) -> None:
+    """SIGTERM the process group of a job or run folder; it records itself as cancelled."""
     pid = json.loads((folder / "pid.json").read_text())["pid"]
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
+
+
+def cancel(job_id: str) -> None:
+    signal_folder(jobs_dir() / job_id)
 
 
 def log_tail(job_id: str, lines: int = 20) -> str:

@@ -151,9 +151,9 @@ def pool_recipe():
 class BaseTraining:
     """Optimisation settings of the base model (full-parameter, answer-token loss)."""
 
-    steps: int = 300
+    steps: int = 600
     batch_size: int = 16
-    lr: float = 3e-3
+    lr: float = 3e-4
     warmup: int = 20
     weight_decay: float = 0.01
     seed: int = 0

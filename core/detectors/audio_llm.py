@@ -155,9 +155,15 @@ def audio_token_count(n_frames: int) -> int:
     return (((n_frames - 1) // 2 + 1) - 2) // 2 + 1
 
 
-def prepare(processor, clips: list[np.ndarray], prompt: str, padded: bool) -> dict:
-    """Model inputs for a batch: token ids (left-padded), position ids, mel features and masks."""
+def prepare(processor, clips: list[np.ndarray], prompt: str, padded: bool, answers: list[str] | None = None) -> dict:
+    """Model inputs for a batch: token ids, mel features and masks.
+
+    `answers` (trimmed path, training): each clip's answer text is appended after the prompt,
+    so the answer token is the last real token of its row.
+    """
     text = chat_text(processor, prompt)
+    if answers is not None and (padded or len(answers) != len(clips)):
+        raise ValueError("answers go with the trimmed path, one per clip")
     if padded:
         batch = processor(
             text=[text] * len(clips), audio=list(clips), sampling_rate=16000, return_tensors="pt", padding=True
@@ -179,6 +185,8 @@ def prepare(processor, clips: list[np.ndarray], prompt: str, padded: bool) -> di
         lengths = feats["attention_mask"].sum(-1).tolist()
         audio_token = processor.audio_token
         texts = [text.replace(audio_token, audio_token * audio_token_count(int(n)), 1) for n in lengths]
+        if answers is not None:
+            texts = [t + a for t, a in zip(texts, answers)]
         # right padding: positions need no correction and attention needs no padding mask
         tok = processor.tokenizer(texts, return_tensors="pt", padding=True, padding_side="right")
         return {
@@ -220,27 +228,17 @@ def encode_trimmed(model, input_features, feature_attention_mask):
     return core.multi_modal_projector(x), out_len
 
 
-def last_hidden(model, batch: dict, padded: bool):
-    """Final hidden state at the last prompt position, for every clip in the batch.
+def trimmed_states(model, batch: dict):
+    """Final hidden states (batch, tokens, hidden) of the trimmed path.
 
-    Trimmed path: the sequences are right-padded and run with a plain causal mask, so no
-    padding mask is built (fast fused attention) and each clip's state is read at its own
-    last token; causal attention means padding after that token cannot change it.
+    The sequences are right-padded and run with a plain causal mask, so no padding mask is
+    built (fast fused attention); causal attention means padding after a clip's last token
+    cannot change any state up to it.
     """
     torch = _torch()
     base = _base(model)
     device = base.lm_head.weight.device
     ids = batch["input_ids"].to(device)
-    attn = batch["attention_mask"].to(device)
-    if padded:
-        out = base.model(
-            input_ids=ids,
-            input_features=batch["input_features"],
-            attention_mask=attn,
-            feature_attention_mask=batch["feature_attention_mask"],
-            position_ids=batch["position_ids"].to(device),
-        )
-        return out.last_hidden_state[:, -1]
     audio, lengths = encode_trimmed(model, batch["input_features"], batch["feature_attention_mask"])
     keep = torch.arange(audio.shape[1], device=audio.device)[None, :] < lengths[:, None].to(audio.device)
     slots = ids == base.config.audio_token_id
@@ -248,9 +246,42 @@ def last_hidden(model, batch: dict, padded: bool):
         raise LabError(f"audio tokens ({int(slots.sum())}) and audio features ({int(keep.sum())}) do not match")
     embeds = base.get_input_embeddings()(ids)
     embeds = embeds.masked_scatter(slots.unsqueeze(-1), audio[keep].to(embeds.dtype))
-    out = base.model(inputs_embeds=embeds, use_cache=False)
-    last = attn.sum(-1) - 1
-    return out.last_hidden_state[torch.arange(ids.shape[0], device=device), last]
+    return base.model(inputs_embeds=embeds, use_cache=False).last_hidden_state
+
+
+def last_hidden(model, batch: dict, padded: bool):
+    """Final hidden state at the last prompt position, for every clip in the batch."""
+    torch = _torch()
+    base = _base(model)
+    device = base.lm_head.weight.device
+    attn = batch["attention_mask"].to(device)
+    if padded:
+        out = base.model(
+            input_ids=batch["input_ids"].to(device),
+            input_features=batch["input_features"],
+            attention_mask=attn,
+            feature_attention_mask=batch["feature_attention_mask"],
+            position_ids=batch["position_ids"].to(device),
+        )
+        return out.last_hidden_state[:, -1]
+    states = trimmed_states(model, batch)
+    return states[torch.arange(states.shape[0], device=device), attn.sum(-1) - 1]
+
+
+def answer_loss(model, batch: dict, labels, answer_mask):
+    """Cross-entropy of the next-token prediction at answer tokens only (the loss masked to the answer).
+
+    `labels` (batch, tokens) are the target ids; only positions where `answer_mask` is true
+    are read, so no other label can change the loss or its gradients. The logits are those
+    the scoring path reads: the last prompt position predicting the answer.
+    """
+    torch = _torch()
+    base = _base(model)
+    states = trimmed_states(model, batch)
+    mask = answer_mask.to(states.device)
+    rows, cols = mask[:, 1:].nonzero(as_tuple=True)  # state at t predicts token t + 1
+    logits = base.lm_head(states[rows, cols]).float()
+    return torch.nn.functional.cross_entropy(logits, labels.to(states.device)[rows, cols + 1])
 
 
 def next_token_logits(model, batch: dict, padded: bool):

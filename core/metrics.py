@@ -1,0 +1,47 @@
+"""Classification metrics on predictions (label speech = positive), as pure functions."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def correct(labels: np.ndarray, logits: np.ndarray, threshold: float = 0.0) -> np.ndarray:
+    """Per-clip correctness of the decision `logit > threshold` (speech)."""
+    return (np.asarray(logits) > threshold) == (np.asarray(labels) == "speech")
+
+
+def summary(labels: np.ndarray, logits: np.ndarray, n_bins: int = 10) -> dict[str, float]:
+    """Accuracy, balanced accuracy, per-class recall and ECE (equal-width bins) of one table."""
+    labels = np.asarray(labels)
+    logits = np.asarray(logits, dtype=float)
+    ok = correct(labels, logits)
+    speech = labels == "speech"
+    rec_s = float(ok[speech].mean()) if speech.any() else float("nan")
+    rec_n = float(ok[~speech].mean()) if (~speech).any() else float("nan")
+    p = 1 / (1 + np.exp(-logits))
+    return {
+        "accuracy": float(ok.mean()),
+        "balanced_accuracy": float(np.nanmean([rec_s, rec_n])),
+        "recall_speech": rec_s,
+        "recall_nonspeech": rec_n,
+        "ece": ece(speech, p, n_bins),
+        "n": int(len(ok)),
+    }
+
+
+def ece(y_true: np.ndarray, p_speech: np.ndarray, n_bins: int = 10) -> float:
+    """Expected calibration error with equal-width bins of the predicted probability of speech.
+
+    ECE = Σ_b (n_b / n) · |mean(y in b) − mean(p in b)|, the binary form used by
+    `sklearn.calibration.calibration_curve` (bins over p, not over the winning class).
+    """
+    y = np.asarray(y_true, dtype=float)
+    p = np.asarray(p_speech, dtype=float)
+    if len(p) == 0:
+        return float("nan")
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    total = 0.0
+    for b in np.unique(bins):
+        sel = bins == b
+        total += sel.mean() * abs(y[sel].mean() - p[sel].mean())
+    return float(total)

@@ -1,0 +1,262 @@
+"""The run registry: one folder per training run under results/runs/, sweeps over it.
+
+A run folder holds config.json (settings + provenance), status.json (queued → running →
+finished | failed | cancelled, written atomically), metrics.jsonl, log.txt, checkpoint.pt,
+adapter/, predictions/{dev,test}.csv and result.json. The dashboard only reads these files
+and sends signals, so a page reload or an app restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import subprocess
+import time
+import uuid
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core import atomic, jobs
+from core.datasets import dataset_root, load_dataset, repo_root
+from core.errors import LabError
+from core.predictions import results_root
+from core.training import TrainConfig
+
+METRIC_KEYS = ["accuracy", "balanced_accuracy", "recall_speech", "recall_nonspeech", "ece"]
+
+
+def runs_dir() -> Path:
+    return results_root() / "runs"
+
+
+def sweeps_dir() -> Path:
+    return results_root() / "sweeps"
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("torch", "transformers", "peft", "accelerate", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "absent"
+    return out
+
+
+def provenance(cfg: TrainConfig) -> dict[str, Any]:
+    """What makes a run reproducible from its folder: data hash, split audit, versions, commit."""
+    from core.audit import load_audit, require_clean_split
+
+    ds = load_dataset(cfg.dataset)
+    status = require_clean_split(ds, cfg.split, allow_leaky=cfg.allow_leaky)  # raises unless clean or overridden
+    audit = load_audit(ds, cfg.split) or {}
+    manifest = dataset_root(cfg.dataset) / "manifest.csv"
+    return {
+        "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+        "split_status": status,
+        "leaky_override": bool(cfg.allow_leaky and status == "leaky"),
+        "split_audit_counts": audit.get("counts", {}),
+        "versions": _versions(),
+        "git_commit": _git_commit(),
+        "created": time.time(),
+    }
+
+
+def create_run(cfg: TrainConfig, sweep: str = "", name: str = "") -> str:
+    """Register a queued run (the split gate is checked here and again when it starts)."""
+    if cfg.targets not in ("attention", "attention+mlp"):
+        raise LabError(f"targets must be 'attention' or 'attention+mlp', got {cfg.targets!r}")
+    prov = provenance(cfg)
+    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    folder = runs_dir() / run_id
+    folder.mkdir(parents=True)
+    atomic.write_json(folder / "config.json", {**asdict(cfg), "provenance": prov})
+    atomic.write_json(folder / "run.json", {"id": run_id, "sweep": sweep, "name": name or run_id})
+    jobs.write_status(folder, "queued", 0.0, "queued")
+    return run_id
+
+
+def launch(run_id: str, resume: bool = False) -> None:
+    folder = runs_dir() / run_id
+    st = status(run_id)
+    if st["state"] == "running":
+        raise LabError(f"run {run_id} is already running")
+    jobs.write_status(folder, "running", st.get("progress", 0.0), "resuming" if resume else "starting")
+    jobs.spawn(folder, ["train", "--run-dir", str(folder), *(["--resume"] if resume else [])])
+
+
+def status(run_id: str) -> dict[str, Any]:
+    folder = runs_dir() / run_id
+    if not (folder / "run.json").exists():
+        raise LabError(f"no run {run_id!r}")
+    return {**json.loads((folder / "run.json").read_text()), **jobs.folder_status(folder)}
+
+
+def cancel(run_id: str) -> None:
+    jobs.signal_folder(runs_dir() / run_id)
+
+
+def config(run_id: str) -> dict[str, Any]:
+    return json.loads((runs_dir() / run_id / "config.json").read_text())
+
+
+def result(run_id: str) -> dict[str, Any] | None:
+    path = runs_dir() / run_id / "result.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def metrics_log(run_id: str) -> pd.DataFrame:
+    path = runs_dir() / run_id / "metrics.jsonl"
+    if not path.exists():
+        return pd.DataFrame()
+    return pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+
+
+def list_runs() -> pd.DataFrame:
+    """One row per run: status, key settings and test metrics."""
+    rows = []
+    d = runs_dir()
+    for folder in sorted(d.iterdir(), reverse=True) if d.exists() else []:
+        if not (folder / "run.json").exists():
+            continue
+        st, cfg, res = status(folder.name), config(folder.name), result(folder.name) or {}
+        test = res.get("test", {})
+        rows.append(
+            {
+                "run": folder.name,
+                "sweep": st.get("sweep", ""),
+                "state": st["state"],
+                "progress": st.get("progress", 0.0),
+                "message": st.get("message", ""),
+                "dataset": cfg["dataset"],
+                "split": cfg["split"],
+                "targets": cfg["targets"],
+                "r": cfg["lora_r"],
+                "alpha": cfg["lora_alpha"],
+                "lr": cfg["lr"],
+                "seed": cfg["seed"],
+                "leaky_override": cfg["provenance"].get("leaky_override", False),
+                **{f"test_{k}": test.get(k) for k in METRIC_KEYS},
+                "test_short_noisy_bacc": test.get("short_noisy_balanced_accuracy"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- sweeps
+
+GRID_KEYS = ("targets", "lora_r", "lora_alpha", "lora_dropout", "lr", "epochs", "batch_size")
+
+
+def create_sweep(base: TrainConfig, grid: dict[str, list], seeds: list[int], launch_worker: bool = True) -> str:
+    """Queue one run per grid point × seed, then start a worker that runs them one at a time."""
+    bad = set(grid) - set(GRID_KEYS)
+    if bad:
+        raise LabError(f"cannot sweep over {sorted(bad)}; choose from {GRID_KEYS}")
+    if not seeds:
+        raise LabError("a sweep needs at least one seed")
+    sweep_id = f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    keys = list(grid)
+    run_ids = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        for seed in seeds:
+            cfg = replace(base, seed=int(seed), **dict(zip(keys, values)))
+            run_ids.append(create_run(cfg, sweep=sweep_id))
+    folder = sweeps_dir() / sweep_id
+    folder.mkdir(parents=True)
+    atomic.write_json(
+        folder / "sweep.json", {"id": sweep_id, "grid": grid, "seeds": seeds, "runs": run_ids, "base": asdict(base)}
+    )
+    jobs.write_status(folder, "queued", 0.0, f"{len(run_ids)} runs queued")
+    if launch_worker:
+        jobs.spawn(folder, ["sweep-worker", "--sweep", sweep_id])
+    return sweep_id
+
+
+def run_sweep(sweep_id: str, poll_s: float = 1.0) -> None:
+    """Worker: run the sweep's queued runs one after another (one device); SIGTERM stops it."""
+    import signal
+
+    folder = sweeps_dir() / sweep_id
+    info = json.loads((folder / "sweep.json").read_text())
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
+    runs = info["runs"]
+    for k, run_id in enumerate(runs):
+        if stop["now"]:
+            break
+        if status(run_id)["state"] != "queued":
+            continue
+        jobs.write_status(folder, "running", k / len(runs), f"run {k + 1}/{len(runs)}: {run_id}", current=run_id)
+        launch(run_id)
+        while status(run_id)["state"] not in jobs.TERMINAL:
+            if stop["now"]:
+                cancel(run_id)
+            time.sleep(poll_s)
+    state = "cancelled" if stop["now"] else "finished"
+    jobs.write_status(
+        folder, state, 1.0, f"{state}: {sum(status(r)['state'] == 'finished' for r in runs)}/{len(runs)} runs finished"
+    )
+
+
+def sweep_status(sweep_id: str) -> dict[str, Any]:
+    folder = sweeps_dir() / sweep_id
+    return {**json.loads((folder / "sweep.json").read_text()), **jobs.folder_status(folder)}
+
+
+def list_sweeps() -> list[str]:
+    d = sweeps_dir()
+    return sorted((p.name for p in d.iterdir() if (p / "sweep.json").exists()), reverse=True) if d.exists() else []
+
+
+def cancel_sweep(sweep_id: str) -> None:
+    jobs.signal_folder(sweeps_dir() / sweep_id)
+
+
+def results_matrix(sweep_id: str, part: str = "test") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per configuration with mean ± std over seeds, the per-seed values) of finished runs."""
+    info = sweep_status(sweep_id)
+    keys = list(info["grid"])
+    per_seed = []
+    for run_id in info["runs"]:
+        res = result(run_id)
+        if res is None:
+            continue
+        cfg = config(run_id)
+        per_seed.append(
+            {
+                "run": run_id,
+                **{k: cfg[k] for k in keys},
+                "seed": cfg["seed"],
+                **{m: res[part].get(m) for m in METRIC_KEYS},
+            }
+        )
+    seeds = pd.DataFrame(per_seed)
+    if seeds.empty:
+        return seeds, seeds
+    rows = []
+    for values, sub in seeds.groupby(keys, sort=True) if keys else [((), seeds)]:
+        values = values if isinstance(values, tuple) else (values,)
+        row = dict(zip(keys, values))
+        row["seeds"] = len(sub)
+        for m in METRIC_KEYS:
+            v = sub[m].astype(float).to_numpy()
+            row[f"{m}_mean"] = float(np.mean(v))
+            row[f"{m}_std"] = float(np.std(v, ddof=1)) if len(v) > 1 else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows), seeds

@@ -1,0 +1,392 @@
+"""LoRA / QLoRA fine-tuning of an audio LLM on a dataset's train split, resumable.
+
+One `accelerate` loop: `python -m core train --run-dir DIR` on one device, or
+`accelerate launch -m core train --run-dir DIR` data-parallel on several GPUs, unchanged.
+The loss is the answer token's cross-entropy only (`audio_llm.answer_loss`), on the same
+trimmed forward path the evaluation reads its logits from.
+
+Resuming is exact: the data order and every augmentation draw are functions of
+(seed, epoch, batch index), and a checkpoint holds the adapter, optimiser, scheduler and
+position, so a run killed mid-epoch and resumed computes what it would have computed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import atomic, metrics
+
+ATTENTION = r".*language_model\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|o_proj)"
+MLP = r".*language_model\.layers\.\d+\.mlp\.(gate_proj|up_proj|down_proj)"
+ENC_ATTENTION = r".*audio_tower\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|out_proj)"
+ENC_MLP = r".*audio_tower\.layers\.\d+\.(fc1|fc2)"
+
+
+def target_regex(targets: str, audio_encoder: bool) -> str:
+    """peft target_modules regex: the LLM's attention (q,k,v,o), optionally its MLP (gate,up,down),
+    and with `audio_encoder` the same roles in the audio tower (q,k,v,out / fc1,fc2)."""
+    parts = [ATTENTION] + ([MLP] if targets == "attention+mlp" else [])
+    if audio_encoder:
+        parts += [ENC_ATTENTION] + ([ENC_MLP] if targets == "attention+mlp" else [])
+    return "|".join(f"({p})" for p in parts)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; saved as config.json so a run is reproducible from its folder."""
+
+    dataset: str = "default"
+    split: str = "default"
+    base_model: str = ""  # "" = the lab base model; else a Qwen2-Audio directory or cached id
+    prompt: str = ""  # "" = the detector's default question
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    targets: str = "attention+mlp"  # or "attention"
+    lora_audio_encoder: bool = True  # adapt the audio tower too (noise robustness lives there)
+    lr: float = 1e-3
+    schedule: str = "cosine"  # cosine | linear | constant
+    warmup_ratio: float = 0.05
+    epochs: int = 5
+    batch_size: int = 16
+    grad_accum: int = 1
+    seed: int = 0
+    class_balanced: bool = True
+    noise_dir: str = ""  # folder of noise wavs (MUSAN-style); mixed at a random SNR
+    noise_prob: float = 0.5
+    noise_snr: tuple[float, float] = (0.0, 20.0)
+    spec_augment: bool = False  # two frequency and two time masks on the mel features
+    qlora: bool = False  # 4-bit NF4 base (CUDA + bitsandbytes)
+    allow_leaky: bool = False  # explicit override to train on a split the audit marked leaky
+    checkpoint_every: int = 20  # optimiser steps
+    max_train_clips: int = 0  # 0 = all (a cap makes tiny runs for tests and demos)
+    max_dev_clips: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known - {"provenance"}
+        if unknown:
+            from core.errors import LabError
+
+            raise LabError(f"unknown training setting(s): {sorted(unknown)}")
+        d = {k: v for k, v in d.items() if k in known}
+        if "noise_snr" in d:
+            d["noise_snr"] = tuple(d["noise_snr"])
+        return cls(**d)
+
+
+class Stop(Exception):
+    """Raised inside the loop when the run was asked to stop (SIGTERM)."""
+
+
+def _status(run_dir: Path, state: str, progress: float, message: str, **extra: Any) -> None:
+    from core.jobs import write_status
+
+    write_status(run_dir, state, progress, message, **extra)
+
+
+def _log_metrics(run_dir: Path, record: dict[str, Any]) -> None:
+    with open(run_dir / "metrics.jsonl", "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def _epoch_order(n: int, labels: np.ndarray, cfg: TrainConfig, epoch: int) -> np.ndarray:
+    """The clips of one epoch, in order: a permutation, or class-balanced draws with replacement."""
+    rng = np.random.default_rng([cfg.seed, epoch, 7])
+    if not cfg.class_balanced:
+        return rng.permutation(n)
+    w = np.where(labels, 0.5 / max(labels.sum(), 1), 0.5 / max((~labels).sum(), 1))
+    return rng.choice(n, size=n, replace=True, p=w / w.sum())
+
+
+def _load_noises(folder: str) -> list[np.ndarray]:
+    from core.audio import load_audio
+    from core.errors import LabError
+
+    paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in {".wav", ".flac", ".ogg"})
+    if not paths:
+        raise LabError(f"noise folder {folder!r} holds no .wav/.flac/.ogg files")
+    return [load_audio(p).samples for p in paths]
+
+
+def _augment(clips: list[np.ndarray], noises: list[np.ndarray], cfg: TrainConfig, rng: np.random.Generator):
+    from core.audio import mix_at_snr, peak_normalise
+
+    out = []
+    for x in clips:
+        if noises and rng.random() < cfg.noise_prob:
+            noise = noises[int(rng.integers(len(noises)))]
+            reps = int(np.ceil(len(x) / len(noise)))
+            noise = np.tile(noise, reps + 1)
+            start = int(rng.integers(0, len(noise) - len(x) + 1))
+            x = peak_normalise(mix_at_snr(x, noise[start : start + len(x)], float(rng.uniform(*cfg.noise_snr)))[0])
+        out.append(x)
+    return out
+
+
+def spec_augment(features, valid_frames, rng: np.random.Generator, n_freq: int = 2, n_time: int = 2) -> None:
+    """SpecAugment in place: frequency bands and time spans of the valid frames set to the clip's mean."""
+    n_mels = features.shape[1]
+    for i in range(features.shape[0]):
+        t = int(valid_frames[i])
+        fill = features[i, :, :t].mean()
+        for _ in range(n_freq):
+            w = int(rng.integers(0, max(1, n_mels // 8)))
+            f0 = int(rng.integers(0, n_mels - w + 1))
+            features[i, f0 : f0 + w, :t] = fill
+        for _ in range(n_time):
+            w = int(rng.integers(0, max(1, t // 10)))
+            t0 = int(rng.integers(0, max(1, t - w + 1)))
+            features[i, :, t0 : t0 + w] = fill
+
+
+def _score(model, processor, prompt: str, clips: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
+    from core.detectors.audio_llm import AudioLLMDetector, AudioLLMSpec
+
+    det = AudioLLMDetector(AudioLLMSpec(model="run", prompt=prompt, batch_size=batch_size), model, processor)
+    return det.score(clips, 16000)
+
+
+def _short_noisy(frame) -> np.ndarray:
+    return (frame["duration_ms"].to_numpy() <= 400) & frame["snr_db"].notna().to_numpy()
+
+
+def dev_metrics(labels: np.ndarray, logits: np.ndarray, short_noisy: np.ndarray) -> dict[str, float]:
+    """Dev metrics, plus balanced accuracy on short (≤ 400 ms) noisy clips, where base models fail."""
+    out = metrics.summary(labels, logits[:, 0] - logits[:, 1])
+    if short_noisy.any():
+        out["short_noisy_balanced_accuracy"] = metrics.summary(
+            labels[short_noisy], (logits[:, 0] - logits[:, 1])[short_noisy]
+        )["balanced_accuracy"]
+    return out
+
+
+def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Train the run in `run_dir` (config.json) to the end; return the final metrics.
+
+    Writes status.json, metrics.jsonl, checkpoint.pt, adapter/ and predictions/ in the folder.
+    """
+    import torch
+    from accelerate import Accelerator
+    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+    from transformers import get_scheduler
+
+    from core import predictions
+    from core.audit import require_clean_split
+    from core.datasets import load_dataset
+    from core.detectors.audio_llm import DEFAULT_PROMPT, AudioLLMSpec, answer_loss, load, prepare
+    from core.evaluate import select_clips
+    from core.lab_model import ensure_base_model
+
+    run_dir = Path(run_dir)
+    cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    prompt = cfg.prompt or DEFAULT_PROMPT
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
+    t_start = time.time()
+    _status(run_dir, "running", 0.0, "loading data and model")
+
+    ds = load_dataset(cfg.dataset)
+    require_clean_split(ds, cfg.split, allow_leaky=cfg.allow_leaky)
+    train = select_clips(ds, cfg.split, "train")
+    dev = select_clips(ds, cfg.split, "dev")
+    if cfg.max_train_clips:
+        train = train.sample(min(cfg.max_train_clips, len(train)), random_state=cfg.seed).reset_index(drop=True)
+    if cfg.max_dev_clips:
+        dev = dev.sample(min(cfg.max_dev_clips, len(dev)), random_state=cfg.seed).reset_index(drop=True)
+    train_audio = [ds.load_clip(c).samples for c in train["clip_id"]]
+    dev_audio = [ds.load_clip(c).samples for c in dev["clip_id"]]
+    labels = (train["label"] == "speech").to_numpy()
+    noises = _load_noises(cfg.noise_dir) if cfg.noise_dir else []
+
+    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum, cpu=not torch.cuda.is_available())
+    torch.manual_seed(cfg.seed)
+    base_path = cfg.base_model or str(ensure_base_model())
+    model, processor = load(AudioLLMSpec(model=base_path, load_in_4bit=cfg.qlora, device=str(accelerator.device)))
+    if cfg.qlora:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model)
+    lora = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=target_regex(cfg.targets, cfg.lora_audio_encoder),
+        bias="none",
+    )
+    model = get_peft_model(model, lora)
+    answer = {True: "A", False: "B"}
+    per_epoch = math.ceil(len(train) / cfg.batch_size)  # micro-batches
+    opt_steps = math.ceil(per_epoch / cfg.grad_accum) * cfg.epochs
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    scheduler = get_scheduler(
+        cfg.schedule if cfg.schedule != "constant" else "constant_with_warmup",
+        optimizer,
+        num_warmup_steps=int(cfg.warmup_ratio * opt_steps),
+        num_training_steps=opt_steps,
+    )
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+
+    done = 0  # micro-batches completed over the whole run
+    ckpt = run_dir / "checkpoint.pt"
+    if resume and ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        set_peft_model_state_dict(accelerator.unwrap_model(model), state["adapter"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        done = state["micro_batches"]
+        torch.set_rng_state(state["torch_rng"])
+        _log_metrics(run_dir, {"type": "resume", "micro_batches": done, "time": time.time()})
+
+    def save_checkpoint() -> None:
+        state = {
+            "adapter": get_peft_model_state_dict(accelerator.unwrap_model(model)),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "micro_batches": done,
+            "torch_rng": torch.get_rng_state(),
+        }
+        atomic.write_with(ckpt, lambda p: torch.save(state, p))
+
+    total = per_epoch * cfg.epochs
+    t_loop = time.time()
+    start_done = done
+    try:
+        for epoch in range(done // per_epoch, cfg.epochs):
+            order = _epoch_order(len(train), labels, cfg, epoch)
+            model.train()
+            for b in range(done - epoch * per_epoch, per_epoch):
+                if stop["now"]:
+                    raise Stop
+                idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                rng = np.random.default_rng([cfg.seed, epoch, b, 11])
+                clips = _augment([train_audio[i] for i in idx], noises, cfg, rng)
+                batch = prepare(processor, clips, prompt, padded=False, answers=[answer[bool(labels[i])] for i in idx])
+                if cfg.spec_augment:
+                    spec_augment(batch["input_features"], batch["feature_attention_mask"].sum(-1), rng)
+                ids = batch["input_ids"]
+                answer_mask = torch.arange(ids.shape[1])[None, :] == (batch["attention_mask"].sum(-1) - 1)[:, None]
+                with accelerator.accumulate(model):
+                    loss = answer_loss(model, batch, ids, answer_mask)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients:
+                        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+                done += 1
+                rate = (done - start_done) / max(time.time() - t_loop, 1e-9)
+                eta = (total - done) / max(rate, 1e-9)
+                _log_metrics(
+                    run_dir,
+                    {
+                        "type": "train",
+                        "micro_batch": done,
+                        "epoch": epoch,
+                        "loss": float(loss.detach()),
+                        "lr": float(scheduler.get_last_lr()[0]),
+                        "time": time.time(),
+                    },
+                )
+                if done % 5 == 0 or done == total:
+                    _status(
+                        run_dir,
+                        "running",
+                        0.9 * done / total,
+                        f"epoch {epoch + 1}/{cfg.epochs}, batch {b + 1}/{per_epoch}, loss {float(loss):.3f}",
+                        eta_s=round(eta),
+                        step=done,
+                        total=total,
+                    )
+                if done % (cfg.checkpoint_every * cfg.grad_accum) == 0:
+                    save_checkpoint()
+            model.eval()
+            dev_logits = _score(accelerator.unwrap_model(model), processor, prompt, dev_audio)
+            dev_labels = dev["label"].to_numpy()
+            _log_metrics(
+                run_dir,
+                {
+                    "type": "dev",
+                    "epoch": epoch + 1,
+                    "micro_batch": done,
+                    "time": time.time(),
+                    **dev_metrics(dev_labels, dev_logits, _short_noisy(dev)),
+                },
+            )
+            save_checkpoint()
+    except Stop:
+        save_checkpoint()
+        _status(
+            run_dir,
+            "cancelled",
+            0.9 * done / total,
+            f"cancelled at batch {done}/{total}; resumable",
+            step=done,
+            total=total,
+        )
+        raise
+
+    _status(run_dir, "running", 0.92, "saving adapter and evaluating on dev and test")
+    unwrapped = accelerator.unwrap_model(model)
+    unwrapped.save_pretrained(run_dir / ".adapter.tmp")
+    if (run_dir / "adapter").exists():
+        import shutil
+
+        shutil.rmtree(run_dir / "adapter")
+    os.replace(run_dir / ".adapter.tmp", run_dir / "adapter")
+    unwrapped.eval()
+    result: dict[str, Any] = {"train_seconds": round(time.time() - t_start, 1)}
+    for part in ("dev", "test"):
+        clips = select_clips(ds, cfg.split, part)
+        logits = _score(unwrapped, processor, prompt, [ds.load_clip(c).samples for c in clips["clip_id"]])
+        table = predictions.build_table(
+            clips,
+            logits,
+            detector=f"run:{run_dir.name}",
+            adapter=str(run_dir / "adapter"),
+            seed=cfg.seed,
+            prompt=prompt,
+        )
+        atomic.write_csv(run_dir / "predictions" / f"{part}.csv", table)
+        result[part] = dev_metrics(table["label"].to_numpy(), logits, _short_noisy(table))
+        predictions.save(
+            table,
+            {
+                "dataset": cfg.dataset,
+                "split_name": cfg.split,
+                "part": part,
+                "detector": f"run:{run_dir.name}",
+                "model_id": base_path,
+                "device": str(accelerator.device),
+                "dtype": "float32" if not torch.cuda.is_available() else "bfloat16",
+                "adapter": str(run_dir / "adapter"),
+                "seed": cfg.seed,
+                "accuracy": result[part]["accuracy"],
+            },
+            name=f"run-{run_dir.name}-{part}",
+        )
+    atomic.write_json(run_dir / "result.json", result)
+    _status(
+        run_dir,
+        "finished",
+        1.0,
+        f"test balanced accuracy {result['test']['balanced_accuracy']:.3f}",
+        step=total,
+        total=total,
+    )
+    return result
+
+
+def config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    return asdict(cfg)

@@ -1,0 +1,199 @@
+"""LoRA fine-tuning: answer-only loss, determinism, improvement, cancel / kill / resume, sweeps, the page."""
+
+import json
+import os
+import signal
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from core import lab_model, runs
+from core.audit import audit_split
+from core.detectors import make_detector
+from core.detectors.audio_llm import DEFAULT_PROMPT, answer_loss, prepare
+from core.errors import SplitError
+from core.evaluate import select_clips
+from core.splits import make_split, save_split
+from core.training import TrainConfig, dev_metrics, train_run
+from tests.conftest import REPO
+
+TINY = dict(max_train_clips=48, max_dev_clips=48, epochs=1, batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def clean_split(default_ds):
+    save_split(default_ds, "train-clean", make_split(default_ds.manifest, seed=0), {"seed": 0})
+    audit_split(default_ds, "train-clean", content=False)
+    return "train-clean"
+
+
+def _wait(run_id, states=("finished", "failed", "cancelled"), timeout=600):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        s = runs.status(run_id)
+        if s["state"] in states:
+            return s
+        time.sleep(0.3)
+    raise AssertionError(f"run {run_id} stuck: {s}")
+
+
+def test_loss_reads_only_the_answer_token():
+    processor = lab_model.build_processor()
+    model = lab_model.build_model(processor, seed=1)
+    rng = np.random.default_rng(0)
+    clips = [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (4000, 9000, 16000)]
+    batch = prepare(processor, clips, DEFAULT_PROMPT, padded=False, answers=["A", "B", "A"])
+    ids = batch["input_ids"]
+    answer = torch.arange(ids.shape[1])[None, :] == (batch["attention_mask"].sum(-1) - 1)[:, None]
+
+    def loss_and_grads(labels):
+        model.zero_grad()
+        loss = answer_loss(model, batch, labels, answer)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    ref_loss, ref_grads = loss_and_grads(ids)
+    scrambled = ids.clone()
+    scrambled[~answer] = torch.randint(0, len(processor.tokenizer), (int((~answer).sum()),))
+    loss, grads = loss_and_grads(scrambled)
+    assert torch.equal(loss, ref_loss)
+    assert all(torch.equal(a, b) for a, b in zip(grads, ref_grads))
+    flipped = ids.clone()
+    flipped[answer] = torch.where(flipped[answer] == ids[answer][0], ids[answer][1], ids[answer][0])
+    assert not torch.equal(loss_and_grads(flipped)[0], ref_loss)
+
+
+def test_spec_augment_masks_only_valid_frames():
+    from core.training import spec_augment
+
+    feats = torch.ones(2, 128, 60)
+    spec_augment(feats, torch.tensor([40, 60]), np.random.default_rng(1))
+    assert (feats[0, :, 40:] == 1).all()  # padding untouched
+    assert torch.isfinite(feats).all()
+
+
+def test_noise_augmented_specaugment_run(default_ds, clean_split, tmp_path):
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        sf.write(tmp_path / f"noise{i}.wav", 0.1 * rng.standard_normal(16000), 16000)
+    cfg = TrainConfig(split=clean_split, noise_dir=str(tmp_path), noise_prob=1.0, spec_augment=True, **TINY)
+    a = train_run(runs.runs_dir() / runs.create_run(cfg))
+    b = train_run(runs.runs_dir() / runs.create_run(replace(cfg, noise_dir="", spec_augment=False)))
+    assert np.isfinite(a["test"]["accuracy"]) and a["test"] != b["test"]
+
+
+def test_same_seed_same_metrics(default_ds, clean_split):
+    cfg = TrainConfig(split=clean_split, seed=3, **TINY)
+    a, b = (train_run(runs.runs_dir() / runs.create_run(cfg)) for _ in range(2))
+    assert a["test"] == b["test"] and a["dev"] == b["dev"]
+    c = train_run(runs.runs_dir() / runs.create_run(replace(cfg, seed=4)))
+    assert c["test"] != a["test"]
+
+
+def test_fine_tuning_fixes_short_noisy_clips(default_ds, clean_split):
+    dev = select_clips(default_ds, clean_split, "dev")
+    short_noisy = (dev["duration_ms"] <= 400).to_numpy() & dev["snr_db"].notna().to_numpy()
+    base = make_detector("lab-base", batch_size=32).score(
+        [default_ds.load_clip(c).samples for c in dev["clip_id"]], 16000
+    )
+    base_bacc = dev_metrics(dev["label"].to_numpy(), base, short_noisy)["short_noisy_balanced_accuracy"]
+    t0 = time.time()
+    run_id = runs.create_run(TrainConfig(split=clean_split))  # default settings, full train split
+    result = train_run(runs.runs_dir() / run_id)
+    tuned = result["dev"]["short_noisy_balanced_accuracy"]
+    print(
+        f"\ndev balanced accuracy on short noisy clips: base {base_bacc:.3f} -> fine-tuned {tuned:.3f} "
+        f"({time.time() - t0:.0f} s of training and evaluation)"
+    )
+    assert tuned >= base_bacc + 0.15
+    assert (runs.runs_dir() / run_id / "adapter" / "adapter_config.json").exists()
+    assert len(json.loads((runs.runs_dir() / run_id / "status.json").read_text())) > 0
+
+
+def test_cancel_and_kill_then_resume(default_ds, clean_split):
+    cfg = TrainConfig(
+        split=clean_split, max_train_clips=320, max_dev_clips=48, epochs=2, batch_size=8, checkpoint_every=5, seed=5
+    )
+    reference = train_run(runs.runs_dir() / runs.create_run(cfg))
+
+    cancelled = runs.create_run(cfg)
+    runs.launch(cancelled)
+    while runs.metrics_log(cancelled).empty:
+        time.sleep(0.2)
+    runs.cancel(cancelled)
+    assert _wait(cancelled)["state"] == "cancelled"
+
+    killed = runs.create_run(cfg)
+    runs.launch(killed)
+    while len(runs.metrics_log(killed)) < 12:  # mid-epoch, past a checkpoint
+        time.sleep(0.1)
+    pid = json.loads((runs.runs_dir() / killed / "pid.json").read_text())["pid"]
+    os.killpg(pid, signal.SIGKILL)
+    s = _wait(killed)
+    assert s["state"] == "failed" and "without reporting" in s["message"]
+    runs.launch(killed, resume=True)
+    assert _wait(killed)["state"] == "finished"
+    log = runs.metrics_log(killed)
+    assert (log["type"] == "resume").sum() == 1
+    train = log[log["type"] == "train"]
+    assert train["micro_batch"].max() == 2 * 40 and set(train["micro_batch"]) == set(range(1, 81))
+    # resuming is exact: the same result as the run that was never interrupted
+    assert runs.result(killed)["test"] == pytest.approx(reference["test"], abs=1e-9)
+    assert runs.list_runs().set_index("run").loc[killed, "state"] == "finished"
+
+
+def test_leaky_split_needs_an_explicit_override(default_ds):
+    split = make_split(default_ds.manifest, seed=9)
+    g = default_ds.manifest["group_id"].iloc[0]
+    first = np.flatnonzero((default_ds.manifest["group_id"] == g).to_numpy())[0]
+    split.iloc[first] = "test" if split.iloc[first] != "test" else "train"
+    save_split(default_ds, "leaky", split, {"seed": 9})
+    audit_split(default_ds, "leaky", content=False)
+    with pytest.raises(SplitError, match="leaky"):
+        runs.create_run(TrainConfig(split="leaky", **TINY))
+    run_id = runs.create_run(TrainConfig(split="leaky", allow_leaky=True, **TINY))
+    assert runs.config(run_id)["provenance"]["leaky_override"] is True
+    assert runs.list_runs().set_index("run").loc[run_id, "leaky_override"]
+    prov = runs.config(run_id)["provenance"]
+    assert len(prov["manifest_sha256"]) == 64 and prov["versions"]["torch"] and prov["git_commit"]
+
+
+def test_sweep_runs_grid_times_seeds_and_aggregates(default_ds, clean_split):
+    sweep = runs.create_sweep(TrainConfig(split=clean_split, **TINY), {"lora_r": [4, 8]}, [0, 1])
+    t0 = time.time()
+    while runs.sweep_status(sweep)["state"] not in ("finished", "cancelled", "failed"):
+        assert time.time() - t0 < 600
+        time.sleep(0.5)
+    matrix, per_seed = runs.results_matrix(sweep)
+    assert list(matrix["lora_r"]) == [4, 8] and (matrix["seeds"] == 2).all()
+    assert len(per_seed) == 4
+    for r, sub in per_seed.groupby("lora_r"):
+        row = matrix.set_index("lora_r").loc[r]
+        assert row["accuracy_mean"] == pytest.approx(sub["accuracy"].mean())
+        assert row["accuracy_std"] == pytest.approx(sub["accuracy"].std(ddof=1))
+
+
+def test_runs_page_launches_and_shows_a_run(default_ds, clean_split):
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception
+    at.selectbox(key="run_split").set_value(clean_split)
+    at.number_input(key="run_epochs").set_value(1)
+    at.number_input(key="run_max_train").set_value(48)
+    before = set(runs.list_runs()["run"]) if len(runs.list_runs()) else set()
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("started" in s.value for s in at.success), [e.value for e in at.error]
+    new = [r for r in runs.list_runs()["run"] if r not in before]
+    assert len(new) == 1
+    assert _wait(new[0])["state"] == "finished"
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="run_pick").value == new[0]
+    assert any("Final metrics" in m.value for m in at.markdown), [m.value for m in at.markdown]
