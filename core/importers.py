@@ -99,46 +99,47 @@ def scan_voxconverse(
         if not wav.exists():
             raise ManifestError(f"{rttm}: no matching audio file {wav}")
         turns = parse_rttm(rttm)
-        for t in turns.itertuples():
-            pieces = np.arange(t.start, t.end, max_seconds)
-            for k, s in enumerate(pieces):
-                e = min(s + max_seconds, t.end)
-                if e - s < min_seconds:
-                    continue
-                base = f"vox-{rttm.stem}-{t.speaker}-{int(round(t.start * 1000)):07d}-{k}"
-                rows.append(
-                    {
-                        "clip_id": base,
-                        "path": str(wav.resolve()),
-                        "label": "speech",
-                        "group_id": f"vox-{rttm.stem}-{t.speaker}",
-                        "base_clip_id": base,
-                        "start_s": round(s, 3),
-                        "end_s": round(e, 3),
-                    }
-                )
+        spans = [
+            (
+                t.start,
+                t.end,
+                "speech",
+                f"vox-{rttm.stem}-{t.speaker}",
+                f"vox-{rttm.stem}-{t.speaker}-{int(round(t.start * 1000)):07d}",
+            )
+            for t in turns.itertuples()
+        ]
         if include_gaps:
             total = sf.info(str(wav)).duration
-            edges = sorted(zip(turns["start"], turns["end"]))
             cursor = 0.0
-            for s, e in [*edges, (total, total)]:
+            for s, e in [*sorted(zip(turns["start"], turns["end"])), (total, total)]:
                 if s - cursor >= min_gap:
-                    for k, gs in enumerate(np.arange(cursor, s, max_seconds)):
-                        ge = min(gs + max_seconds, s)
-                        if ge - gs >= min_seconds:
-                            base = f"vox-{rttm.stem}-gap-{int(round(gs * 1000)):07d}-{k}"
-                            rows.append(
-                                {
-                                    "clip_id": base,
-                                    "path": str(wav.resolve()),
-                                    "label": "nonspeech",
-                                    "group_id": f"vox-{rttm.stem}-background",
-                                    "base_clip_id": base,
-                                    "start_s": round(gs, 3),
-                                    "end_s": round(ge, 3),
-                                }
-                            )
+                    spans.append(
+                        (
+                            cursor,
+                            s,
+                            "nonspeech",
+                            f"vox-{rttm.stem}-background",
+                            f"vox-{rttm.stem}-gap-{int(round(cursor * 1000)):07d}",
+                        )
+                    )
                 cursor = max(cursor, e)
+        for start, end, label, group, stem in spans:
+            # long spans are cut into pieces of at most max_seconds; pieces shorter than min_seconds dropped
+            for k, s in enumerate(np.arange(start, end, max_seconds)):
+                e = min(s + max_seconds, end)
+                if e - s >= min_seconds:
+                    rows.append(
+                        {
+                            "clip_id": f"{stem}-{k}",
+                            "path": str(wav.resolve()),
+                            "label": label,
+                            "group_id": group,
+                            "base_clip_id": f"{stem}-{k}",
+                            "start_s": round(s, 3),
+                            "end_s": round(e, 3),
+                        }
+                    )
     return pd.DataFrame(rows)
 
 

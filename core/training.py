@@ -17,7 +17,7 @@ import math
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -386,7 +386,3 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
         total=total,
     )
     return result
-
-
-def config_dict(cfg: TrainConfig) -> dict[str, Any]:
-    return asdict(cfg)

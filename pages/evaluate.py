@@ -6,17 +6,10 @@ import streamlit as st
 from core import jobs, predictions
 from core.detectors import DESCRIPTIONS, DETECTORS
 from core.errors import LabError
-from core.splits import list_splits
-from ui.state import pick_dataset
+from ui.state import pick_dataset_with_splits
 
 st.title("Evaluate")
-ds = pick_dataset()
-if ds is None:
-    st.stop()
-splits = list_splits(ds)
-if not splits:
-    st.info("Make a split on the Split & leakage audit page first.")
-    st.stop()
+ds, splits = pick_dataset_with_splits("Make a split on the Split & leakage audit page first.")
 
 with st.form("evaluate"):
     c = st.columns(3)

@@ -7,18 +7,11 @@ import streamlit as st
 from core import runs
 from core.audit import split_status
 from core.errors import LabError
-from core.splits import list_splits
 from core.training import TrainConfig
-from ui.state import pick_dataset
+from ui.state import pick_dataset_with_splits
 
 st.title("Runs")
-ds = pick_dataset()
-if ds is None:
-    st.stop()
-splits = list_splits(ds)
-if not splits:
-    st.info("Make and audit a split on the Split & leakage audit page first.")
-    st.stop()
+ds, splits = pick_dataset_with_splits("Make and audit a split on the Split & leakage audit page first.")
 
 with st.form("run_form"):
     st.subheader("New run")

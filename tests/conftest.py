@@ -33,3 +33,16 @@ def fsdd_dir() -> Path:
     if not FSDD.is_dir():
         pytest.skip("../shared/audio/fsdd is not present beside the checkout")
     return FSDD.parent
+
+
+def wait_for(status, item_id: str, states=("finished", "failed", "cancelled"), timeout: float = 600) -> dict:
+    """Poll `status(item_id)` until its state is one of `states`; fail after `timeout` seconds."""
+    import time
+
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        s = status(item_id)
+        if s["state"] in states:
+            return s
+        time.sleep(0.3)
+    raise AssertionError(f"{item_id} stuck in {s}")

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from core import jobs, predictions
 from core.datasets import load_dataset
 from core.splits import make_split, save_split
-from tests.conftest import REPO
+from tests.conftest import REPO, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -77,13 +77,7 @@ def test_cli_unknown_model_fails_clearly(default_ds, split_name):
 
 
 def _wait(job_id, states=jobs.TERMINAL, timeout=300):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        s = jobs.status(job_id)
-        if s["state"] in states:
-            return s
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} stuck in {s}")
+    return wait_for(jobs.status, job_id, states, timeout)
 
 
 def test_job_runs_and_is_cancellable(default_ds, split_name):

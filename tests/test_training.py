@@ -19,7 +19,7 @@ from core.errors import SplitError
 from core.evaluate import select_clips
 from core.splits import make_split, save_split
 from core.training import TrainConfig, dev_metrics, train_run
-from tests.conftest import REPO
+from tests.conftest import REPO, wait_for
 
 TINY = dict(max_train_clips=48, max_dev_clips=48, epochs=1, batch_size=16)
 
@@ -32,13 +32,7 @@ def clean_split(default_ds):
 
 
 def _wait(run_id, states=("finished", "failed", "cancelled"), timeout=600):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        s = runs.status(run_id)
-        if s["state"] in states:
-            return s
-        time.sleep(0.3)
-    raise AssertionError(f"run {run_id} stuck: {s}")
+    return wait_for(runs.status, run_id, states, timeout)
 
 
 def test_loss_reads_only_the_answer_token():
