@@ -186,6 +186,8 @@ def test_runs_page_launches_and_shows_a_run(default_ds, clean_split):
     assert any("started" in s.value for s in at.success), [e.value for e in at.error]
     new = [r for r in runs.list_runs()["run"] if r not in before]
     assert len(new) == 1
+    assert at.selectbox(key="run_pick").value == new[0]
+    assert len(at.get("progress")) >= 1  # the run's progress bar (with ETA once it runs)
     assert _wait(new[0])["state"] == "finished"
     at.run()
     assert not at.exception
