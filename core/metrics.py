@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.calibration import ece
+
 
 def correct(labels: np.ndarray, logits: np.ndarray, threshold: float = 0.0) -> np.ndarray:
     """Per-clip correctness of the decision `logit > threshold` (speech)."""
@@ -27,21 +29,3 @@ def summary(labels: np.ndarray, logits: np.ndarray, n_bins: int = 10) -> dict[st
         "ece": ece(speech, p, n_bins),
         "n": int(len(ok)),
     }
-
-
-def ece(y_true: np.ndarray, p_speech: np.ndarray, n_bins: int = 10) -> float:
-    """Expected calibration error with equal-width bins of the predicted probability of speech.
-
-    ECE = Σ_b (n_b / n) · |mean(y in b) − mean(p in b)|, the binary form used by
-    `sklearn.calibration.calibration_curve` (bins over p, not over the winning class).
-    """
-    y = np.asarray(y_true, dtype=float)
-    p = np.asarray(p_speech, dtype=float)
-    if len(p) == 0:
-        return float("nan")
-    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
-    total = 0.0
-    for b in np.unique(bins):
-        sel = bins == b
-        total += sel.mean() * abs(y[sel].mean() - p[sel].mean())
-    return float(total)
