@@ -64,6 +64,8 @@ def job_panel() -> None:
                 jobs.cancel(j["id"])
         else:
             cols[1].caption(j["message"])
+            if j["state"] == "failed":
+                cols[1].code(jobs.log_tail(j["id"], 15) or "(no output)")
 
 
 job_panel()
