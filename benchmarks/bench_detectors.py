@@ -5,24 +5,17 @@ Usage: .venv/bin/python -m benchmarks.bench_detectors   (uses a temporary LAB_DA
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 
 
 def main() -> None:
-    os.environ.setdefault("LAB_DATA_DIR", tempfile.mkdtemp(prefix="lab-bench-"))
     import torch
 
-    from core.datasets import load_dataset
-    from core.default_dataset import build_default
+    from benchmarks._common import bench_dataset
     from core.detectors import make_detector
     from core.evaluate import score_clips, select_clips
-    from core.splits import make_split, save_split
 
-    build_default()
-    ds = load_dataset("default")
-    save_split(ds, "bench", make_split(ds.manifest, seed=0), {"seed": 0})
+    ds = bench_dataset()
     clips = select_clips(ds, "bench", "test")
     print(f"{len(clips)} test clips (0.2–1 s), torch threads: {torch.get_num_threads()}")
     runs = [

@@ -6,28 +6,19 @@ Usage: .venv/bin/python -m benchmarks.bench_training   (uses a temporary LAB_DAT
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 
 
 def main() -> None:
-    os.environ.setdefault("LAB_DATA_DIR", tempfile.mkdtemp(prefix="lab-bench-"))
+    from benchmarks._common import bench_dataset
     from core import runs
-    from core.audit import audit_split
-    from core.datasets import load_dataset
-    from core.default_dataset import build_default
     from core.detectors import make_detector
     from core.evaluate import select_clips
-    from core.splits import make_split, save_split
-    from core.training import TrainConfig, dev_metrics, train_run
+    from core.training import TrainConfig, dev_metrics, short_noisy_mask, train_run
 
-    build_default()
-    ds = load_dataset("default")
-    save_split(ds, "bench", make_split(ds.manifest, seed=0), {"seed": 0})
-    audit_split(ds, "bench")
+    ds = bench_dataset(audit=True)
     dev = select_clips(ds, "bench", "dev")
-    short_noisy = (dev["duration_ms"] <= 400).to_numpy() & dev["snr_db"].notna().to_numpy()
+    short_noisy = short_noisy_mask(dev)
     base = make_detector("lab-base", batch_size=32).score([ds.load_clip(c).samples for c in dev["clip_id"]], 16000)
     base_m = dev_metrics(dev["label"].to_numpy(), base, short_noisy)
     t0 = time.perf_counter()

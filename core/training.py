@@ -158,7 +158,8 @@ def _score(model, processor, prompt: str, clips: list[np.ndarray], batch_size: i
     return det.score(clips, 16000)
 
 
-def _short_noisy(frame) -> np.ndarray:
+def short_noisy_mask(frame) -> np.ndarray:
+    """Clips of ≤ 400 ms with noise added: where base models fail and fine-tuning should help."""
     return (frame["duration_ms"].to_numpy() <= 400) & frame["snr_db"].notna().to_numpy()
 
 
@@ -321,7 +322,7 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
                     "epoch": epoch + 1,
                     "micro_batch": done,
                     "time": time.time(),
-                    **dev_metrics(dev_labels, dev_logits, _short_noisy(dev)),
+                    **dev_metrics(dev_labels, dev_logits, short_noisy_mask(dev)),
                 },
             )
             save_checkpoint()
@@ -359,7 +360,7 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
             prompt=prompt,
         )
         atomic.write_csv(run_dir / "predictions" / f"{part}.csv", table)
-        result[part] = dev_metrics(table["label"].to_numpy(), logits, _short_noisy(table))
+        result[part] = dev_metrics(table["label"].to_numpy(), logits, short_noisy_mask(table))
         predictions.save(
             table,
             {

@@ -47,10 +47,6 @@ def pick_dataset() -> Dataset | None:
         return None
 
 
-def show_error(exc: Exception) -> None:
-    st.error(f"{type(exc).__name__}: {exc}" if not isinstance(exc, LabError) else str(exc))
-
-
 def pick_dataset_with_splits(hint: str) -> tuple[Dataset, list[str]]:
     """The sidebar dataset and its saved splits; stops the page (showing `hint`) if either is missing."""
     from core.splits import list_splits
