@@ -9,6 +9,9 @@ PAGES = [
     st.Page("pages/split_audit.py", title="Split & leakage audit", icon="🧪"),
     st.Page("pages/evaluate.py", title="Evaluate", icon="📈"),
     st.Page("pages/runs.py", title="Runs", icon="🏋️"),
+    st.Page("pages/calibration.py", title="Calibration", icon="🎯"),
+    st.Page("pages/thresholds.py", title="Thresholds", icon="🎚️"),
+    st.Page("pages/compare.py", title="Compare", icon="⚖️"),
 ]
 
 st.navigation(PAGES).run()

@@ -104,6 +104,51 @@ def reliability(y: np.ndarray, p: np.ndarray, n_bins: int = 10, strategy: str = 
     return pd.DataFrame(rows)
 
 
+def reliability_bands(
+    y: np.ndarray,
+    p: np.ndarray,
+    n_bins: int = 10,
+    strategy: str = "uniform",
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    min_count: int = 20,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """`reliability` plus a bootstrap band on each bin's observed frequency and a `few` flag.
+
+    The band resamples the clips inside each bin (a binomial draw at the bin's observed rate),
+    so it shows how far the observed frequency could move with this many clips. Bins with fewer
+    than `min_count` clips are flagged: their gap to the diagonal means little.
+    """
+    r = reliability(y, p, n_bins, strategy)
+    if r.empty:
+        return r.assign(ci_lower=[], ci_upper=[], few=[])
+    rng = np.random.default_rng(seed)
+    counts = r["count"].to_numpy()
+    draws = rng.binomial(counts[None, :], r["fraction_positive"].to_numpy()[None, :], size=(n_boot, len(r)))
+    lo, hi = np.quantile(draws / counts[None, :], [alpha / 2, 1 - alpha / 2], axis=0)
+    return r.assign(ci_lower=lo, ci_upper=hi, few=counts < min_count)
+
+
+METHODS = {"temperature": TemperatureScaling, "platt": PlattScaling, "isotonic": IsotonicCalibration}
+
+
+def make_calibrator(method: str):
+    """A fresh calibrator by name (temperature, platt or isotonic)."""
+    if method not in METHODS:
+        raise ValueError(f"calibration method must be one of {sorted(METHODS)}, got {method!r}")
+    return METHODS[method]()
+
+
+def describe(calibrator) -> dict[str, float]:
+    """The fitted parameters worth showing (T for temperature, a and b for Platt)."""
+    if isinstance(calibrator, TemperatureScaling):
+        return {"temperature": calibrator.temperature}
+    if isinstance(calibrator, PlattScaling):
+        return {"a": float(calibrator.model.coef_[0, 0]), "b": float(calibrator.model.intercept_[0])}
+    return {"breakpoints": int(len(calibrator.model.X_thresholds_))}
+
+
 def ece(y: np.ndarray, p: np.ndarray, n_bins: int = 10, strategy: str = "uniform") -> float:
     """Expected calibration error: count-weighted |observed − predicted| over the bins."""
     r = reliability(y, p, n_bins, strategy)

@@ -275,6 +275,81 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from core import atomic, predictions
+    from core.calibration_report import as_json, report
+
+    dev_path, test_path = predictions.resolve(args.dev), predictions.resolve(args.test)
+    dev, _ = predictions.load(dev_path)
+    test, _ = predictions.load(test_path)
+    rep, _, test_c = report(dev, test, args.method, args.bins, args.strategy)
+    out = predictions.analysis_dir(test_path)
+    payload = {**as_json(rep), "fitted_on": dev_path.name, "applied_to": test_path.name, "bins": args.bins}
+    atomic.write_json(out / f"calibration-{args.method}.json", payload)
+    atomic.write_csv(out / f"calibrated-{args.method}.csv", test_c)
+    cols = ["split", "stage", "accuracy", "balanced_accuracy", "roc_auc", "ece", "ece_quantile", "brier", "nll"]
+    print(f"{args.method} fitted on {dev_path.name}: {rep.params}")
+    print(rep.table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for w in rep.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"wrote {out}/calibration-{args.method}.json and calibrated-{args.method}.csv")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from core import atomic, predictions
+    from core.compare import compare
+
+    pa, pb = predictions.resolve(args.a), predictions.resolve(args.b)
+    a, _ = predictions.load(pa)
+    b, _ = predictions.load(pb)
+    c = compare(a, b, args.threshold_a, args.threshold_b, n_boot=args.n_boot, delta=args.delta)
+    out = predictions.analysis_dir(pa) / f"compare-{pb.stem}.json"
+    atomic.write_json(out, {"a": pa.name, "b": pb.name, **c.as_json()})
+    t = c.table
+    print(f"A = {pa.stem}\nB = {pb.stem}\n{c.n_clips} paired clips in {c.n_groups} groups")
+    for k in ("a", "b"):
+        lo, hi = c.wilson[k]
+        print(f"accuracy {k.upper()}: {c.accuracy[k]:.4f}  (Wilson 95% {lo:.4f}–{hi:.4f})")
+    print(f"2×2: both right {t[0, 0]}, only A {t[0, 1]}, only B {t[1, 0]}, both wrong {t[1, 1]}")
+    print("McNemar p: " + ", ".join(f"{k} {v:.4g}" for k, v in c.mcnemar.items()))
+    print(
+        f"A − B = {c.diff:+.4f}; 95% CI clustered by group [{c.ci_clustered[0]:+.4f}, {c.ci_clustered[1]:+.4f}], "
+        f"naive by clip [{c.ci_naive[0]:+.4f}, {c.ci_naive[1]:+.4f}]"
+    )
+    print(f"power: {c.power['note']}")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_aggregate(args: argparse.Namespace) -> int:
+    from core import atomic, predictions
+    from core.compare import aggregate
+
+    if args.sweep:
+        from core import runs
+
+        matrix, per_seed = runs.results_matrix(args.sweep, args.part)
+        folder = runs.sweeps_dir() / args.sweep
+        atomic.write_csv(folder / f"matrix-{args.part}.csv", matrix)
+        atomic.write_csv(folder / f"per-seed-{args.part}.csv", per_seed)
+        print(matrix.to_string(index=False) if len(matrix) else "no finished runs yet")
+        print(f"wrote {folder}/matrix-{args.part}.csv")
+        return 0
+    if not args.tables:
+        raise LabError("give predictions tables (runs of one configuration, different seeds) or --sweep ID")
+    paths = [predictions.resolve(t) for t in args.tables]
+    per, summary = aggregate({p.stem: predictions.load(p)[0] for p in paths})
+    name = args.name or f"{paths[0].stem}-x{len(paths)}"
+    folder = predictions.results_root() / "aggregates"
+    atomic.write_csv(folder / f"{name}-per-seed.csv", per)
+    atomic.write_csv(folder / f"{name}.csv", summary)
+    print(per.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"wrote {folder}/{name}.csv")
+    return 0
+
+
 def cmd_sweep_worker(args: argparse.Namespace) -> int:
     from core import runs
 
@@ -391,6 +466,30 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     _add_train_settings(sw)
     sw.set_defaults(func=cmd_sweep)
+
+    c = top.add_parser("calibrate", help="fit a calibrator on a dev table, apply and judge it on a test table")
+    c.add_argument("--dev", required=True, help="predictions table (name or path) to fit on")
+    c.add_argument("--test", required=True, help="predictions table (name or path) to apply to")
+    c.add_argument("--method", choices=["temperature", "platt", "isotonic"], default="temperature")
+    c.add_argument("--bins", type=int, default=10)
+    c.add_argument("--strategy", choices=["uniform", "quantile"], default="uniform")
+    c.set_defaults(func=cmd_calibrate)
+
+    cp = top.add_parser("compare", help="McNemar, paired clustered bootstrap and power for two tables")
+    cp.add_argument("a", help="predictions table A (name or path)")
+    cp.add_argument("b", help="predictions table B, scored on the same clips")
+    cp.add_argument("--threshold-a", type=float, default=0.0, help="decision threshold on A's log-odds")
+    cp.add_argument("--threshold-b", type=float, default=0.0)
+    cp.add_argument("--n-boot", type=int, default=2000)
+    cp.add_argument("--delta", type=float, default=None, help="difference to power for (default: observed)")
+    cp.set_defaults(func=cmd_compare)
+
+    ag = top.add_parser("aggregate", help="mean ± std over seeds: tables of one configuration, or a sweep")
+    ag.add_argument("tables", nargs="*", help="predictions tables (names or paths)")
+    ag.add_argument("--sweep", help="a sweep id: its results matrix over seeds")
+    ag.add_argument("--part", choices=["dev", "test"], default="test")
+    ag.add_argument("--name", help="output name under results/aggregates")
+    ag.set_defaults(func=cmd_aggregate)
 
     w = top.add_parser("sweep-worker", help=argparse.SUPPRESS)
     w.add_argument("--sweep", required=True)

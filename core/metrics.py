@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.calibration import ece
+from core.calibration import brier, ece, mce, nll
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=float)))
 
 
 def correct(labels: np.ndarray, logits: np.ndarray, threshold: float = 0.0) -> np.ndarray:
@@ -12,16 +16,27 @@ def correct(labels: np.ndarray, logits: np.ndarray, threshold: float = 0.0) -> n
     return (np.asarray(logits) > threshold) == (np.asarray(labels) == "speech")
 
 
-def summary(labels: np.ndarray, logits: np.ndarray, n_bins: int = 10) -> dict[str, float]:
-    """Accuracy, balanced accuracy, per-class recall and ECE (equal-width bins) of one table."""
+def summary(
+    labels: np.ndarray,
+    logits: np.ndarray,
+    n_bins: int = 10,
+    threshold: float = 0.0,
+    ranking: bool = True,
+) -> dict[str, float]:
+    """Accuracy, balanced accuracy, per-class recall, ranking and calibration scores of one table.
+
+    ROC-AUC and PR-AUC (average precision, speech positive) come from scikit-learn and are NaN
+    when only one class is present; ECE is reported for equal-width and equal-mass bins.
+    `ranking=False` skips the AUCs (the training loop's per-step dev metrics do not need them).
+    """
     labels = np.asarray(labels)
     logits = np.asarray(logits, dtype=float)
-    ok = correct(labels, logits)
+    ok = correct(labels, logits, threshold)
     speech = labels == "speech"
     rec_s = float(ok[speech].mean()) if speech.any() else float("nan")
     rec_n = float(ok[~speech].mean()) if (~speech).any() else float("nan")
-    p = 1 / (1 + np.exp(-logits))
-    return {
+    p = sigmoid(logits)
+    out = {
         "accuracy": float(ok.mean()),
         "balanced_accuracy": float(np.nanmean([rec_s, rec_n])),
         "recall_speech": rec_s,
@@ -29,3 +44,18 @@ def summary(labels: np.ndarray, logits: np.ndarray, n_bins: int = 10) -> dict[st
         "ece": ece(speech, p, n_bins),
         "n": int(len(ok)),
     }
+    if ranking:
+        from sklearn.metrics import average_precision_score, roc_auc_score
+
+        both = speech.any() and (~speech).any()
+        out.update(
+            {
+                "roc_auc": float(roc_auc_score(speech, logits)) if both else float("nan"),
+                "pr_auc": float(average_precision_score(speech, logits)) if both else float("nan"),
+                "ece_quantile": ece(speech, p, n_bins, "quantile"),
+                "mce": mce(speech, p, n_bins),
+                "brier": brier(speech, p),
+                "nll": nll(speech, p),
+            }
+        )
+    return out

@@ -112,7 +112,8 @@ def save(table: pd.DataFrame, meta: dict[str, Any], name: str | None = None) -> 
     validate(table)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     name = _slug(
-        name or f"{meta.get('dataset', 'data')}-{meta.get('split_name', '')}-{meta.get('detector', '')}-{stamp}"
+        name or f"{meta.get('dataset', 'data')}-{meta.get('split_name', '')}-{meta.get('part', '')}-"
+        f"{meta.get('detector', '')}-{stamp}"
     )
     folder = results_root() / "predictions"
     path = atomic.write_csv(folder / f"{name}.csv", table)
@@ -132,3 +133,61 @@ def load(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         df[col] = df[col].astype("object").fillna("").astype(str)
     side = path.with_suffix(".json")
     return validate(df, str(path)), (json.loads(side.read_text()) if side.exists() else {})
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """A predictions CSV from a path or a table name under results/predictions (stem, no .csv)."""
+    p = Path(name_or_path)
+    if p.suffix == ".csv" and p.exists():
+        return p
+    candidate = results_root() / "predictions" / f"{p.name.removesuffix('.csv')}.csv"
+    if candidate.exists():
+        return candidate
+    names = [t.stem for t in list_tables()][:10]
+    raise PredictionsError(f"no predictions table {str(name_or_path)!r}; known tables include {names}")
+
+
+def analysis_dir(table_path: str | Path) -> Path:
+    """Where analyses of one table go: <table>.analysis/ beside it (never mistaken for a table)."""
+    p = Path(table_path)
+    return p.with_name(f"{p.stem}.analysis")
+
+
+def describe_tables() -> pd.DataFrame:
+    """One row per saved table (newest first) with its sidecar facts, for pickers and listings."""
+    rows = []
+    for path in list_tables():
+        side = path.with_suffix(".json")
+        try:
+            meta = json.loads(side.read_text()) if side.exists() else {}
+        except json.JSONDecodeError:
+            meta = {}
+        rows.append(
+            {
+                "table": path.stem,
+                "detector": meta.get("detector", ""),
+                "dataset": meta.get("dataset", ""),
+                "split_name": meta.get("split_name", ""),
+                "part": meta.get("part", ""),
+                "adapter": meta.get("adapter", ""),
+                "clips": meta.get("n_clips"),
+                "path": str(path),
+            }
+        )
+    return pd.DataFrame(rows, columns=["table", "detector", "dataset", "split_name", "part", "adapter", "clips", "path"])
+
+
+def counterpart(table: str, part: str = "dev") -> str | None:
+    """The newest table scored by the same detector on the same split, but on another `part`."""
+    t = describe_tables()
+    if t.empty or table not in set(t["table"]):
+        return None
+    me = t[t["table"] == table].iloc[0]
+    same = t[
+        (t["detector"] == me["detector"])
+        & (t["dataset"] == me["dataset"])
+        & (t["split_name"] == me["split_name"])
+        & (t["adapter"] == me["adapter"])
+        & (t["part"] == part)
+    ]
+    return None if same.empty else str(same.iloc[0]["table"])

@@ -101,3 +101,29 @@ def mcnemar_sample_size(p_discordant: float, delta: float, alpha: float = 0.05, 
         raise ValueError("need 0 < |delta| <= p_discordant <= 1")
     za, zb = sps.norm.ppf(1 - alpha / 2), sps.norm.ppf(power)
     return int(np.ceil((za * np.sqrt(p_discordant) + zb * np.sqrt(p_discordant - delta**2)) ** 2 / delta**2))
+
+
+def icc_oneway(values: np.ndarray, groups: np.ndarray) -> float:
+    """Intra-class correlation of `values` within `groups` (one-way ANOVA estimator, floored at 0).
+
+    Used for the design effect: clips of one speaker tend to be right or wrong together.
+    """
+    v = np.asarray(values, float)
+    codes = np.unique(np.asarray(groups), return_inverse=True)[1]
+    k, n = codes.max() + 1, len(v)
+    if k < 2 or n <= k:
+        return 0.0
+    sizes = np.bincount(codes, minlength=k)
+    means = np.bincount(codes, weights=v, minlength=k) / sizes
+    ms_between = np.sum(sizes * (means - v.mean()) ** 2) / (k - 1)
+    ms_within = np.sum((v - means[codes]) ** 2) / (n - k)
+    m0 = (n - np.sum(sizes**2) / n) / (k - 1)
+    denom = ms_between + (m0 - 1) * ms_within
+    return float(max(0.0, (ms_between - ms_within) / denom)) if denom > 0 else 0.0
+
+
+def groups_needed(n_clips: int, clips_per_group: float, icc: float) -> tuple[int, int]:
+    """(clips, groups) once clustering is paid for: n · DEFF, with DEFF = 1 + (m − 1)·ICC."""
+    m = max(1.0, float(clips_per_group))
+    n = int(np.ceil(n_clips * (1 + (m - 1) * max(0.0, icc))))
+    return n, int(np.ceil(n / m))

@@ -163,12 +163,14 @@ def short_noisy_mask(frame) -> np.ndarray:
     return (frame["duration_ms"].to_numpy() <= 400) & frame["snr_db"].notna().to_numpy()
 
 
-def dev_metrics(labels: np.ndarray, logits: np.ndarray, short_noisy: np.ndarray) -> dict[str, float]:
+def dev_metrics(
+    labels: np.ndarray, logits: np.ndarray, short_noisy: np.ndarray, ranking: bool = False
+) -> dict[str, float]:
     """Dev metrics, plus balanced accuracy on short (≤ 400 ms) noisy clips, where base models fail."""
-    out = metrics.summary(labels, logits[:, 0] - logits[:, 1])
+    out = metrics.summary(labels, logits[:, 0] - logits[:, 1], ranking=ranking)
     if short_noisy.any():
         out["short_noisy_balanced_accuracy"] = metrics.summary(
-            labels[short_noisy], (logits[:, 0] - logits[:, 1])[short_noisy]
+            labels[short_noisy], (logits[:, 0] - logits[:, 1])[short_noisy], ranking=False
         )["balanced_accuracy"]
     return out
 
@@ -360,7 +362,7 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
             prompt=prompt,
         )
         atomic.write_csv(run_dir / "predictions" / f"{part}.csv", table)
-        result[part] = dev_metrics(table["label"].to_numpy(), logits, short_noisy_mask(table))
+        result[part] = dev_metrics(table["label"].to_numpy(), logits, short_noisy_mask(table), ranking=True)
         predictions.save(
             table,
             {

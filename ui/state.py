@@ -59,3 +59,34 @@ def pick_dataset_with_splits(hint: str) -> tuple[Dataset, list[str]]:
         st.info(hint)
         st.stop()
     return ds, splits
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _table(path: str, mtime: float):
+    from core import predictions
+
+    return predictions.load(path)
+
+
+def load_table(name: str):
+    """(table, sidecar) of a saved predictions table, cached until the file changes."""
+    from core import predictions
+
+    path = predictions.resolve(name)
+    return _table(str(path), path.stat().st_mtime)
+
+
+def pick_table(label: str, key: str, part: str | None = None, exclude: str | None = None) -> str:
+    """A predictions-table picker (newest first, preferring `part`); stops the page if none exist."""
+    from core import predictions
+
+    tables = predictions.describe_tables()
+    if tables.empty:
+        st.info("No predictions tables yet: score a split on the Evaluate page, or train a run.")
+        st.stop()
+    names = tables["table"].tolist()
+    preferred = [n for n, p in zip(names, tables["part"]) if p == part and n != exclude] if part else []
+    default = preferred[0] if preferred else next((n for n in names if n != exclude), names[0])
+    if st.session_state.get(key) not in names:
+        st.session_state[key] = default
+    return st.selectbox(label, names, key=key)

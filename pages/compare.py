@@ -1,0 +1,96 @@
+"""Compare: two detectors on the same clips (McNemar, clustered bootstrap, power) and seeds aggregated."""
+
+import pandas as pd
+import streamlit as st
+
+from core import predictions, runs
+from core.compare import aggregate, compare
+from core.errors import LabError
+from ui.charts import intervals
+from ui.state import load_table, pick_table
+
+st.title("Compare")
+st.caption(
+    "Clips of one speaker or source are not independent: the interval that resamples **groups** is the honest "
+    "one; the naive row bootstrap is shown beside it so the difference is visible."
+)
+c = st.columns(2)
+with c[0]:
+    a_name = pick_table("Model A (predictions table)", "cmp_a", part="test")
+with c[1]:
+    b_name = pick_table("Model B (scored on the same clips)", "cmp_b", part="test", exclude=a_name)
+o = st.columns(4)
+thr_a = o[0].number_input("Threshold A (log-odds)", value=0.0, step=0.1, key="cmp_ta")
+thr_b = o[1].number_input("Threshold B (log-odds)", value=0.0, step=0.1, key="cmp_tb")
+n_boot = o[2].select_slider("Bootstrap resamples", [500, 1000, 2000, 5000, 10000], 2000, key="cmp_boot")
+delta = o[3].number_input("Difference to power for (0 = observed)", 0.0, 1.0, 0.0, 0.01, key="cmp_delta")
+
+try:
+    res = compare(load_table(a_name)[0], load_table(b_name)[0], thr_a, thr_b, int(n_boot), delta or None)
+except LabError as exc:
+    st.error(str(exc))
+    st.stop()
+
+if res.only_in_a or res.only_in_b:
+    st.warning(
+        f"Only the {res.n_clips} clips scored by both are compared ({res.only_in_a} only in A, "
+        f"{res.only_in_b} only in B)."
+    )
+k = st.columns(4)
+for i, key in enumerate(("a", "b")):
+    lo, hi = res.wilson[key]
+    k[i].metric(f"Accuracy {key.upper()}", f"{res.accuracy[key]:.4f}", help=f"Wilson 95% CI {lo:.4f}–{hi:.4f}")
+    k[i].caption(f"Wilson 95%: {lo:.4f}–{hi:.4f}")
+k[2].metric("McNemar exact p", f"{res.mcnemar['exact']:.4g}")
+k[2].caption(f"mid-p {res.mcnemar['midp']:.4g} · χ² (cc) {res.mcnemar['chi2']:.4g}")
+k[3].metric("Clips / groups", f"{res.n_clips} / {res.n_groups}")
+
+left, right = st.columns([2, 3])
+t = res.table
+left.dataframe(
+    pd.DataFrame(
+        [[t[0, 0], t[0, 1]], [t[1, 0], t[1, 1]]], index=["A right", "A wrong"], columns=["B right", "B wrong"]
+    ),
+    key="cmp_table",
+)
+right.plotly_chart(
+    intervals(
+        [
+            ("clustered by group", res.diff, *res.ci_clustered),
+            ("naive (by clip)", res.diff, *res.ci_naive),
+        ],
+        "accuracy difference A − B (95% paired bootstrap CI)",
+    ),
+    key="cmp_ci",
+)
+st.subheader("Power")
+pw = res.power
+if pw.get("clips") is None:
+    st.info(pw["note"])
+else:
+    st.markdown(
+        f"To detect a difference of **{pw['delta']:.3f}** at α = {pw['alpha']} with {pw['power']:.0%} power "
+        f"(discordant rate {pw['discordant_rate']:.3f}): **{pw['clips_if_independent']} clips** if clips were "
+        f"independent; with the observed clustering (ICC {pw['icc']:.2f}, {pw['clips_per_group']:.0f} clips per "
+        f"group) **{pw['clips']} clips in about {pw['groups']} groups**. The current test set: {res.n_clips} clips "
+        f"in {res.n_groups} groups."
+    )
+
+st.subheader("Seeds of one configuration")
+tables = predictions.describe_tables()
+sweeps = runs.list_sweeps()
+mode = st.radio("Aggregate", ["predictions tables", "a sweep"], horizontal=True, key="agg_mode")
+if mode == "a sweep":
+    if not sweeps:
+        st.info("No sweeps yet (Runs page).")
+    else:
+        sweep = st.selectbox("Sweep", sweeps, key="agg_sweep")
+        matrix, per_seed = runs.results_matrix(sweep)
+        st.dataframe(matrix, hide_index=True, width="stretch", key="agg_matrix")
+        st.dataframe(per_seed, hide_index=True, width="stretch", key="agg_per_seed")
+else:
+    chosen = st.multiselect("Tables (one configuration, different seeds)", tables["table"].tolist(), key="agg_tables")
+    if chosen:
+        per, summary = aggregate({n: load_table(n)[0] for n in chosen})
+        st.dataframe(summary.style.format(precision=4), hide_index=True, width="stretch", key="agg_summary")
+        st.dataframe(per.style.format(precision=4), hide_index=True, width="stretch", key="agg_per")
