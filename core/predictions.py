@@ -112,7 +112,8 @@ def save(table: pd.DataFrame, meta: dict[str, Any], name: str | None = None) -> 
     validate(table)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     name = _slug(
-        name or f"{meta.get('dataset', 'data')}-{meta.get('split_name', '')}-{meta.get('part', '')}-"
+        name
+        or f"{meta.get('dataset', 'data')}-{meta.get('split_name', '')}-{meta.get('part', '')}-"
         f"{meta.get('detector', '')}-{stamp}"
     )
     folder = results_root() / "predictions"
@@ -174,7 +175,9 @@ def describe_tables() -> pd.DataFrame:
                 "path": str(path),
             }
         )
-    return pd.DataFrame(rows, columns=["table", "detector", "dataset", "split_name", "part", "adapter", "clips", "path"])
+    return pd.DataFrame(
+        rows, columns=["table", "detector", "dataset", "split_name", "part", "adapter", "clips", "path"]
+    )
 
 
 def counterpart(table: str, part: str = "dev") -> str | None:
