@@ -12,6 +12,7 @@ PAGES = [
     st.Page("pages/calibration.py", title="Calibration", icon="🎯"),
     st.Page("pages/thresholds.py", title="Thresholds", icon="🎚️"),
     st.Page("pages/compare.py", title="Compare", icon="⚖️"),
+    st.Page("pages/psychometrics.py", title="Psychometrics", icon="📉"),
 ]
 
 st.navigation(PAGES).run()

@@ -350,6 +350,112 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_conditions(args: argparse.Namespace) -> int:
+    from core.conditions import ConditionSpec, generate
+    from core.datasets import load_dataset
+
+    spec = ConditionSpec(
+        durations_ms=tuple(args.durations),
+        snrs_db=tuple(args.snrs),
+        include_clean=not args.no_clean,
+        noise=args.noise,
+        noise_folder=args.noise_folder or "",
+        bands=tuple(args.bands),
+        rooms=tuple(args.rooms),
+        bases_per_label=args.bases_per_label,
+        seed=args.seed,
+    )
+    import signal
+
+    from core import jobs
+
+    job = _job_dir(args)
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
+    update, close = (jobs.reporter(job), lambda: None) if job else _tqdm_progress(f"conditions {args.name}")
+    try:
+        ds = generate(
+            load_dataset(args.dataset),
+            args.split,
+            args.part,
+            args.name,
+            spec,
+            args.force,
+            update,
+            should_stop=lambda: stop["now"],
+        )
+    except KeyboardInterrupt:
+        if job:
+            jobs.write_status(job, "cancelled", 0.0, "cancelled by the user; nothing was written")
+        print("cancelled; no dataset written", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if job:
+            jobs.write_status(job, "failed", 0.0, str(exc))
+        raise
+    finally:
+        close()
+    if job:
+        jobs.write_status(job, "finished", 1.0, f"{ds.name}: {len(ds.manifest)} clips", result=ds.name)
+    print(
+        f"condition set {ds.name}: {len(ds.manifest)} clips from {ds.info['base_clips']} base clips; split 'conditions'"
+    )
+    print(f"score it: python -m core evaluate --dataset {ds.name} --split conditions --part test --detector silero-vad")
+    return 0
+
+
+def cmd_psychometric(args: argparse.Namespace) -> int:
+    from core import atomic, predictions
+    from core import psychometrics as pm
+
+    by = [c for c in (args.by or []) if c]
+    frames = []
+    for name in args.tables:
+        path = predictions.resolve(name)
+        table, meta = predictions.load(path)
+        detector = meta.get("detector", path.stem)
+        fits = pm.fit_table(
+            table,
+            args.axis,
+            by,
+            args.threshold,
+            function=args.function,
+            target=args.target,
+            n_boot=args.n_boot,
+            boot=args.boot,
+            lapse_max=args.lapse_max,
+        )
+        rows = pm.summary_rows(fits, detector)
+        frames.append(rows)
+        out = predictions.analysis_dir(path)
+        tag = f"{args.axis}" + (f"-by-{'-'.join(by)}" if by else "")
+        payload = {
+            "table": path.name,
+            "axis": args.axis,
+            "by": by,
+            "function": args.function,
+            "target": args.target,
+            "fits": [{"stratum": s, "note": note, **(f.as_dict() if f else {})} for s, f, note in fits],
+        }
+        if args.glm:
+            g = pm.interaction_glm(table, args.threshold)
+            payload["glm"] = {**g, "coefficients": g["coefficients"].to_dict(orient="records")}
+            print(
+                f"{detector}: GEE {g['formula']} (clusters: {g['n_clusters']} base clips); "
+                f"interaction p = {g['interaction_p']:.3g}; McFadden R² = {g['mcfadden_r2']:.3f}"
+            )
+            print(g["coefficients"].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        atomic.write_json(out / f"psychometric-{tag}.json", payload)
+        atomic.write_csv(out / f"observed-{tag}.csv", pm.observed(table, args.axis, by, args.threshold))
+        print(f"wrote {out}/psychometric-{tag}.json")
+    import pandas as pd
+
+    summary = pd.concat(frames, ignore_index=True)
+    cols = [c for c in ["detector", *by, "result", "lapse", "deviance", "p_deviance", "clips"] if c in summary]
+    print(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    return 0
+
+
 def cmd_sweep_worker(args: argparse.Namespace) -> int:
     from core import runs
 
@@ -490,6 +596,40 @@ def build_parser() -> argparse.ArgumentParser:
     ag.add_argument("--part", choices=["dev", "test"], default="test")
     ag.add_argument("--name", help="output name under results/aggregates")
     ag.set_defaults(func=cmd_aggregate)
+
+    from core import conditions as cond
+    from core import psychometrics as pm
+
+    cd = top.add_parser("conditions", help="a psychoacoustic condition set (durations × SNRs × bands × rooms)")
+    cd.add_argument("--dataset", default="default", help="source dataset")
+    cd.add_argument("--split", required=True, help="a saved split of the source dataset")
+    cd.add_argument("--part", default="test", help="which part supplies the base clips (the rest supply babble)")
+    cd.add_argument("--name", required=True, help="name of the new dataset")
+    cd.add_argument("--durations", type=int, nargs="+", default=list(cond.DURATIONS_MS), help="milliseconds")
+    cd.add_argument("--snrs", type=float, nargs="+", default=list(cond.SNRS_DB), help="dB")
+    cd.add_argument("--no-clean", action="store_true", help="leave out the noise-free variants")
+    cd.add_argument("--noise", choices=list(cond.NOISES), default="white")
+    cd.add_argument("--noise-folder", help="folder of noise recordings (with --noise folder)")
+    cd.add_argument("--bands", nargs="+", choices=list(cond.BANDS), default=["clean"])
+    cd.add_argument("--rooms", nargs="+", choices=list(cond.ROOMS), default=["none"])
+    cd.add_argument("--bases-per-label", type=int, default=24)
+    cd.add_argument("--seed", type=int, default=0)
+    cd.add_argument("--force", action="store_true", help="replace an existing dataset of that name")
+    cd.add_argument("--job-dir", help=argparse.SUPPRESS)
+    cd.set_defaults(func=cmd_conditions)
+
+    ps = top.add_parser("psychometric", help="psychometric fits, thresholds with bootstrap CIs, GLM")
+    ps.add_argument("tables", nargs="+", help="predictions tables scored on a condition set")
+    ps.add_argument("--axis", choices=list(pm.AXES), default="snr_db")
+    ps.add_argument("--by", nargs="*", default=[], help="strata, e.g. duration_ms band reverb")
+    ps.add_argument("--function", choices=list(pm.FUNCTIONS), default="logistic")
+    ps.add_argument("--target", type=float, default=0.75, help="proportion correct at the threshold")
+    ps.add_argument("--n-boot", type=int, default=1000)
+    ps.add_argument("--boot", choices=["nonparametric", "parametric"], default="nonparametric")
+    ps.add_argument("--lapse-max", type=float, default=pm.LAPSE_MAX)
+    ps.add_argument("--threshold", type=float, default=0.0, help="decision threshold on the log-odds")
+    ps.add_argument("--glm", action="store_true", help="also fit the GEE of correct ~ log2(duration) × SNR")
+    ps.set_defaults(func=cmd_psychometric)
 
     w = top.add_parser("sweep-worker", help=argparse.SUPPRESS)
     w.add_argument("--sweep", required=True)

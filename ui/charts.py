@@ -114,3 +114,90 @@ def intervals(rows: list[tuple[str, float, float, float]], xaxis: str) -> go.Fig
     fig.add_vline(x=0, line_dash="dot", line_color="grey")
     fig.update_layout(xaxis_title=xaxis, height=80 + 50 * len(rows), margin={"t": 10, "b": 10})
     return fig
+
+
+def psychometric_panels(
+    curves: dict[tuple[str, str], tuple],
+    observed: dict[tuple[str, str], pd.DataFrame],
+    axis: str,
+    axis_title: str,
+    target: float,
+) -> go.Figure:
+    """Accuracy vs `axis`, one panel per stratum, one colour per detector: points with Wilson bars,
+    the fitted curve and the threshold with its bootstrap CI (drawn only when inside the range).
+
+    curves maps (detector, stratum) to (x, y, threshold, (lo, hi), bound); observed to the rows of
+    `psychometrics.observed` for that pair.
+    """
+    strata = sorted({s for _, s in list(curves) + list(observed)}, key=str)
+    detectors = sorted({d for d, _ in list(curves) + list(observed)})
+    cols = min(3, max(1, len(strata)))
+    rows = int(np.ceil(len(strata) / cols))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=strata, shared_yaxes=True)
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+    for si, stratum in enumerate(strata):
+        r, c = si // cols + 1, si % cols + 1
+        for di, det in enumerate(detectors):
+            colour = palette[di % len(palette)]
+            obs = observed.get((det, stratum))
+            if obs is not None and len(obs):
+                fig.add_trace(
+                    go.Scatter(
+                        x=obs[axis],
+                        y=obs["accuracy"],
+                        mode="markers",
+                        marker={"color": colour, "size": 7},
+                        error_y={
+                            "type": "data",
+                            "symmetric": False,
+                            "array": obs["ci_upper"] - obs["accuracy"],
+                            "arrayminus": obs["accuracy"] - obs["ci_lower"],
+                        },
+                        name=det,
+                        legendgroup=det,
+                        showlegend=si == 0,
+                        customdata=obs["n"],
+                        hovertemplate="%{x}: %{y:.3f} (n=%{customdata})<extra>" + det + "</extra>",
+                    ),
+                    row=r,
+                    col=c,
+                )
+            fit = curves.get((det, stratum))
+            if fit is None:
+                continue
+            x, y, thr, (lo, hi), bound = fit
+            fig.add_trace(
+                go.Scatter(
+                    x=x, y=y, mode="lines", line={"color": colour}, name=f"{det} fit", legendgroup=det, showlegend=False
+                ),
+                row=r,
+                col=c,
+            )
+            if bound is None and np.isfinite(thr):
+                fig.add_trace(
+                    go.Scatter(
+                        x=[thr],
+                        y=[target],
+                        mode="markers",
+                        marker={"color": colour, "symbol": "diamond", "size": 10},
+                        error_x={
+                            "type": "data",
+                            "symmetric": False,
+                            "array": [max(hi - thr, 0)] if np.isfinite(hi) else [0],
+                            "arrayminus": [max(thr - lo, 0)] if np.isfinite(lo) else [0],
+                        },
+                        name=f"{det} threshold",
+                        legendgroup=det,
+                        showlegend=False,
+                    ),
+                    row=r,
+                    col=c,
+                )
+    fig.add_hline(y=target, line_dash="dot", line_color="grey")
+    fig.add_hline(y=0.5, line_dash="dash", line_color="lightgrey")
+    if axis == "duration_ms":
+        fig.update_xaxes(type="log")
+    fig.update_xaxes(title_text=axis_title)
+    fig.update_yaxes(range=[0.3, 1.02], title_text="proportion correct", col=1)
+    fig.update_layout(height=330 * rows, margin={"t": 40, "b": 10})
+    return fig

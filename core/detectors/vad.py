@@ -37,7 +37,7 @@ class SileroVAD:
     def frame_probs(self, clips: list[np.ndarray]) -> list[np.ndarray]:
         """Chunk probabilities per clip, batched (zero padding after a clip cannot change its chunks)."""
         torch = self._torch
-        n = max(len(c) for c in clips)
+        n = max(self.chunk, *(len(c) for c in clips))  # a clip under 32 ms is zero-padded to one chunk
         batch = np.zeros((len(clips), n), np.float32)
         for i, c in enumerate(clips):
             batch[i, : len(c)] = c

@@ -1,0 +1,422 @@
+"""Psychometric functions fitted by maximum likelihood, thresholds with bootstrap CIs, and a GLM.
+
+ψ(x) = γ + (1 − γ − λ)·F((x − α)/β): guess rate γ = 0.5 for the balanced two-class task,
+lapse rate λ fitted within [0, λ_max], F a logistic, cumulative normal or Gumbel (a Weibull
+in log units — durations are fitted on log10 ms, so "weibull" is the classic Weibull there).
+The likelihood is binomial over the counts at each level.
+
+Why batched Fisher scoring rather than a generic optimiser per fit: a threshold's bootstrap
+needs 1,000 refits, which must take well under 2 s; all replicates are solved together as
+one array problem (Levenberg-damped Fisher scoring), warm-started from the point estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import special
+from scipy import stats as sps
+
+GUESS = 0.5
+LAPSE_MAX = 0.1
+FUNCTIONS = ("logistic", "normal", "weibull")
+AXES = {"duration_ms": "duration (ms)", "snr_db": "SNR (dB)"}
+
+
+def cdf(kind: str, z: np.ndarray) -> np.ndarray:
+    if kind == "logistic":
+        return special.expit(z)
+    if kind == "normal":
+        return special.ndtr(z)
+    if kind == "weibull":
+        return -np.expm1(-np.exp(np.minimum(z, 50.0)))
+    raise ValueError(f"function must be one of {FUNCTIONS}, got {kind!r}")
+
+
+def pdf(kind: str, z: np.ndarray) -> np.ndarray:
+    if kind == "logistic":
+        f = special.expit(z)
+        return f * (1 - f)
+    if kind == "normal":
+        return np.exp(-0.5 * z**2) / np.sqrt(2 * np.pi)
+    zc = np.minimum(z, 50.0)
+    return np.exp(zc - np.exp(zc))
+
+
+def ppf(kind: str, q: np.ndarray | float) -> np.ndarray:
+    if kind == "logistic":
+        return special.logit(q)
+    if kind == "normal":
+        return special.ndtri(q)
+    return np.log(-np.log1p(-np.asarray(q, float)))
+
+
+def psi(kind: str, x: np.ndarray, alpha, beta, lapse, guess: float = GUESS) -> np.ndarray:
+    """Probability correct at `x` (broadcasts over parameter arrays)."""
+    return guess + (1 - guess - lapse) * cdf(kind, (x - alpha) / beta)
+
+
+def _unpack(theta: np.ndarray, lapse_max: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return theta[:, 0:1], np.exp(theta[:, 1:2]), np.clip(theta[:, 2:3], 0.0, lapse_max)
+
+
+def _loglik(kind, x, k, n, theta, guess, lapse_max) -> np.ndarray:
+    a, b, lam = _unpack(theta, lapse_max)
+    p = np.clip(psi(kind, x[None, :], a, b, lam, guess), 1e-12, 1 - 1e-12)
+    return np.sum(k * np.log(p) + (n - k) * np.log1p(-p), axis=1)
+
+
+def fisher_scoring(
+    kind: str,
+    x: np.ndarray,
+    k: np.ndarray,
+    n: np.ndarray,
+    theta0: np.ndarray,
+    guess: float = GUESS,
+    lapse_max: float = LAPSE_MAX,
+    iters: int = 300,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Maximise the binomial likelihood for B problems at once; returns (θ (B, 3), log-likelihood (B,)).
+
+    θ = (α, log β, λ) with λ kept in [0, λ_max] by projection; k and n are (B, levels) counts at x.
+    """
+    x = np.asarray(x, float)
+    theta = np.array(theta0, float, copy=True)
+    k, n = np.asarray(k, float), np.asarray(n, float)
+    ll = _loglik(kind, x, k, n, theta, guess, lapse_max)
+    mu = np.full(len(theta), 1e-3)
+    quiet = np.zeros(len(theta), int)
+    act = np.arange(len(theta))  # replicates still moving; converged ones drop out
+    for _ in range(iters):
+        th, kk, nn = theta[act], k[act], n[act]
+        a, b, lam = _unpack(th, lapse_max)
+        z = (x[None, :] - a) / b
+        F, f = cdf(kind, z), pdf(kind, z)
+        p = np.clip(guess + (1 - guess - lam) * F, 1e-9, 1 - 1e-9)
+        J = np.stack([-(1 - guess - lam) * f / b, -(1 - guess - lam) * f * z, -F], axis=2)
+        w = nn / (p * (1 - p))
+        g = np.einsum("bm,bmi->bi", (kk - nn * p) / (p * (1 - p)), J)
+        info = np.einsum("bm,bmi,bmj->bij", w, J, J)
+        m = mu[act]
+        diag = np.einsum("bii->bi", info)[:, :, None] * np.eye(3)
+        damp = info + m[:, None, None] * diag + (1e-8 * (1 + m))[:, None, None] * np.eye(3)
+        step = np.linalg.solve(damp, np.nan_to_num(g)[:, :, None])[:, :, 0]
+        trial = th + step
+        trial[:, 1] = np.clip(trial[:, 1], -12, 8)
+        trial[:, 2] = np.clip(trial[:, 2], 0.0, lapse_max)  # projected step: λ stays in its bounds
+        ll_trial = _loglik(kind, x, kk, nn, trial, guess, lapse_max)
+        better = ll_trial > ll[act]
+        gain = np.where(better, ll_trial - ll[act], 0.0)
+        theta[act[better]], ll[act[better]] = trial[better], ll_trial[better]
+        mu[act] = np.clip(np.where(better, m / 3, m * 10), 1e-9, 1e9)
+        quiet[act] = np.where(gain < 1e-10, quiet[act] + 1, 0)
+        act = act[quiet[act] < 12]  # no gain for 12 rounds while damping grows 10× each: converged
+        if not len(act):
+            break
+    return theta, ll
+
+
+def _starts(x: np.ndarray) -> np.ndarray:
+    span = max(float(np.ptp(x)), 1e-6)
+    grid = [
+        (a, np.log(b), e)
+        for a in np.linspace(x.min(), x.max(), 5)
+        for b in (span / 20, span / 6, span / 2)
+        for e in (0.0, 0.05)
+    ]
+    return np.array(grid)
+
+
+@dataclass
+class Fit:
+    """One fitted curve, its threshold with a bootstrap CI, and goodness of fit."""
+
+    function: str
+    axis: str
+    levels: np.ndarray  # in fit units (log10 ms for duration)
+    k: np.ndarray
+    n: np.ndarray
+    alpha: float
+    beta: float
+    lapse: float
+    guess: float
+    loglik: float
+    deviance: float
+    df: int
+    p_deviance: float
+    target: float
+    threshold: float  # natural units (ms, dB); inf/-inf when the target is never reached
+    ci: tuple[float, float]
+    bound: str | None  # "> 1000 ms" when the threshold lies outside the tested range
+    n_boot: int
+    boot_method: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def curve(self, num: int = 200) -> tuple[np.ndarray, np.ndarray]:
+        """The fitted ψ over the tested range (x in natural units)."""
+        u = np.linspace(self.levels.min(), self.levels.max(), num)
+        return to_natural(self.axis, u), psi(self.function, u, self.alpha, self.beta, self.lapse, self.guess)
+
+    def label(self) -> str:
+        unit = "ms" if self.axis == "duration_ms" else "dB"
+        name = ("DT" if self.axis == "duration_ms" else "SNR-") + f"{self.target * 100:g}"
+        if self.bound:
+            return f"{name} {self.bound}"
+        lo, hi = self.ci
+        return f"{name} = {self.threshold:.3g} {unit} [95% CI {_fmt(lo)}, {_fmt(hi)}]"
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k not in ("levels", "k", "n")}
+        d["levels"] = to_natural(self.axis, self.levels).tolist()
+        d["k"], d["n"] = self.k.tolist(), self.n.tolist()
+        d["ci"] = list(self.ci)
+        return d
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3g}" if np.isfinite(v) else ("+∞" if v > 0 else "−∞")
+
+
+def to_fit_units(axis: str, v: np.ndarray) -> np.ndarray:
+    return np.log10(np.asarray(v, float)) if axis == "duration_ms" else np.asarray(v, float)
+
+
+def to_natural(axis: str, u: np.ndarray) -> np.ndarray:
+    if axis != "duration_ms":
+        return np.asarray(u, float)
+    with np.errstate(over="ignore"):
+        return 10 ** np.asarray(u, float)
+
+
+def thresholds_of(kind: str, theta: np.ndarray, target: float, guess: float, lapse_max: float) -> np.ndarray:
+    """x where ψ = target for each θ row (fit units); +inf where the curve never reaches it."""
+    a, b, lam = (v[:, 0] for v in _unpack(theta, lapse_max))
+    q = (target - guess) / (1 - guess - lam)
+    out = np.full(len(theta), np.inf)
+    ok = (q > 0) & (q < 1)
+    out[ok] = a[ok] + b[ok] * ppf(kind, q[ok])
+    out[q <= 0] = -np.inf
+    return out
+
+
+def deviance(k: np.ndarray, n: np.ndarray, p: np.ndarray) -> float:
+    """Binomial deviance of the fit against the saturated model (one parameter per level)."""
+    k, n, p = (np.asarray(v, float) for v in (k, n, p))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1 = np.where(k > 0, k * np.log(k / (n * p)), 0.0)
+        t2 = np.where(n - k > 0, (n - k) * np.log((n - k) / (n * (1 - p))), 0.0)
+    return float(2 * np.sum(t1 + t2))
+
+
+def fit_counts(
+    x: np.ndarray,
+    k_units: np.ndarray,
+    n_units: np.ndarray,
+    axis: str,
+    function: str = "logistic",
+    target: float = 0.75,
+    n_boot: int = 1000,
+    boot: str = "nonparametric",
+    guess: float = GUESS,
+    lapse_max: float = LAPSE_MAX,
+    seed: int = 0,
+) -> Fit:
+    """Fit ψ to counts per resampling unit (base clip) × level, with a bootstrap CI on the threshold.
+
+    x: levels in natural units (ms or dB); k_units, n_units: (units, levels) correct and total
+    counts. The nonparametric bootstrap resamples units (base clips: all conditions of one clip
+    move together); the parametric one draws binomial counts from the fitted curve.
+    """
+    if function not in FUNCTIONS:
+        raise ValueError(f"function must be one of {FUNCTIONS}, got {function!r}")
+    if not guess < target < 1:
+        raise ValueError(f"target must lie between the guess rate {guess} and 1, got {target}")
+    u = to_fit_units(axis, x)
+    K, N = np.asarray(k_units, float), np.asarray(n_units, float)
+    k, n = K.sum(0), N.sum(0)
+    if len(u) < 3:
+        raise ValueError(f"need at least 3 levels to fit a psychometric function, got {len(u)}")
+    starts = _starts(u)
+    theta, ll = fisher_scoring(
+        function, u, np.tile(k, (len(starts), 1)), np.tile(n, (len(starts), 1)), starts, guess, lapse_max
+    )
+    best = theta[int(np.argmax(ll))][None, :]
+    a, b, lam = (float(v[0, 0]) for v in _unpack(best, lapse_max))
+    p_hat = psi(function, u, a, b, lam, guess)
+    dev = deviance(k, n, p_hat)
+    df = max(len(u) - 3, 1)
+    rng = np.random.default_rng(seed)
+    if boot == "nonparametric":
+        pick = rng.integers(0, len(K), size=(n_boot, len(K)))
+        counts = np.zeros((n_boot, len(K)))
+        np.add.at(counts, (np.arange(n_boot)[:, None], pick), 1.0)
+        kb, nb = counts @ K, counts @ N
+    elif boot == "parametric":
+        nb = np.tile(n, (n_boot, 1))
+        kb = rng.binomial(n.astype(int), p_hat, size=(n_boot, len(u))).astype(float)
+    else:
+        raise ValueError(f"boot must be 'nonparametric' or 'parametric', got {boot!r}")
+    tb, _ = fisher_scoring(function, u, kb, nb, np.repeat(best, n_boot, axis=0), guess, lapse_max)
+    t_boot = thresholds_of(function, tb, target, guess, lapse_max)
+    t_hat = float(thresholds_of(function, best, target, guess, lapse_max)[0])
+    lo, hi = np.quantile(t_boot, [0.025, 0.975], method="inverted_cdf")
+    unit = "ms" if axis == "duration_ms" else "dB"
+    bound = None
+    if t_hat > u.max():
+        bound = f"> {to_natural(axis, u.max()):g} {unit} (not reached in the tested range)"
+    elif t_hat < u.min():
+        bound = f"< {to_natural(axis, u.min()):g} {unit} (already above target at the lowest level)"
+    return Fit(
+        function=function,
+        axis=axis,
+        levels=u,
+        k=k,
+        n=n,
+        alpha=a,
+        beta=b,
+        lapse=lam,
+        guess=guess,
+        loglik=float(ll.max()),
+        deviance=dev,
+        df=df,
+        p_deviance=float(sps.chi2.sf(dev, df)),
+        target=target,
+        threshold=float(to_natural(axis, t_hat)),
+        ci=(float(to_natural(axis, lo)), float(to_natural(axis, hi))),
+        bound=bound,
+        n_boot=n_boot,
+        boot_method=boot,
+        extra={"boot_reached": float(np.mean(np.isfinite(t_boot)))},
+    )
+
+
+def unit_counts(
+    table: pd.DataFrame, axis: str, unit: str = "base_clip_id"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(levels, k, n) with k, n of shape (units, levels) from a table with `correct` and `axis` columns."""
+    t = table[np.isfinite(table[axis].to_numpy(float))]
+    if axis == "duration_ms":
+        t = t[t[axis] > 0]
+    k = t.pivot_table(index=unit, columns=axis, values="correct", aggfunc="sum", fill_value=0)
+    n = t.pivot_table(index=unit, columns=axis, values="correct", aggfunc="size", fill_value=0)
+    return k.columns.to_numpy(float), k.to_numpy(float), n.reindex_like(k).to_numpy(float)
+
+
+def fit_table(
+    table: pd.DataFrame,
+    axis: str,
+    by: list[str] | None = None,
+    threshold: float = 0.0,
+    **kw,
+) -> list[tuple[dict[str, Any], Fit | None, str]]:
+    """One fit per stratum of `by` (e.g. SNR curves per duration): [(stratum, fit or None, note)].
+
+    Correctness is `logit > threshold` vs the label. Rows without a value on `axis` (clean
+    clips have no SNR) are left out of that axis' curves.
+    """
+    from core.metrics import correct
+
+    if axis not in AXES:
+        raise ValueError(f"axis must be one of {sorted(AXES)}, got {axis!r}")
+    t = table.assign(correct=correct(table["label"], table["logit"], threshold))
+    groups = t.groupby(by, dropna=False) if by else [((), t)]
+    out = []
+    for key, sub in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        stratum = dict(zip(by or [], key))
+        levels, k, n = unit_counts(sub, axis)
+        if len(levels) < 3:
+            out.append((stratum, None, f"{len(levels)} levels of {axis}: too few to fit"))
+            continue
+        out.append((stratum, fit_counts(levels, k, n, axis, **kw), ""))
+    return out
+
+
+def observed(table: pd.DataFrame, axis: str, by: list[str] | None = None, threshold: float = 0.0) -> pd.DataFrame:
+    """Observed proportion correct per level (and stratum) with Wilson 95% intervals."""
+    from core.metrics import correct
+    from core.stats import wilson
+
+    t = table.assign(correct=correct(table["label"], table["logit"], threshold))
+    t = t[np.isfinite(t[axis].to_numpy(float))]
+    g = t.groupby([*(by or []), axis], dropna=False)["correct"].agg(["sum", "size"]).reset_index()
+    ci = [wilson(int(s), int(n)) for s, n in zip(g["sum"], g["size"])]
+    return g.assign(accuracy=g["sum"] / g["size"], ci_lower=[c[0] for c in ci], ci_upper=[c[1] for c in ci]).rename(
+        columns={"sum": "correct", "size": "n"}
+    )
+
+
+def interaction_glm(table: pd.DataFrame, threshold: float = 0.0) -> dict[str, Any]:
+    """Binomial GEE of correctness on log2(duration) × SNR (+ band, reverb when varied), clustered by base clip.
+
+    Clean clips (no SNR) are left out. Coefficients with robust (sandwich) SEs, CIs and p-values
+    come from the GEE (exchangeable working correlation); McFadden's pseudo-R² = 1 − LL/LL_null
+    from the same model fitted as an ordinary binomial GLM (GEE has no likelihood).
+    """
+    import statsmodels.api as sm
+    import statsmodels.formula.api as smf
+
+    from core.metrics import correct
+
+    t = table.assign(correct=correct(table["label"], table["logit"], threshold).astype(float))
+    t = t[np.isfinite(t["snr_db"].to_numpy(float)) & (t["duration_ms"] > 0)].copy()
+    if t["snr_db"].nunique() < 2 or t["duration_ms"].nunique() < 2:
+        raise ValueError("the GLM needs at least two durations and two SNRs (noisy clips)")
+    t["log2_duration"] = np.log2(t["duration_ms"])
+    terms = ["log2_duration * snr_db"]
+    for col in ("band", "reverb"):
+        if col in t and t[col].nunique() > 1:
+            terms.append(f"C({col})")
+    formula = "correct ~ " + " + ".join(terms)
+    gee = smf.gee(
+        formula, groups="base_clip_id", data=t, family=sm.families.Binomial(), cov_struct=sm.cov_struct.Exchangeable()
+    ).fit()
+    glm = smf.glm(formula, data=t, family=sm.families.Binomial()).fit()
+    ci = gee.conf_int()
+    coefs = pd.DataFrame(
+        {
+            "term": gee.params.index,
+            "coef": gee.params.to_numpy(),
+            "robust_se": gee.bse.to_numpy(),
+            "ci_lower": ci[0].to_numpy(),
+            "ci_upper": ci[1].to_numpy(),
+            "p": gee.pvalues.to_numpy(),
+        }
+    )
+    return {
+        "formula": formula,
+        "coefficients": coefs,
+        "interaction_p": float(gee.pvalues.get("log2_duration:snr_db", np.nan)),
+        "mcfadden_r2": float(1 - glm.llf / glm.llnull),
+        "n_clips": int(len(t)),
+        "n_clusters": int(t["base_clip_id"].nunique()),
+    }
+
+
+def summary_rows(fits: list[tuple[dict[str, Any], Fit | None, str]], detector: str = "") -> pd.DataFrame:
+    """One row per fitted stratum: threshold (or bound) with CI, lapse, slope and goodness of fit."""
+    rows = []
+    for stratum, fit, note in fits:
+        row: dict[str, Any] = {"detector": detector, **{k: v for k, v in stratum.items()}}
+        if fit is None:
+            rows.append({**row, "result": note})
+            continue
+        rows.append(
+            {
+                **row,
+                "result": fit.label(),
+                "threshold": fit.threshold if fit.bound is None else np.nan,
+                "ci_lower": fit.ci[0],
+                "ci_upper": fit.ci[1],
+                "lapse": fit.lapse,
+                "slope_beta": fit.beta,
+                "deviance": fit.deviance,
+                "df": fit.df,
+                "p_deviance": fit.p_deviance,
+                "clips": int(fit.n.sum()),
+            }
+        )
+    return pd.DataFrame(rows)

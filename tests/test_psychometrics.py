@@ -1,0 +1,207 @@
+"""Psychometric fits against a reference optimiser and simulations with planted truth; the GLM; CLI and page."""
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from scipy.optimize import minimize
+from statsmodels.stats.proportion import proportion_confint
+from streamlit.testing.v1 import AppTest
+
+from core import psychometrics as pm
+from tests.conftest import REPO
+
+SNR = np.array([-10.0, -5.0, 0.0, 5.0, 10.0, 20.0])
+
+
+def _simulate(rng, kind="logistic", alpha=0.0, beta=3.0, lapse=0.04, units=40, x=SNR, axis="snr_db"):
+    p = pm.psi(kind, pm.to_fit_units(axis, x), alpha, beta, lapse)
+    k = (rng.random((units, len(x))) < p).astype(float)
+    return k, np.ones_like(k)
+
+
+def true_threshold(kind, alpha, beta, lapse, target=0.75):
+    return alpha + beta * pm.ppf(kind, (target - 0.5) / (0.5 - lapse))
+
+
+@pytest.mark.parametrize("kind", pm.FUNCTIONS)
+def test_fit_is_the_maximum_likelihood_of_a_reference_optimiser(kind):
+    rng = np.random.default_rng(3)
+    k, n = _simulate(rng, kind, alpha=2.0, beta=4.0)
+    fit = pm.fit_counts(SNR, k, n, "snr_db", function=kind, n_boot=50)
+    kk, nn = k.sum(0), n.sum(0)
+
+    def nll(t):
+        a, b, lam = t[0], np.exp(t[1]), t[2]
+        if not 0 <= lam <= pm.LAPSE_MAX:
+            return np.inf
+        p = np.clip(pm.psi(kind, SNR, a, b, lam), 1e-12, 1 - 1e-12)
+        return -np.sum(kk * np.log(p) + (nn - kk) * np.log1p(-p))
+
+    starts = [(a, np.log(b), lam) for a in (-5, 0, 5, 10) for b in (1, 4, 10) for lam in (0.001, 0.05)]
+    ref = min(
+        (
+            minimize(nll, s, method="Nelder-Mead", options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 40000})
+            for s in starts
+        ),
+        key=lambda r: r.fun,
+    )
+    assert fit.loglik == pytest.approx(-ref.fun, abs=1e-5)
+    # deviance = 2 (saturated log-likelihood − fitted log-likelihood)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ph = kk / nn
+        sat = np.nansum(kk * np.log(ph)) + np.nansum((nn - kk) * np.log1p(-ph))
+    assert fit.deviance == pytest.approx(2 * (sat - fit.loglik), abs=1e-6)
+
+
+@pytest.mark.slow
+def test_threshold_ci_covers_the_planted_threshold_in_at_least_90_percent():
+    rng = np.random.default_rng(0)
+    truth = true_threshold("logistic", 0.0, 3.0, 0.04)
+    hits, t0 = 0, time.perf_counter()
+    for s in range(200):
+        k, n = _simulate(rng)
+        fit = pm.fit_counts(SNR, k, n, "snr_db", n_boot=1000, seed=s)
+        hits += fit.ci[0] <= truth <= fit.ci[1]
+    print(f"coverage {hits / 200:.1%} in {time.perf_counter() - t0:.1f} s")
+    assert hits / 200 >= 0.90
+
+
+def test_duration_thresholds_are_fitted_on_log_duration():
+    rng = np.random.default_rng(5)
+    ms = np.array([20, 40, 80, 160, 200, 400, 500, 800, 1000.0])
+    k, n = _simulate(rng, "weibull", alpha=np.log10(150), beta=0.2, lapse=0.02, units=200, x=ms, axis="duration_ms")
+    fit = pm.fit_counts(ms, k, n, "duration_ms", function="weibull", n_boot=300)
+    truth = 10 ** true_threshold("weibull", np.log10(150), 0.2, 0.02)
+    assert fit.ci[0] <= truth <= fit.ci[1] and fit.label().startswith("DT75 = ")
+    x, y = fit.curve()
+    assert x[0] == pytest.approx(20) and x[-1] == pytest.approx(1000) and np.all(np.diff(y) >= 0)
+
+
+def test_thresholds_outside_the_range_are_bounds_not_extrapolations():
+    flat = np.tile([0, 1, 1, 0, 1, 0], (20, 1)).astype(float)  # ~50% everywhere: never reaches 75%
+    fit = pm.fit_counts(SNR, flat, np.ones_like(flat), "snr_db", n_boot=100)
+    assert fit.bound is not None and fit.bound.startswith("> 20 dB") and "> 20 dB" in fit.label()
+    easy = np.ones((20, 6))
+    easy[:, 0] = np.random.default_rng(0).random(20) < 0.9
+    fit = pm.fit_counts(SNR, easy, np.ones_like(easy), "snr_db", n_boot=100)
+    assert fit.bound is not None and fit.bound.startswith("< -10 dB")
+
+
+def test_bootstrap_resamples_base_clips():
+    # two kinds of base clip: all easy ones move together; the clip bootstrap CI must be wider
+    # than the parametric one that treats each response as independent
+    rng = np.random.default_rng(8)
+    hard = rng.random(30) < 0.5
+    p = np.where(hard[:, None], pm.psi("logistic", SNR, 8.0, 2.0, 0.0), pm.psi("logistic", SNR, -6.0, 2.0, 0.0))
+    k = (rng.random((30, 6)) < p).astype(float)
+    clip = pm.fit_counts(SNR, k, np.ones_like(k), "snr_db", n_boot=1000, boot="nonparametric")
+    param = pm.fit_counts(SNR, k, np.ones_like(k), "snr_db", n_boot=1000, boot="parametric")
+    assert clip.ci[1] - clip.ci[0] > param.ci[1] - param.ci[0]
+
+
+def test_observed_points_carry_wilson_intervals():
+    rng = np.random.default_rng(1)
+    t = pd.DataFrame(
+        {
+            "label": np.where(rng.random(300) < 0.5, "speech", "nonspeech"),
+            "logit": rng.normal(size=300),
+            "snr_db": rng.choice([0.0, 10.0, np.nan], 300),
+        }
+    )
+    obs = pm.observed(t, "snr_db")
+    assert list(obs["snr_db"]) == [0.0, 10.0]
+    for r in obs.itertuples():
+        lo, hi = proportion_confint(r.correct, r.n, method="wilson")
+        assert (r.ci_lower, r.ci_upper) == pytest.approx((lo, hi))
+
+
+def test_glm_recovers_a_planted_interaction():
+    rng = np.random.default_rng(2)
+    rows = []
+    for b in range(120):
+        u = rng.normal(0, 0.5)
+        for d in (20, 80, 200, 500, 1000):
+            for snr in (-10.0, 0.0, 10.0, 20.0):
+                eta = -1.0 + 0.3 * np.log2(d) + 0.05 * snr + 0.04 * np.log2(d) * snr + u
+                ok = rng.random() < 1 / (1 + np.exp(-eta))
+                label = "speech" if b % 2 else "nonspeech"
+                logit = (1.0 if ok else -1.0) * (1 if label == "speech" else -1)
+                rows.append({"label": label, "logit": logit, "duration_ms": d, "snr_db": snr, "base_clip_id": f"b{b}"})
+    t = pd.DataFrame(rows)
+    g = pm.interaction_glm(t)
+    c = g["coefficients"].set_index("term")
+    assert c.loc["log2_duration:snr_db", "ci_lower"] < 0.04 < c.loc["log2_duration:snr_db", "ci_upper"]
+    assert g["interaction_p"] < 1e-3 and g["n_clusters"] == 120
+    t["correct"] = ((t["logit"] > 0) == (t["label"] == "speech")).astype(float)
+    t["log2_duration"] = np.log2(t["duration_ms"])
+    ref = sm.GLM.from_formula("correct ~ log2_duration * snr_db", t, family=sm.families.Binomial()).fit()
+    assert g["mcfadden_r2"] == pytest.approx(ref.pseudo_rsquared(kind="mcf"))
+
+
+@pytest.fixture(scope="module")
+def scored_conditions(default_ds):
+    from core import conditions as cond
+    from core.datasets import load_dataset
+    from core.detectors import make_detector
+    from core.evaluate import evaluate
+    from core.splits import make_split, save_split
+
+    save_split(default_ds, "psysplit", make_split(default_ds.manifest, seed=12), {"seed": 12})
+    spec = cond.ConditionSpec(
+        durations_ms=(20, 80, 200, 500, 1000), snrs_db=(-10.0, 0.0, 10.0, 20.0), bases_per_label=4
+    )
+    cond.generate(default_ds, "psysplit", "test", "psytest", spec, force=True)
+    ds = load_dataset("psytest")
+    return [
+        evaluate(ds, "conditions", "test", make_detector(name), batch_size=64).stem
+        for name in ("silero-vad", "webrtc-vad")
+    ]
+
+
+def test_psychometrics_page_draws_curves_for_two_detectors(scored_conditions):
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180).run()
+    at.switch_page("pages/psychometrics.py").run()
+    assert not at.exception
+    at.multiselect(key="psy_tables").set_value(scored_conditions).run()
+    assert not at.exception
+    fig = at.get("plotly_chart")[0].proto.spec
+    assert "silero-vad" in fig and "webrtc-vad" in fig
+    table = at.dataframe[0].value
+    assert set(table["detector"]) == {"silero-vad", "webrtc-vad"}
+    assert len(table) == 2 * 5  # one SNR curve per duration per detector
+    at.radio(key="psy_axis").set_value("duration_ms").run()
+    assert not at.exception
+    at.checkbox(key="psy_glm").check().run()
+    assert not at.exception and any("interaction p" in m.value for m in at.markdown)
+
+
+def test_cli_psychometric_writes_fits_next_to_the_predictions(scored_conditions):
+    from core import predictions
+
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "psychometric",
+            scored_conditions[0],
+            "--axis",
+            "duration_ms",
+            "--glm",
+            "--n-boot",
+            "200",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "DT75" in r.stdout and "interaction p" in r.stdout
+    out = predictions.analysis_dir(predictions.resolve(scored_conditions[0]))
+    assert (out / "psychometric-duration_ms.json").exists() and (out / "observed-duration_ms.csv").exists()
