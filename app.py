@@ -13,6 +13,7 @@ PAGES = [
     st.Page("pages/thresholds.py", title="Thresholds", icon="🎚️"),
     st.Page("pages/compare.py", title="Compare", icon="⚖️"),
     st.Page("pages/psychometrics.py", title="Psychometrics", icon="📉"),
+    st.Page("pages/errors.py", title="Errors", icon="🔎"),
 ]
 
 st.navigation(PAGES).run()

@@ -177,6 +177,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 progress=update,
                 should_stop=lambda: stop["now"],
+                exclude_tags=args.exclude_tags,
             )
         finally:
             close()
@@ -456,6 +457,42 @@ def cmd_psychometric(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tag(args: argparse.Namespace) -> int:
+    from core import annotations
+    from core.datasets import load_dataset
+
+    ds = load_dataset(args.dataset)
+    if args.clip and args.tag:
+        if args.remove:
+            annotations.remove_tag(ds, args.clip, args.tag)
+        else:
+            annotations.set_tag(ds, args.clip, args.tag, args.note)
+    elif args.clip or args.tag:
+        raise LabError("give both a clip id and a tag (or neither, to list the tags)")
+    t = annotations.load(ds)
+    print(t.to_string(index=False) if len(t) else f"no tags in {ds.name}")
+    return 0
+
+
+def cmd_errors(args: argparse.Namespace) -> int:
+    from core import atomic, predictions
+    from core.error_analysis import consistently_wrong, per_clip
+
+    paths = [predictions.resolve(t) for t in args.tables]
+    wide = per_clip({p.stem: predictions.load(p)[0] for p in paths}, args.threshold)
+    top = consistently_wrong(wide, args.min_frac)
+    cols = ["clip_id", "label", "group_id", "duration_ms", "snr_db", "runs_wrong", "runs", "mean_abs_logit_wrong"]
+    print(
+        f"{len(wide)} clips, {int((wide['runs_wrong'] > 0).sum())} wrong in at least one of {len(paths)} tables; "
+        f"{len(top)} wrong in ≥ {args.min_frac:.0%}:"
+    )
+    print(top[cols].head(30).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    if args.csv:
+        atomic.write_csv(args.csv, wide)
+        print(f"wrote {args.csv}")
+    return 0
+
+
 def cmd_sweep_worker(args: argparse.Namespace) -> int:
     from core import runs
 
@@ -550,7 +587,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--compile", action="store_true", help="audio-llm: torch.compile the layers (GPU throughput)")
     e.add_argument("--seed", type=int, default=None, help="recorded in the table (e.g. the run's seed)")
     e.add_argument("--job-dir", default=None, help=argparse.SUPPRESS)
+    e.add_argument("--exclude-tags", nargs="*", default=[], help="leave out clips with these annotation tags")
     e.set_defaults(func=cmd_evaluate)
+
+    tg = top.add_parser("tag", help="tag a clip in the dataset's annotations (or --remove the tag); list with no clip")
+    tg.add_argument("--dataset", default="default")
+    tg.add_argument("clip", nargs="?", help="clip id")
+    tg.add_argument("tag", nargs="?", help="e.g. 'label wrong', 'ambiguous'")
+    tg.add_argument("--note", default="")
+    tg.add_argument("--remove", action="store_true")
+    tg.set_defaults(func=cmd_tag)
+
+    er = top.add_parser("errors", help="per-clip errors across runs: consistently wrong and confident errors")
+    er.add_argument("tables", nargs="+", help="predictions tables scored on the same clips (runs, seeds, detectors)")
+    er.add_argument("--threshold", type=float, default=0.0)
+    er.add_argument("--min-frac", type=float, default=0.5, help="consistently wrong: wrong in at least this fraction")
+    er.add_argument("--csv", help="write the per-clip table here")
+    er.set_defaults(func=cmd_errors)
 
     t = top.add_parser("train", help="train one registered run (the dashboard starts this)")
     t.add_argument("--run-dir", required=True)

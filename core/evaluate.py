@@ -20,14 +20,24 @@ from core.splits import load_split
 Progress = Callable[[float, str], None]
 
 
-def select_clips(ds: Dataset, split_name: str, part: str) -> pd.DataFrame:
-    """Manifest rows of one side (`part`: train/dev/test/all) of a saved split, with the split column."""
+def select_clips(
+    ds: Dataset, split_name: str, part: str, exclude_tags: list[str] | tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Manifest rows of one side (`part`: train/dev/test/all) of a saved split, with the split column.
+
+    Clips tagged with any of `exclude_tags` (see core.annotations) are dropped; their ids are
+    left in `.attrs["excluded"]` so callers can record what they left out.
+    """
+    from core import annotations
+
     m = ds.manifest.assign(split=load_split(ds, split_name).to_numpy())
     if part != "all":
         m = m[m["split"] == part]
         if m.empty:
             raise LabError(f"split {split_name!r} of dataset {ds.name!r} has no {part!r} clips")
-    return m.reset_index(drop=True)
+    kept, excluded = annotations.exclude(m.reset_index(drop=True), ds, list(exclude_tags))
+    kept.attrs["excluded"] = excluded
+    return kept
 
 
 def score_clips(
@@ -64,9 +74,14 @@ def evaluate(
     progress: Progress | None = None,
     name: str | None = None,
     should_stop: Callable[[], bool] | None = None,
+    exclude_tags: list[str] | tuple[str, ...] = (),
 ) -> Path:
-    """Score `part` of split `split_name` and save the predictions table; return its CSV path."""
-    clips = select_clips(ds, split_name, part)
+    """Score `part` of split `split_name` and save the predictions table; return its CSV path.
+
+    Clips tagged with any of `exclude_tags` are left out and listed in the sidecar.
+    """
+    clips = select_clips(ds, split_name, part, exclude_tags)
+    excluded = clips.attrs.get("excluded", [])
     t0 = time.perf_counter()
     logits = score_clips(ds, clips, detector, batch_size, progress, should_stop)
     seconds = time.perf_counter() - t0
@@ -83,5 +98,7 @@ def evaluate(
         "clips_per_s": round(len(clips) / max(seconds, 1e-9), 2),
         "host": platform.node(),
         "accuracy": float(((table["logit"] > 0) == (table["label"] == "speech")).mean()),
+        "excluded_tags": list(exclude_tags),
+        "excluded_clips": excluded,
     }
     return predictions.save(table, meta, name)

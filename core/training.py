@@ -70,6 +70,7 @@ class TrainConfig:
     checkpoint_every: int = 20  # optimiser steps
     max_train_clips: int = 0  # 0 = all (a cap makes tiny runs for tests and demos)
     max_dev_clips: int = 0
+    exclude_tags: str = ""  # comma-separated annotation tags whose clips are left out (e.g. "label wrong")
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -202,8 +203,10 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
 
     ds = load_dataset(cfg.dataset)
     require_clean_split(ds, cfg.split, allow_leaky=cfg.allow_leaky)
-    train = select_clips(ds, cfg.split, "train")
-    dev = select_clips(ds, cfg.split, "dev")
+    tags = [t.strip() for t in cfg.exclude_tags.split(",") if t.strip()]
+    train = select_clips(ds, cfg.split, "train", tags)
+    dev = select_clips(ds, cfg.split, "dev", tags)
+    excluded = {"tags": tags, "train": train.attrs["excluded"], "dev": dev.attrs["excluded"]}
     if cfg.max_train_clips:
         train = train.sample(min(cfg.max_train_clips, len(train)), random_state=cfg.seed).reset_index(drop=True)
     if cfg.max_dev_clips:
@@ -351,7 +354,8 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
     unwrapped.eval()
     result: dict[str, Any] = {"train_seconds": round(time.time() - t_start, 1)}
     for part in ("dev", "test"):
-        clips = select_clips(ds, cfg.split, part)
+        clips = select_clips(ds, cfg.split, part, tags)
+        excluded[part] = clips.attrs["excluded"]
         logits = _score(unwrapped, processor, prompt, [ds.load_clip(c).samples for c in clips["clip_id"]])
         table = predictions.build_table(
             clips,
@@ -379,6 +383,8 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
             },
             name=f"run-{run_dir.name}-{part}",
         )
+    result["excluded"] = {k: (v if k == "tags" else len(v)) for k, v in excluded.items()}
+    atomic.write_json(run_dir / "excluded.json", excluded)
     atomic.write_json(run_dir / "result.json", result)
     _status(
         run_dir,

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core import jobs, predictions
+from core import annotations, jobs, predictions
 from core.detectors import DESCRIPTIONS, DETECTORS
 from core.errors import LabError
 from ui.state import pick_dataset_with_splits
@@ -24,6 +24,9 @@ with st.form("evaluate"):
         padding = o[2].selectbox("Audio padding", ["trimmed", "padded"], help="trimmed = same logits, far less work")
         mode = o[3].selectbox("Mode", ["logits", "generate"], help="generate: the seed's path, for parity checks")
         batch = st.number_input("Batch size", 1, 256, 16)
+    exclude_tags = st.multiselect(
+        "Leave out clips tagged (Errors page)", sorted(set(annotations.load(ds)["tag"])), key="ev_exclude"
+    )
     start = st.form_submit_button("Start scoring", type="primary")
 
 if start:
@@ -40,6 +43,8 @@ if start:
         "--batch-size",
         str(int(batch)),
     ]
+    if exclude_tags:
+        args += ["--exclude-tags", *exclude_tags]
     if detector in ("audio-llm", "lab-base"):
         args += ["--padding", padding, "--mode", mode] + (["--adapter", adapter] if adapter else [])
         if detector == "audio-llm":

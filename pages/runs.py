@@ -4,7 +4,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core import runs
+from core import annotations, runs
 from core.audit import split_status
 from core.errors import LabError
 from core.training import TrainConfig
@@ -39,6 +39,12 @@ with st.form("run_form"):
     noise_dir = c[0].text_input("Noise folder for augmentation (MUSAN-style)", "", key="run_noise")
     base_model = c[1].text_input("Base model (empty = lab base model)", "", key="run_base")
     max_train = c[2].number_input("Cap train clips (0 = all)", 0, 10**7, 0, key="run_max_train")
+    exclude_tags = st.multiselect(
+        "Leave out clips tagged (Errors page)",
+        sorted(set(annotations.load(ds)["tag"])),
+        key="run_exclude",
+        help="The excluded clip ids are written to the run's excluded.json.",
+    )
     status = split_status(ds, split)
     allow_leaky = st.checkbox(
         f"Override: train even though split is '{status}'",
@@ -76,6 +82,7 @@ if submitted:
         noise_dir=noise_dir,
         base_model=base_model,
         max_train_clips=int(max_train),
+        exclude_tags=",".join(exclude_tags),
         allow_leaky=allow_leaky,
     )
     grid = {

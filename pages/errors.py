@@ -1,0 +1,220 @@
+"""Errors: every clip with its predictions across runs; filter, listen, tag; systematic vs random errors."""
+
+import plotly.express as px
+import streamlit as st
+
+from core import annotations, predictions
+from core.calibration_report import fit as fit_calibrator
+from core.datasets import load_dataset
+from core.error_analysis import confident_errors, consistently_wrong, error_rates, filter_clips, per_clip
+from core.errors import LabError
+from ui import plots
+from ui.state import load_table
+
+st.title("Errors")
+st.caption(
+    "Are errors random or systematic? Pick runs or seeds scored on the same clips: clips wrong in most of them, "
+    "and clips wrong with high confidence, are where label noise and leakage hide. Click a row or a point to listen."
+)
+
+tables = predictions.describe_tables()
+if tables.empty:
+    st.info("No predictions tables yet: score a split on the Evaluate page, or train a run.")
+    st.stop()
+names = tables["table"].tolist()
+if "err_tables" not in st.session_state:
+    first = tables.iloc[0]
+    same = tables[
+        (tables["dataset"] == first["dataset"])
+        & (tables["split_name"] == first["split_name"])
+        & (tables["part"] == first["part"])
+    ]
+    st.session_state["err_tables"] = same["table"].head(6).tolist()
+chosen = st.multiselect("Predictions tables (runs, seeds or detectors on the same clips)", names, key="err_tables")
+if not chosen:
+    st.stop()
+c = st.columns([2, 2, 3])
+threshold = c[0].number_input("Decision threshold (log-odds)", -20.0, 20.0, 0.0, 0.1, key="err_threshold")
+calibrate = c[1].checkbox("Calibrated p (T fitted on each dev table)", key="err_calibrate")
+
+loaded = {n: load_table(n) for n in chosen}
+temperatures = {}
+if calibrate:
+    for n in chosen:
+        dev_name = predictions.counterpart(n, "dev")
+        if dev_name and dev_name != n:
+            temperatures[n] = fit_calibrator(load_table(dev_name)[0], "temperature").temperature
+    c[2].caption(
+        "T: " + ", ".join(f"{k}: {v:.2f}" for k, v in temperatures.items()) if temperatures else "no dev tables"
+    )
+try:
+    wide = per_clip({n: t for n, (t, _) in loaded.items()}, threshold, temperatures)
+except LabError as exc:
+    st.error(str(exc))
+    st.stop()
+dataset_name = loaded[chosen[0]][1].get("dataset", "default")
+try:
+    ds = load_dataset(dataset_name)
+except LabError as exc:
+    st.error(str(exc))
+    st.stop()
+tags = annotations.load(ds)
+tag_map = tags.groupby("clip_id")["tag"].agg(", ".join).to_dict()
+wide["tags"] = [tag_map.get(c, "") for c in wide["clip_id"]]
+
+with st.expander("Filters", expanded=True):
+    f = st.columns(4)
+    mis = f[0].selectbox(
+        "Show", ["all clips", "misclassified (any run)", *[f"misclassified in {n}" for n in chosen]], key="err_mis"
+    )
+    labels = f[1].multiselect("Label", ["speech", "nonspeech"], key="err_labels")
+    groups = f[2].multiselect("Group", sorted(wide["group_id"].unique()), key="err_groups")
+    conf_run = f[3].selectbox("Confidence of run", chosen, key="err_conf_run")
+    g = st.columns(3)
+    ranges = {}
+    for i, col in enumerate(("duration_ms", "snr_db")):
+        vals = wide[col].dropna()
+        if vals.nunique() > 1:
+            lo, hi = float(vals.min()), float(vals.max())
+            ranges[col] = g[i].slider(col, lo, hi, (lo, hi), key=f"err_range_{col}")
+    conf = g[2].slider("p(speech) of that run", 0.0, 1.0, (0.0, 1.0), 0.01, key="err_conf")
+misclassified_in = (
+    None
+    if mis == "all clips"
+    else ("any" if mis.startswith("misclassified (any") else mis.removeprefix("misclassified in "))
+)
+shown = filter_clips(
+    wide,
+    misclassified_in=misclassified_in,
+    labels=labels,
+    groups=groups,
+    ranges=ranges,
+    confidence=conf if conf != (0.0, 1.0) else None,
+    run=conf_run,
+)
+st.markdown(f"**{len(shown)}** of {len(wide)} clips")
+id_cols = [
+    c
+    for c in ("clip_id", "label", "group_id", "base_clip_id", "duration_ms", "snr_db", "noise_type", "band", "reverb")
+    if c in shown
+]
+run_cols = [c for c in shown.columns if " · " in c]
+view = shown[[*id_cols, "frac_wrong", "tags", *run_cols]]
+event = st.dataframe(
+    view, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="err_table", height=320
+)
+st.download_button(
+    "Export the filtered table (CSV)", view.to_csv(index=False).encode(), "errors.csv", "text/csv", key="err_export"
+)
+
+plot = shown.assign(clip=shown["clip_id"], logit=shown[f"logit · {conf_run}"])
+x_axis = "duration_ms" if shown["duration_ms"].nunique() > 1 else "group_id"
+fig = px.strip(
+    plot, x=x_axis, y="logit", color="label", custom_data=["clip"], height=320, hover_data=["clip_id", "frac_wrong"]
+)
+fig.add_hline(y=threshold, line_dash="dot")
+fig.update_layout(margin={"t": 10, "b": 10}, yaxis_title=f"logit · {conf_run}")
+point = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="err_plot")
+
+selected = None
+if event and event.selection and event.selection.rows:
+    selected = view.iloc[event.selection.rows[0]]["clip_id"]
+elif point and point.selection and point.selection.get("points"):
+    data = point.selection["points"][0].get("customdata")
+    selected = data[0] if isinstance(data, list) else data
+if selected is None and len(view):
+    selected = view.iloc[0]["clip_id"]
+
+if selected is not None:
+    row = wide[wide["clip_id"] == selected].iloc[0]
+    st.subheader(f"Clip {selected}")
+    verdicts = " · ".join(
+        f"{n}: logit {row[f'logit · {n}']:+.2f}, p {row[f'p · {n}']:.3f} {'✅' if row[f'correct · {n}'] else '❌'}"
+        for n in chosen
+    )
+    st.markdown(f"label **{row['label']}**, group `{row['group_id']}` — {verdicts}")
+    clip = ds.load_clip(selected)
+    st.audio(clip.samples, sample_rate=clip.sr)
+    p1, p2 = st.columns(2)
+    p1.plotly_chart(plots.waveform(clip.samples, clip.sr, "waveform"), key="err_wave")
+    p2.plotly_chart(plots.spectrogram(clip.samples, clip.sr, "log-mel spectrogram"), key="err_spec")
+    base_ds, base_id = ds, None
+    m = ds.manifest
+    source_row = m[m["clip_id"] == selected].iloc[0]
+    if "source_clip_id" in m and isinstance(source_row.get("source_clip_id"), str) and ds.info.get("source"):
+        base_ds, base_id = load_dataset(ds.info["source"]["dataset"]), source_row["source_clip_id"]
+    else:
+        family = m[(m["base_clip_id"] == row["base_clip_id"]) & m["snr_db"].isna()]
+        family = family.sort_values("duration_ms", ascending=False)
+        base_id = family.iloc[0]["clip_id"] if len(family) and family.iloc[0]["clip_id"] != selected else None
+    if base_id:
+        base = base_ds.load_clip(base_id)
+        st.markdown(f"Base clip `{base_id}` ({base_ds.name}), clean:")
+        st.audio(base.samples, sample_rate=base.sr)
+    with st.form("tag_form"):
+        t = st.columns([2, 2, 3, 1])
+        tag_choice = t[0].selectbox("Tag", [*annotations.SUGGESTED, "other…"], key="err_tag_choice")
+        other = t[1].text_input("Other tag", "", key="err_tag_other")
+        note = t[2].text_input("Note", "", key="err_tag_note")
+        add = t[3].form_submit_button("Tag clip")
+    if add:
+        tag = other.strip() if tag_choice == "other…" else tag_choice
+        try:
+            annotations.set_tag(ds, selected, tag, note)
+            st.success(
+                f"tagged {selected}: {tag} (saved in {annotations.path(ds).name}; exclude it on Evaluate or "
+                "Runs with that tag)"
+            )
+        except LabError as exc:
+            st.error(str(exc))
+    mine = annotations.load(ds)
+    mine = mine[mine["clip_id"] == selected]
+    for i, r in enumerate(mine.itertuples()):
+        a, b = st.columns([6, 1])
+        a.markdown(f"🏷️ **{r.tag}** {r.note} — {r.created}")
+        if b.button("Remove", key=f"err_untag_{i}"):
+            annotations.remove_tag(ds, selected, r.tag)
+            st.rerun()
+
+st.subheader("Consistently wrong")
+min_frac = st.slider("Wrong in at least this fraction of the runs", 0.0, 1.0, 0.5, 0.05, key="err_min_frac")
+cw = consistently_wrong(wide, max(min_frac, 1e-9))
+st.dataframe(
+    cw[[*id_cols, "runs_wrong", "runs", "frac_wrong", "mean_abs_logit_wrong", "tags"]].head(200),
+    hide_index=True,
+    width="stretch",
+    key="err_consistent",
+)
+cols = [
+    c
+    for c in ("duration_ms", "snr_db", "noise_type", "band", "reverb")
+    if c in wide and wide[c].nunique(dropna=False) > 1
+]
+if cols:
+    across = st.selectbox("Error rate by group ×", cols, key="err_heat_cols")
+    rates = error_rates(wide, "group_id", across)
+    heat = px.imshow(
+        rates,
+        color_continuous_scale="Reds",
+        zmin=0,
+        zmax=1,
+        aspect="auto",
+        text_auto=".2f",
+        labels={"color": "fraction wrong"},
+        height=max(300, 22 * len(rates)),
+    )
+    heat.update_xaxes(type="category")
+    st.plotly_chart(heat, key="err_heat")
+    st.caption(
+        "Mean fraction of runs wrong per cell. Random errors spread thinly; systematic ones make hot rows "
+        "(a group) or columns (a condition)."
+    )
+
+st.subheader("Confident errors")
+k = st.columns(2)
+run = k[0].selectbox("Run", chosen, key="err_conf_errors_run")
+min_abs = k[1].slider("|logit − threshold| at least", 0.0, 20.0, 3.0, 0.5, key="err_min_abs")
+ce = confident_errors(wide, run, min_abs, threshold)
+st.dataframe(
+    ce[[*id_cols, "confidence", f"p · {run}", "tags"]].head(200), hide_index=True, width="stretch", key="err_confident"
+)
