@@ -71,7 +71,7 @@ def timed(fn, *args):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clips", type=int, default=2048, help="clips for the lab path")
-    ap.add_argument("--seed-clips", type=int, default=32, help="clips for the (slow) seed path")
+    ap.add_argument("--seed-clips", type=int, default=64, help="clips for the (slow) seed path")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--compile", action="store_true", help="also time the lab path with torch.compile'd layers")
     args = ap.parse_args()

@@ -51,6 +51,17 @@ def test_batched_trimmed_equals_per_clip_padded(tiny, clips):
     assert batch["input_features"].shape[-1] < 150
 
 
+def test_shared_prefix_cache_changes_nothing(tiny, clips):
+    model, processor = tiny
+    batch = L.prepare(processor, clips, L.DEFAULT_PROMPT, False)
+    with torch.inference_mode():
+        full = L.trimmed_states(model, batch, shared_prefix=False)
+        shared = L.trimmed_states(model, batch, shared_prefix=True)
+    slots = batch["input_ids"] == L._base(model).config.audio_token_id
+    assert int(slots[0].long().argmax()) > 5  # a real prefix was shared
+    assert shared.shape == full.shape and (shared - full).abs().max().item() < 1e-5
+
+
 def test_detector_modes_agree(tiny, clips):
     model, processor = tiny
     det = L.AudioLLMDetector(L.AudioLLMSpec(model="tiny", batch_size=4), model=model, processor=processor)

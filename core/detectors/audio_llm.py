@@ -228,12 +228,16 @@ def encode_trimmed(model, input_features, feature_attention_mask):
     return core.multi_modal_projector(x), out_len
 
 
-def trimmed_states(model, batch: dict):
+def trimmed_states(model, batch: dict, shared_prefix: bool = False):
     """Final hidden states (batch, tokens, hidden) of the trimmed path.
 
     The sequences are right-padded and run with a plain causal mask, so no padding mask is
     built (fast fused attention); causal attention means padding after a clip's last token
     cannot change any state up to it.
+
+    `shared_prefix`: every row starts with the same chat-template tokens up to the audio slot
+    (about a quarter of the sequence); their keys and values are computed once and shared by
+    the batch. Causal attention makes this exact: those states never see the audio.
     """
     torch = _torch()
     base = _base(model)
@@ -246,7 +250,17 @@ def trimmed_states(model, batch: dict):
         raise LabError(f"audio tokens ({int(slots.sum())}) and audio features ({int(keep.sum())}) do not match")
     embeds = base.get_input_embeddings()(ids)
     embeds = embeds.masked_scatter(slots.unsqueeze(-1), audio[keep].to(embeds.dtype))
-    return base.model(inputs_embeds=embeds, use_cache=False).last_hidden_state
+    p = int(slots[0].long().argmax())  # the first audio slot
+    if not shared_prefix or p == 0 or not bool((ids[:, :p] == ids[:1, :p]).all()) or ids.shape[0] == 1:
+        return base.model(inputs_embeds=embeds, use_cache=False).last_hidden_state
+    head = base.model(inputs_embeds=embeds[:1, :p], use_cache=True)
+    cache = head.past_key_values
+    cache.batch_repeat_interleave(ids.shape[0])
+    positions = torch.arange(p, ids.shape[1], device=device)[None].expand(ids.shape[0], -1)
+    tail = base.model(
+        inputs_embeds=embeds[:, p:], past_key_values=cache, position_ids=positions, use_cache=True
+    ).last_hidden_state
+    return torch.cat([head.last_hidden_state.expand(ids.shape[0], -1, -1), tail], dim=1)
 
 
 def last_hidden(model, batch: dict, padded: bool):
@@ -264,7 +278,7 @@ def last_hidden(model, batch: dict, padded: bool):
             position_ids=batch["position_ids"].to(device),
         )
         return out.last_hidden_state[:, -1]
-    states = trimmed_states(model, batch)
+    states = trimmed_states(model, batch, shared_prefix=True)
     return states[torch.arange(states.shape[0], device=device), attn.sum(-1) - 1]
 
 
@@ -295,8 +309,15 @@ def compile_layers(model) -> None:
     Fuses the elementwise work (norms, rotary embeddings, activations) that takes about half of
     the GPU time in eager mode; shapes vary by batch, hence dynamic shapes.
     """
+    import torch._dynamo
+
     core = _base(model).model
-    for layer in [*core.audio_tower.layers, *core.language_model.layers]:
+    layers = [*core.audio_tower.layers, *core.language_model.layers]
+    # each decoder layer guards on its own slot of the shared-prefix cache: room for all of them
+    cfg = torch._dynamo.config
+    cfg.recompile_limit = max(cfg.recompile_limit, 4 * len(layers))
+    cfg.accumulated_recompile_limit = max(cfg.accumulated_recompile_limit, 16 * len(layers))
+    for layer in layers:
         layer.compile(dynamic=True)
 
 
