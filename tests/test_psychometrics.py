@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -60,15 +59,9 @@ def test_fit_is_the_maximum_likelihood_of_a_reference_optimiser(kind):
 
 @pytest.mark.slow
 def test_threshold_ci_covers_the_planted_threshold_in_at_least_90_percent():
-    rng = np.random.default_rng(0)
-    truth = true_threshold("logistic", 0.0, 3.0, 0.04)
-    hits, t0 = 0, time.perf_counter()
-    for s in range(200):
-        k, n = _simulate(rng)
-        fit = pm.fit_counts(SNR, k, n, "snr_db", n_boot=1000, seed=s)
-        hits += fit.ci[0] <= truth <= fit.ci[1]
-    print(f"coverage {hits / 200:.1%} in {time.perf_counter() - t0:.1f} s")
-    assert hits / 200 >= 0.90
+    from benchmarks.bench_psychometrics import threshold_coverage
+
+    assert threshold_coverage(sims=200) >= 0.90
 
 
 def test_duration_thresholds_are_fitted_on_log_duration():
