@@ -61,3 +61,23 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+def replace_dir(built: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """Move a fully built folder into place, replacing any old one with two renames.
+
+    The old folder is renamed aside first and deleted only after the new one is in place, so
+    an interruption leaves either the old or the new folder, never a half-written one.
+    """
+    import shutil
+    import tempfile
+
+    built, target = Path(built), Path(target)
+    if not target.exists():
+        built.rename(target)
+        return target
+    trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    target.rename(trash / target.name)
+    built.rename(target)
+    shutil.rmtree(trash, ignore_errors=True)
+    return target

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from core.errors import LabError
 
@@ -136,17 +137,45 @@ def _job_dir(args: argparse.Namespace):
     return Path(args.job_dir) if getattr(args, "job_dir", None) else None
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def _run_job(args: argparse.Namespace, desc: str, work: Callable, done: Callable[[Any], tuple[str, str]]) -> Any:
+    """Run `work(progress, should_stop)` with a tqdm bar, or as a dashboard job (status files) under --job-dir.
+
+    SIGTERM (the dashboard's Cancel) asks the work to stop; it raises KeyboardInterrupt, which is
+    recorded as cancelled. Failures are recorded with their message and re-raised.
+    """
     import signal
 
     from core import jobs
-    from core.datasets import load_dataset
-    from core.detectors import make_detector
-    from core.evaluate import evaluate
 
     job = _job_dir(args)
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
+    update, close = (jobs.reporter(job), lambda: None) if job else _tqdm_progress(desc)
+    try:
+        if job:
+            jobs.write_status(job, "running", 0.0, desc)
+        result = work(update, lambda: stop["now"])
+    except KeyboardInterrupt:
+        if job:
+            jobs.write_status(job, "cancelled", 0.0, "cancelled by the user; nothing was written")
+        raise
+    except Exception as exc:
+        if job:
+            jobs.write_status(job, "failed", 0.0, str(exc))
+        raise
+    finally:
+        close()
+    if job:
+        message, value = done(result)
+        jobs.write_status(job, "finished", 1.0, message, result=value)
+    return result
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from core.datasets import load_dataset
+    from core.detectors import make_detector
+    from core.evaluate import evaluate
+
     opts = {}
     if args.detector in ("audio-llm", "lab-base"):
         opts = {
@@ -162,36 +191,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             opts["model"] = args.model
         if args.prompt:
             opts["prompt"] = args.prompt
-    try:
-        if job:
-            jobs.write_status(job, "running", 0.0, f"loading {args.detector}")
-        detector = make_detector(args.detector, **opts)
-        update, close = (jobs.reporter(job), lambda: None) if job else _tqdm_progress(f"scoring with {args.detector}")
-        try:
-            path = evaluate(
-                load_dataset(args.dataset),
-                args.split,
-                args.part,
-                detector,
-                batch_size=args.batch_size,
-                seed=args.seed,
-                progress=update,
-                should_stop=lambda: stop["now"],
-                exclude_tags=args.exclude_tags,
-            )
-        finally:
-            close()
-    except KeyboardInterrupt:
-        if job:
-            jobs.write_status(job, "cancelled", 0.0, "cancelled by the user")
-        print("cancelled; no table written", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if job:
-            jobs.write_status(job, "failed", 0.0, str(exc))
-        raise
-    if job:
-        jobs.write_status(job, "finished", 1.0, f"wrote {path.name}", result=str(path))
+
+    def work(update, should_stop):
+        return evaluate(
+            load_dataset(args.dataset),
+            args.split,
+            args.part,
+            make_detector(args.detector, **opts),
+            batch_size=args.batch_size,
+            seed=args.seed,
+            progress=update,
+            should_stop=should_stop,
+            exclude_tags=args.exclude_tags,
+        )
+
+    path = _run_job(args, f"scoring with {args.detector}", work, lambda p: (f"wrote {p.name}", str(p)))
     print(f"predictions: {path}")
     return 0
 
@@ -366,38 +380,14 @@ def cmd_conditions(args: argparse.Namespace) -> int:
         bases_per_label=args.bases_per_label,
         seed=args.seed,
     )
-    import signal
-
-    from core import jobs
-
-    job = _job_dir(args)
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
-    update, close = (jobs.reporter(job), lambda: None) if job else _tqdm_progress(f"conditions {args.name}")
-    try:
-        ds = generate(
-            load_dataset(args.dataset),
-            args.split,
-            args.part,
-            args.name,
-            spec,
-            args.force,
-            update,
-            should_stop=lambda: stop["now"],
-        )
-    except KeyboardInterrupt:
-        if job:
-            jobs.write_status(job, "cancelled", 0.0, "cancelled by the user; nothing was written")
-        print("cancelled; no dataset written", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if job:
-            jobs.write_status(job, "failed", 0.0, str(exc))
-        raise
-    finally:
-        close()
-    if job:
-        jobs.write_status(job, "finished", 1.0, f"{ds.name}: {len(ds.manifest)} clips", result=ds.name)
+    ds = _run_job(
+        args,
+        f"conditions {args.name}",
+        lambda update, should_stop: generate(
+            load_dataset(args.dataset), args.split, args.part, args.name, spec, args.force, update, should_stop
+        ),
+        lambda d: (f"{d.name}: {len(d.manifest)} clips", d.name),
+    )
     print(
         f"condition set {ds.name}: {len(ds.manifest)} clips from {ds.info['base_clips']} base clips; split 'conditions'"
     )

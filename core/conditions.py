@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import fftconvolve
 
-from core import audio
+from core import atomic, audio
 from core.datasets import Dataset, dataset_root, load_dataset, save_dataset
 from core.errors import LabError
 
@@ -333,9 +333,7 @@ def generate(
             "snr_definition": "10·log10(P_signal/P_noise) over the active samples of the signal (core.audio.mix_at_snr)",
         }
         save_dataset(tmp, manifest, info)
-        if root.exists():
-            shutil.rmtree(root)
-        tmp.rename(root)
+        atomic.replace_dir(tmp, root)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import audio, speech
+from core import atomic, audio, speech
 
 # Kept light at import: groups are built in fresh worker processes, and scipy.signal,
 # pandas and librosa would cost each of them seconds. Heavier modules are imported lazily.
@@ -228,13 +228,7 @@ def build_default(
             "description": "Synthetic speech (eSpeak NG voices) vs procedural and packaged non-speech.",
         }
         save_dataset(tmp, manifest, info)
-        if root.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=root.parent))
-            root.rename(trash / name)
-            tmp.rename(root)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            tmp.rename(root)
+        atomic.replace_dir(tmp, root)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

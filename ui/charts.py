@@ -8,6 +8,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 
+def interval_bars(estimate, lower, upper) -> dict:
+    """Plotly error bars drawing the interval [lower, upper] around each estimate."""
+    return {"type": "data", "symmetric": False, "array": upper - estimate, "arrayminus": estimate - lower}
+
+
 def reliability_diagram(bins: dict[str, pd.DataFrame], title: str = "") -> go.Figure:
     """Observed frequency vs mean predicted probability per bin, with bootstrap bands and counts.
 
@@ -30,12 +35,7 @@ def reliability_diagram(bins: dict[str, pd.DataFrame], title: str = "") -> go.Fi
                 y=r["fraction_positive"],
                 mode="lines+markers",
                 marker={"symbol": symbols, "size": 9},
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": r["ci_upper"] - r["fraction_positive"],
-                    "arrayminus": r["fraction_positive"] - r["ci_lower"],
-                },
+                error_y=interval_bars(r["fraction_positive"], r["ci_lower"], r["ci_upper"]),
                 customdata=np.stack([r["count"], r["lower"], r["upper"]], axis=1),
                 hovertemplate="bin %{customdata[1]:.2f}–%{customdata[2]:.2f}<br>n=%{customdata[0]}"
                 "<br>predicted %{x:.3f}<br>observed %{y:.3f}<extra>" + name + "</extra>",
@@ -147,12 +147,7 @@ def psychometric_panels(
                         y=obs["accuracy"],
                         mode="markers",
                         marker={"color": colour, "size": 7},
-                        error_y={
-                            "type": "data",
-                            "symmetric": False,
-                            "array": obs["ci_upper"] - obs["accuracy"],
-                            "arrayminus": obs["accuracy"] - obs["ci_lower"],
-                        },
+                        error_y=interval_bars(obs["accuracy"], obs["ci_lower"], obs["ci_upper"]),
                         name=det,
                         legendgroup=det,
                         showlegend=si == 0,
