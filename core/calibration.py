@@ -11,8 +11,9 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=float)))
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Probability from log-odds (tanh form: no overflow warnings at large |x|)."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
 
 
 def nll(y: np.ndarray, p: np.ndarray, eps: float = 1e-12) -> float:
@@ -34,7 +35,7 @@ class TemperatureScaling:
     def fit(self, logits: np.ndarray, y: np.ndarray) -> TemperatureScaling:
         z, y = np.asarray(logits, float), np.asarray(y, float)
         res = minimize_scalar(
-            lambda lt: nll(y, _sigmoid(z / np.exp(lt))),
+            lambda lt: nll(y, sigmoid(z / np.exp(lt))),
             bounds=(np.log(self.t_min), np.log(self.t_max)),
             method="bounded",
             options={"xatol": 1e-6},
@@ -66,11 +67,11 @@ class IsotonicCalibration:
         from sklearn.isotonic import IsotonicRegression
 
         self.model = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1)
-        self.model.fit(_sigmoid(logits), np.asarray(y, float))
+        self.model.fit(sigmoid(logits), np.asarray(y, float))
         return self
 
     def transform(self, logits: np.ndarray) -> np.ndarray:
-        p = np.clip(self.model.predict(_sigmoid(logits)), 1e-6, 1 - 1e-6)
+        p = np.clip(self.model.predict(sigmoid(logits)), 1e-6, 1 - 1e-6)
         return np.log(p) - np.log1p(-p)
 
 

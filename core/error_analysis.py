@@ -13,7 +13,6 @@ import pandas as pd
 from core.errors import LabError
 from core.predictions import sigmoid
 
-ID_COLUMNS = ["clip_id", "label", "group_id", "base_clip_id", "split", "duration_ms", "snr_db"]
 SKIP = {"logit_A", "logit_B", "logit", "p_speech", "detector", "adapter", "seed", "prompt"}
 
 

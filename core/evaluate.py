@@ -15,6 +15,7 @@ from core import predictions
 from core.datasets import Dataset
 from core.detectors.base import Detector
 from core.errors import LabError
+from core.metrics import correct
 from core.splits import load_split
 
 Progress = Callable[[float, str], None]
@@ -97,7 +98,7 @@ def evaluate(
         "seconds": round(seconds, 2),
         "clips_per_s": round(len(clips) / max(seconds, 1e-9), 2),
         "host": platform.node(),
-        "accuracy": float(((table["logit"] > 0) == (table["label"] == "speech")).mean()),
+        "accuracy": float(correct(table["label"], table["logit"]).mean()),
         "excluded_tags": list(exclude_tags),
         "excluded_clips": excluded,
     }

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.calibration import brier, ece, mce, nll
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=float)))
+from core.calibration import brier, ece, mce, nll, sigmoid
 
 
 def correct(labels: np.ndarray, logits: np.ndarray, threshold: float = 0.0) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from core import atomic
+from core.calibration import sigmoid
 from core.datasets import data_root, repo_root
 from core.errors import LabError
 
@@ -52,10 +53,6 @@ def results_root() -> Path:
     if os.environ.get("LAB_DATA_DIR"):
         return data_root() / "results"
     return repo_root() / "results"
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
 
 
 def build_table(

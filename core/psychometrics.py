@@ -293,15 +293,24 @@ def fit_counts(
     )
 
 
+def scored(table: pd.DataFrame, threshold: float = 0.0, axis: str | None = None) -> pd.DataFrame:
+    """The table with per-clip `correct` (`logit > threshold` vs the label), keeping only rows with a
+    usable value on `axis` (clean clips have no SNR; durations must be positive for log units)."""
+    from core.metrics import correct
+
+    t = table.assign(correct=correct(table["label"], table["logit"], threshold))
+    if axis is None:
+        return t
+    v = t[axis].to_numpy(float)
+    return t[np.isfinite(v) & (v > 0)] if axis == "duration_ms" else t[np.isfinite(v)]
+
+
 def unit_counts(
     table: pd.DataFrame, axis: str, unit: str = "base_clip_id"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(levels, k, n) with k, n of shape (units, levels) from a table with `correct` and `axis` columns."""
-    t = table[np.isfinite(table[axis].to_numpy(float))]
-    if axis == "duration_ms":
-        t = t[t[axis] > 0]
-    k = t.pivot_table(index=unit, columns=axis, values="correct", aggfunc="sum", fill_value=0)
-    n = t.pivot_table(index=unit, columns=axis, values="correct", aggfunc="size", fill_value=0)
+    """(levels, k, n) with k, n of shape (units, levels) from rows of `scored(table, …, axis)`."""
+    k = table.pivot_table(index=unit, columns=axis, values="correct", aggfunc="sum", fill_value=0)
+    n = table.pivot_table(index=unit, columns=axis, values="correct", aggfunc="size", fill_value=0)
     return k.columns.to_numpy(float), k.to_numpy(float), n.reindex_like(k).to_numpy(float)
 
 
@@ -317,11 +326,9 @@ def fit_table(
     Correctness is `logit > threshold` vs the label. Rows without a value on `axis` (clean
     clips have no SNR) are left out of that axis' curves.
     """
-    from core.metrics import correct
-
     if axis not in AXES:
         raise ValueError(f"axis must be one of {sorted(AXES)}, got {axis!r}")
-    t = table.assign(correct=correct(table["label"], table["logit"], threshold))
+    t = scored(table, threshold, axis)
     groups = t.groupby(by, dropna=False) if by else [((), t)]
     out = []
     for key, sub in groups:
@@ -337,11 +344,9 @@ def fit_table(
 
 def observed(table: pd.DataFrame, axis: str, by: list[str] | None = None, threshold: float = 0.0) -> pd.DataFrame:
     """Observed proportion correct per level (and stratum) with Wilson 95% intervals."""
-    from core.metrics import correct
     from core.stats import wilson
 
-    t = table.assign(correct=correct(table["label"], table["logit"], threshold))
-    t = t[np.isfinite(t[axis].to_numpy(float))]
+    t = scored(table, threshold, axis)
     g = t.groupby([*(by or []), axis], dropna=False)["correct"].agg(["sum", "size"]).reset_index()
     ci = [wilson(int(s), int(n)) for s, n in zip(g["sum"], g["size"])]
     return g.assign(accuracy=g["sum"] / g["size"], ci_lower=[c[0] for c in ci], ci_upper=[c[1] for c in ci]).rename(
@@ -359,10 +364,8 @@ def interaction_glm(table: pd.DataFrame, threshold: float = 0.0) -> dict[str, An
     import statsmodels.api as sm
     import statsmodels.formula.api as smf
 
-    from core.metrics import correct
-
-    t = table.assign(correct=correct(table["label"], table["logit"], threshold).astype(float))
-    t = t[np.isfinite(t["snr_db"].to_numpy(float)) & (t["duration_ms"] > 0)].copy()
+    t = scored(table, threshold, "snr_db")
+    t = t[t["duration_ms"] > 0].assign(correct=lambda d: d["correct"].astype(float))
     if t["snr_db"].nunique() < 2 or t["duration_ms"].nunique() < 2:
         raise ValueError("the GLM needs at least two durations and two SNRs (noisy clips)")
     t["log2_duration"] = np.log2(t["duration_ms"])
@@ -400,7 +403,7 @@ def summary_rows(fits: list[tuple[dict[str, Any], Fit | None, str]], detector: s
     """One row per fitted stratum: threshold (or bound) with CI, lapse, slope and goodness of fit."""
     rows = []
     for stratum, fit, note in fits:
-        row: dict[str, Any] = {"detector": detector, **{k: v for k, v in stratum.items()}}
+        row: dict[str, Any] = {"detector": detector, **stratum}
         if fit is None:
             rows.append({**row, "result": note})
             continue
