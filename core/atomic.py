@@ -63,21 +63,28 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 
-def replace_dir(built: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
-    """Move a fully built folder into place, replacing any old one with two renames.
+@contextmanager
+def building_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty temporary sibling folder to build `target` in; swap it into place on success.
 
-    The old folder is renamed aside first and deleted only after the new one is in place, so
-    an interruption leaves either the old or the new folder, never a half-written one.
+    The old folder is renamed aside first and deleted only after the new one is in place, so an
+    interruption leaves either the old or the new folder, never a half-built one; on an error
+    (or Ctrl-C) the temporary folder is removed and any old folder stays as it was.
     """
     import shutil
-    import tempfile
 
-    built, target = Path(built), Path(target)
-    if not target.exists():
-        built.rename(target)
-        return target
-    trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    target.rename(trash / target.name)
-    built.rename(target)
-    shutil.rmtree(trash, ignore_errors=True)
-    return target
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            target.rename(trash / target.name)
+            tmp.rename(target)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -13,8 +13,7 @@ over noise power, both averaged over the *active* samples of the (reverberant) s
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -280,44 +279,38 @@ def generate(
         r: synth_rir(ROOMS[r], sr, np.random.default_rng([spec.seed, i])) for i, r in enumerate(spec.rooms) if ROOMS[r]
     }
     snrs: list[float | None] = ([None] if spec.include_clean else []) + [float(s) for s in spec.snrs_db]
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.building-", dir=root.parent))
     rows = []
-    try:
+    with atomic.building_dir(root) as tmp:
         for i, b in enumerate(bases.itertuples(index=False)):
             if should_stop and should_stop():
                 raise KeyboardInterrupt
             x = source.load_clip(b.clip_id).samples
-            for dur in spec.durations_ms:
-                if dur > len(x) / sr * 1000 + 0.5:
-                    continue  # the base clip is shorter than this duration
-                for snr in snrs:
-                    for band in spec.bands:
-                        for room in spec.rooms:
-                            cid = variant_id(b.base_clip_id, dur, snr, band, room)
-                            rng = np.random.default_rng([spec.seed, *cid.encode()])
-                            y, measured = render_variant(x, sr, dur, snr, band, rirs.get(room), noise, rng)
-                            rel = f"audio/{cid}.wav"
-                            audio.write_wav(tmp / rel, y, sr, atomic_write=False)
-                            rows.append(
-                                {
-                                    "clip_id": cid,
-                                    "path": rel,
-                                    "label": b.label,
-                                    "group_id": b.group_id,
-                                    "base_clip_id": b.base_clip_id,
-                                    "source_clip_id": b.clip_id,
-                                    "duration_ms": float(dur),
-                                    "snr_db": np.nan if snr is None else snr,
-                                    "snr_measured_db": measured,
-                                    "noise_type": "none" if snr is None else spec.noise,
-                                    "band": band,
-                                    "reverb": room,
-                                    "rt60_s": ROOMS[room] or 0.0,
-                                    "content_hash": audio.content_hash(y),
-                                    "source": f"{source.name}:{b.clip_id}",
-                                }
-                            )
+            durations = [d for d in spec.durations_ms if d <= len(x) / sr * 1000 + 0.5]  # not past the clip's end
+            for dur, snr, band, room in itertools.product(durations, snrs, spec.bands, spec.rooms):
+                cid = variant_id(b.base_clip_id, dur, snr, band, room)
+                rng = np.random.default_rng([spec.seed, *cid.encode()])
+                y, measured = render_variant(x, sr, dur, snr, band, rirs.get(room), noise, rng)
+                rel = f"audio/{cid}.wav"
+                audio.write_wav(tmp / rel, y, sr, atomic_write=False)
+                rows.append(
+                    {
+                        "clip_id": cid,
+                        "path": rel,
+                        "label": b.label,
+                        "group_id": b.group_id,
+                        "base_clip_id": b.base_clip_id,
+                        "source_clip_id": b.clip_id,
+                        "duration_ms": float(dur),
+                        "snr_db": np.nan if snr is None else snr,
+                        "snr_measured_db": measured,
+                        "noise_type": "none" if snr is None else spec.noise,
+                        "band": band,
+                        "reverb": room,
+                        "rt60_s": ROOMS[room] or 0.0,
+                        "content_hash": audio.content_hash(y),
+                        "source": f"{source.name}:{b.clip_id}",
+                    }
+                )
             if progress:
                 progress((i + 1) / len(bases), f"base clip {i + 1}/{len(bases)}: {b.clip_id}")
         manifest = pd.DataFrame(rows)
@@ -333,10 +326,6 @@ def generate(
             "snr_definition": "10·log10(P_signal/P_noise) over the active samples of the signal (core.audio.mix_at_snr)",
         }
         save_dataset(tmp, manifest, info)
-        atomic.replace_dir(tmp, root)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     ds = load_dataset(name)
     save_split(ds, "conditions", pd.Series(["test"] * len(ds.manifest)), {"kind": "conditions", "source": name})
     return ds

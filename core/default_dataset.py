@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -195,10 +193,8 @@ def build_default(
     root = dataset_root(name)
     if (root / "manifest.csv").exists() and not force:
         return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.building-", dir=root.parent))
     t0 = time.perf_counter()
-    try:
+    with atomic.building_dir(root) as tmp:
         groups = group_ids(recipe)
         rows: list[dict] = []
         ctx = multiprocessing.get_context("spawn")
@@ -218,18 +214,13 @@ def build_default(
         from core.datasets import save_dataset
 
         manifest = pd.DataFrame(rows).sort_values("clip_id").reset_index(drop=True)
-        recipe_dict = asdict(recipe)
         info = {
             "name": name,
             "kind": "embedded-default",
-            "recipe": recipe_dict,
+            "recipe": asdict(recipe),
             "n_clips": len(manifest),
             "build_seconds": round(time.perf_counter() - t0, 2),
             "description": "Synthetic speech (eSpeak NG voices) vs procedural and packaged non-speech.",
         }
         save_dataset(tmp, manifest, info)
-        atomic.replace_dir(tmp, root)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return root
