@@ -160,12 +160,16 @@ def list_datasets() -> list[str]:
     return sorted(p.name for p in d.iterdir() if (p / "manifest.csv").exists() and not p.name.startswith("."))
 
 
+def dataset_info(name: str) -> dict[str, Any]:
+    """A dataset's dataset.json (kind, recipe or source, …) without reading its manifest."""
+    info_path = dataset_root(name) / "dataset.json"
+    return json.loads(info_path.read_text()) if info_path.exists() else {}
+
+
 def load_dataset(name: str) -> Dataset:
     root = dataset_root(name)
     if not (root / "manifest.csv").exists():
         known = ", ".join(list_datasets()) or "none"
         hint = " Build it with: python -m core data build-default" if name == "default" else ""
         raise LabError(f"no dataset {name!r} under {datasets_dir()} (known: {known}).{hint}")
-    info_path = root / "dataset.json"
-    info = json.loads(info_path.read_text()) if info_path.exists() else {}
-    return Dataset(name, root, read_manifest(root / "manifest.csv"), info)
+    return Dataset(name, root, read_manifest(root / "manifest.csv"), dataset_info(name))

@@ -177,9 +177,12 @@ def describe_tables() -> pd.DataFrame:
     )
 
 
-def counterpart(table: str, part: str = "dev") -> str | None:
-    """The newest table scored by the same detector on the same split, but on another `part`."""
-    t = describe_tables()
+def counterpart(table: str, part: str = "dev", tables: pd.DataFrame | None = None) -> str | None:
+    """The newest table scored by the same detector on the same split, but on another `part`.
+
+    `tables`: a `describe_tables()` frame the caller already has (saves re-reading every sidecar).
+    """
+    t = describe_tables() if tables is None else tables
     if t.empty or table not in set(t["table"]):
         return None
     me = t[t["table"] == table].iloc[0]

@@ -15,8 +15,9 @@ st.caption(
 c = st.columns([3, 3, 2])
 with c[0]:
     test_name = pick_table("Judge on (test table)", "cal_test", part="test")
-names = predictions.describe_tables()["table"].tolist()
-dev_default = predictions.counterpart(test_name, "dev") or test_name
+tables = predictions.describe_tables()
+names = tables["table"].tolist()
+dev_default = predictions.counterpart(test_name, "dev", tables) or test_name
 dev_name = c[1].selectbox("Fit on (dev table)", names, index=names.index(dev_default), key=f"cal_dev_{test_name}")
 method = c[2].selectbox("Method", ["temperature", "platt", "isotonic"], key="cal_method")
 o = st.columns(3)

@@ -5,11 +5,10 @@ import streamlit as st
 
 from core import annotations, predictions
 from core.calibration_report import fit as fit_calibrator
-from core.datasets import load_dataset
 from core.error_analysis import confident_errors, consistently_wrong, error_rates, filter_clips, per_clip
 from core.errors import LabError
 from ui import plots
-from ui.state import load_table
+from ui.state import get_dataset, load_table
 
 st.title("Errors")
 st.caption(
@@ -41,7 +40,7 @@ loaded = {n: load_table(n) for n in chosen}
 temperatures = {}
 if calibrate:
     for n in chosen:
-        dev_name = predictions.counterpart(n, "dev")
+        dev_name = predictions.counterpart(n, "dev", tables)
         if dev_name and dev_name != n:
             temperatures[n] = fit_calibrator(load_table(dev_name)[0], "temperature").temperature
     c[2].caption(
@@ -54,7 +53,7 @@ except LabError as exc:
     st.stop()
 dataset_name = loaded[chosen[0]][1].get("dataset", "default")
 try:
-    ds = load_dataset(dataset_name)
+    ds = get_dataset(dataset_name)
 except LabError as exc:
     st.error(str(exc))
     st.stop()
@@ -142,7 +141,7 @@ if selected is not None:
     m = ds.manifest
     source_row = m[m["clip_id"] == selected].iloc[0]
     if "source_clip_id" in m and isinstance(source_row.get("source_clip_id"), str) and ds.info.get("source"):
-        base_ds, base_id = load_dataset(ds.info["source"]["dataset"]), source_row["source_clip_id"]
+        base_ds, base_id = get_dataset(ds.info["source"]["dataset"]), source_row["source_clip_id"]
     else:
         family = m[(m["base_clip_id"] == row["base_clip_id"]) & m["snr_db"].isna()]
         family = family.sort_values("duration_ms", ascending=False)

@@ -1,13 +1,11 @@
 """Psychometrics: accuracy vs duration and vs SNR with fitted psychometric functions and thresholds."""
 
-import json
-
 import pandas as pd
 import streamlit as st
 
 from core import predictions
 from core import psychometrics as pm
-from core.datasets import data_root
+from core.datasets import dataset_info
 from core.errors import LabError
 from ui.charts import psychometric_panels
 from ui.state import load_table
@@ -24,10 +22,7 @@ def _condition_tables() -> pd.DataFrame:
     t = predictions.describe_tables()
     if t.empty:
         return t
-    kinds = {}
-    for ds in t["dataset"].unique():
-        info = data_root() / "datasets" / str(ds) / "dataset.json"
-        kinds[ds] = json.loads(info.read_text()).get("kind", "") if info.exists() else ""
+    kinds = {ds: dataset_info(ds).get("kind", "") if ds else "" for ds in t["dataset"].unique()}
     return t[t["dataset"].map(kinds) == "conditions"]
 
 

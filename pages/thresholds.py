@@ -34,8 +34,9 @@ def _ece(name: str, mtime: float, temperature: float) -> float:
 c = st.columns([3, 3])
 with c[0]:
     test_name = pick_table("Predictions table (test)", "thr_test", part="test")
-names = predictions.describe_tables()["table"].tolist()
-dev_default = predictions.counterpart(test_name, "dev")
+tables = predictions.describe_tables()
+names = tables["table"].tolist()
+dev_default = predictions.counterpart(test_name, "dev", tables)
 dev_options = ["(none)"] + names
 dev_name = c[1].selectbox(
     "Dev table (to choose thresholds and T on)",

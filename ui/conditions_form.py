@@ -6,19 +6,20 @@ import streamlit as st
 
 from core import conditions as cond
 from core import jobs
-from core.datasets import list_datasets, load_dataset
+from core.datasets import dataset_info, list_datasets
 from core.splits import list_splits
+from ui.state import get_dataset
 
 
 def conditions_form() -> None:
-    sources = [d for d in list_datasets() if load_dataset(d).info.get("kind") != "conditions"]
+    sources = [d for d in list_datasets() if dataset_info(d).get("kind") != "conditions"]
     if not sources:
         st.info("No source dataset yet (Data page).")
         return
     with st.form("conditions"):
         c = st.columns(4)
         source = c[0].selectbox("Source dataset", sources, key="cond_source")
-        splits = list_splits(load_dataset(source))
+        splits = list_splits(get_dataset(source))
         split = c[1].selectbox("Split", splits or ["(none: make one first)"], key="cond_split")
         part = c[2].selectbox("Base clips from", ["test", "dev", "train"], key="cond_part")
         name = c[3].text_input("New dataset name", f"{source}-psycho", key="cond_name")

@@ -18,7 +18,10 @@ def get_dataset(name: str) -> Dataset:
     """Load a dataset, re-reading it only when its manifest file changes."""
     from core.datasets import dataset_root
 
-    return _load(name, (dataset_root(name) / "manifest.csv").stat().st_mtime)
+    manifest = dataset_root(name) / "manifest.csv"
+    if not manifest.exists():
+        return load_dataset(name)  # raises the LabError that names the known datasets
+    return _load(name, manifest.stat().st_mtime)
 
 
 def offer_default_build() -> None:
