@@ -60,6 +60,30 @@ def clips(n: int, seed: int = 0) -> list[np.ndarray]:
     return out
 
 
+def host_syncs(fn, *args) -> list[str]:
+    """Where `fn` makes the host wait for the GPU (torch's sync debug mode): "count× file:line code"."""
+    import traceback
+    import warnings
+
+    sites: dict[str, int] = {}
+
+    def record(message, category, filename, lineno, file=None, line=None):
+        frames = [f for f in traceback.extract_stack()[:-1] if "/core/" in f.filename or "transformers" in f.filename]
+        where = f"{frames[-1].filename.split('/')[-1]}:{frames[-1].lineno} {frames[-1].line}" if frames else "?"
+        sites[where] = sites.get(where, 0) + 1
+
+    torch.cuda.synchronize()
+    with warnings.catch_warnings():  # restores showwarning on the way out
+        warnings.simplefilter("always")
+        warnings.showwarning = record
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            fn(*args)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return [f"{n}x {site}" for site, n in sites.items()]
+
+
 def timed(fn, *args):
     torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -102,6 +126,10 @@ def main() -> None:
     )
     seed.score(data[:2], 16000)  # warm-up
     lab.score(data[: args.batch], 16000)
+    syncs = host_syncs(lab.score, data[: 2 * args.batch], 16000)
+    print(f"host waits for the GPU while the lab path scores 2 batches: {len(syncs)} sites")
+    for site in syncs:
+        print(f"  {site}")
     seed_logits, seed_s = timed(seed.score, data[: args.seed_clips], 16000)
     lab_logits, lab_s = timed(lab.score, data, 16000)
     seed_rate, lab_rate = args.seed_clips / seed_s, len(data) / lab_s
@@ -147,16 +175,25 @@ def main() -> None:
             else f"{rate:.1f} clips/s"
         )
         print(f"max |delta| seed vs compiled lab, bf16: {deltas(fast_logits[: args.seed_clips], seed_logits)}")
-    # the same comparison in fp32: the two paths compute the same function
+    # the same comparison in fp32 (the bf16 weights are exact in fp32; TF32 off for matmuls and convolutions)
+    torch.compiler.set_stance("force_eager")  # no fp32 recompilation of the compiled layers
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     model.float()
+    spec32 = {**spec, "dtype": "fp32"}
     few = data[: min(8, args.seed_clips)]
-    seed32 = AudioLLMDetector(
-        AudioLLMSpec(**{**spec, "dtype": "fp32"}, mode="generate", padding="padded", batch_size=1), model, processor
-    ).score(few, 16000)
-    lab32 = AudioLLMDetector(AudioLLMSpec(**{**spec, "dtype": "fp32"}, batch_size=8), model, processor).score(
-        few, 16000
-    )
-    print(f"max |delta| seed vs lab, fp32 (same weights, {len(few)} clips): {deltas(lab32, seed32)}")
+    seed32 = AudioLLMDetector(AudioLLMSpec(**spec32, mode="generate", padding="padded", batch_size=1), model, processor)
+    lab32 = AudioLLMDetector(AudioLLMSpec(**spec32, batch_size=8), model, processor)
+    parity = deltas(lab32.score(few, 16000), seed32.score(few, 16000))
+    print(f"max |delta| seed vs lab, fp32 (same weights, {len(few)} clips): {parity}")
+    # how far each bf16 path is from the fp32 answer: the bf16 error of the method, not of the reference
+    truth = lab32.score(data[: args.seed_clips], 16000)
+    print(f"bf16 error against fp32, {args.seed_clips} clips:")
+    print(f"  seed path (batch 1, padded, generate): {deltas(seed_logits, truth)}")
+    print(f"  seed's own path, another kernel order: {deltas(floor_logits, truth)}")
+    print(f"  lab path (batched, trimmed, eager): {deltas(common, truth)}")
+    if args.compile:
+        print(f"  lab path, compiled layers: {deltas(fast_logits[: args.seed_clips], truth)}")
 
 
 if __name__ == "__main__":

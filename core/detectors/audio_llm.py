@@ -207,20 +207,28 @@ def _base(model):
 
 
 def encode_trimmed(model, input_features, feature_attention_mask):
-    """The audio encoder and projector on trimmed features: (per-clip audio embeddings, lengths)."""
+    """The audio encoder and projector on trimmed features: (per-clip audio embeddings, lengths).
+
+    Lengths are computed on the host from the (host) feature mask, so nothing here waits for
+    the GPU: the caller can queue the whole batch and prepare the next one meanwhile.
+    """
     torch = _torch()
     from transformers.masking_utils import create_bidirectional_mask
 
     core = _base(model).model
     tower = core.audio_tower
-    x = input_features.to(dtype=tower.conv1.weight.dtype, device=tower.conv1.weight.device)
+    device = tower.conv1.weight.device
+    x = input_features.to(dtype=tower.conv1.weight.dtype, device=device, non_blocking=True)
     x = torch.nn.functional.gelu(tower.conv1(x))
     x = torch.nn.functional.gelu(tower.conv2(x)).permute(0, 2, 1)
     n = x.shape[1]
     x = x + tower.embed_positions.weight[:n]
-    feat_len, out_len = tower._get_feat_extract_output_lengths(feature_attention_mask.sum(-1).to(x.device))
-    valid = (torch.arange(n, device=x.device)[None, :] < feat_len[:, None]).long()
-    mask = create_bidirectional_mask(config=tower.config, inputs_embeds=x[..., :1], attention_mask=valid)
+    feat_len, out_len = tower._get_feat_extract_output_lengths(feature_attention_mask.sum(-1).cpu())
+    valid = (torch.arange(n)[None, :] < feat_len[:, None]).long().to(device, non_blocking=True)
+    # no "skip the mask if nothing is padded" test: it would read the mask back from the GPU
+    mask = create_bidirectional_mask(
+        config=tower.config, inputs_embeds=x[..., :1], attention_mask=valid, allow_is_bidirectional_skip=False
+    )
     for layer in tower.layers:
         x = layer(x, mask)
     x = tower.avg_pooler(x.permute(0, 2, 1)).permute(0, 2, 1)
@@ -242,16 +250,25 @@ def trimmed_states(model, batch: dict, shared_prefix: bool = False):
     torch = _torch()
     base = _base(model)
     device = base.lm_head.weight.device
-    ids = batch["input_ids"].to(device)
-    audio, lengths = encode_trimmed(model, batch["input_features"], batch["feature_attention_mask"])
-    keep = torch.arange(audio.shape[1], device=audio.device)[None, :] < lengths[:, None].to(audio.device)
-    slots = ids == base.config.audio_token_id
-    if int(slots.sum()) != int(keep.sum()):
-        raise LabError(f"audio tokens ({int(slots.sum())}) and audio features ({int(keep.sum())}) do not match")
+    host_ids = batch["input_ids"].cpu()
+    # every index is worked out on the host, so no step waits for the GPU (no boolean-mask
+    # indexing, no `.item()`): a batch is queued whole and the next one prepared meanwhile
+    slots = host_ids == base.config.audio_token_id
+    _, lengths = base.model.audio_tower._get_feat_extract_output_lengths(batch["feature_attention_mask"].sum(-1).cpu())
+    if int(slots.sum()) != int(lengths.sum()):
+        raise LabError(f"audio tokens ({int(slots.sum())}) and audio features ({int(lengths.sum())}) do not match")
+    feat_rows, feat_cols = (torch.arange(int(lengths.max()))[None, :] < lengths[:, None]).nonzero(as_tuple=True)
+    slot_rows, slot_cols = slots.nonzero(as_tuple=True)
+    ids = host_ids.to(device, non_blocking=True)
+    audio, _ = encode_trimmed(model, batch["input_features"], batch["feature_attention_mask"])
     embeds = base.get_input_embeddings()(ids)
-    embeds = embeds.masked_scatter(slots.unsqueeze(-1), audio[keep].to(embeds.dtype))
+    values = audio[feat_rows.to(device, non_blocking=True), feat_cols.to(device, non_blocking=True)]
+    embeds = embeds.index_put(
+        (slot_rows.to(device, non_blocking=True), slot_cols.to(device, non_blocking=True)), values.to(embeds.dtype)
+    )
     p = int(slots[0].long().argmax())  # the first audio slot
-    if not shared_prefix or p == 0 or not bool((ids[:, :p] == ids[:1, :p]).all()) or ids.shape[0] == 1:
+    same_prefix = bool((host_ids[:, :p] == host_ids[:1, :p]).all())
+    if not shared_prefix or p == 0 or not same_prefix or ids.shape[0] == 1:
         return base.model(inputs_embeds=embeds, use_cache=False).last_hidden_state
     head = base.model(inputs_embeds=embeds[:1, :p], use_cache=True)
     cache = head.past_key_values
@@ -268,8 +285,8 @@ def last_hidden(model, batch: dict, padded: bool):
     torch = _torch()
     base = _base(model)
     device = base.lm_head.weight.device
-    attn = batch["attention_mask"].to(device)
     if padded:
+        attn = batch["attention_mask"].to(device)
         out = base.model(
             input_ids=batch["input_ids"].to(device),
             input_features=batch["input_features"],
@@ -278,8 +295,9 @@ def last_hidden(model, batch: dict, padded: bool):
             position_ids=batch["position_ids"].to(device),
         )
         return out.last_hidden_state[:, -1]
+    last = (batch["attention_mask"].sum(-1) - 1).to(device, non_blocking=True)
     states = trimmed_states(model, batch, shared_prefix=True)
-    return states[torch.arange(states.shape[0], device=device), attn.sum(-1) - 1]
+    return states[torch.arange(states.shape[0], device=device), last]
 
 
 def answer_loss(model, batch: dict, labels, answer_mask):
@@ -341,6 +359,8 @@ class AudioLLMDetector:
 
         Feature extraction stays on the calling thread: overlapping it in a Python thread
         starved the GPU of kernel launches (GIL contention) in benchmarks/gpu_qwen2audio.py.
+        Instead each batch's logits are read back one batch late, so the host prepares batch
+        k + 1 while the device still runs batch k.
         """
         if sr != 16000:
             raise ValueError(f"Qwen2-Audio takes 16 kHz audio, got {sr} Hz")
@@ -349,6 +369,7 @@ class AudioLLMDetector:
         bs = max(1, self.spec.batch_size)
         order = np.argsort([len(c) for c in clips], kind="stable")
         out = np.empty((len(clips), 2))
+        pending = None  # the previous batch's logits, still on the device
         with torch.inference_mode():
             for start in range(0, len(order), bs):
                 idx = order[start : start + bs]
@@ -357,8 +378,14 @@ class AudioLLMDetector:
                     out[idx] = self.generate_logits(part)
                     continue
                 batch = prepare(self.processor, part, self.spec.prompt, padded=padded)
-                logits = next_token_logits(self.model, batch, padded=padded)
-                out[idx] = logits[:, list(self.ids)].cpu().numpy()
+                logits = next_token_logits(self.model, batch, padded=padded)[:, list(self.ids)]
+                # read the previous batch back only now: the device works on this one while the
+                # host prepares the next (reading this one at once would leave the device idle)
+                if pending is not None:
+                    out[pending[0]] = pending[1].cpu().numpy()
+                pending = (idx, logits)
+            if pending is not None:
+                out[pending[0]] = pending[1].cpu().numpy()
         return out
 
     def generate_logits(self, clips: list[np.ndarray]) -> np.ndarray:
