@@ -68,7 +68,8 @@ def host_syncs(fn, *args) -> list[str]:
     sites: dict[str, int] = {}
 
     def record(message, category, filename, lineno, file=None, line=None):
-        frames = [f for f in traceback.extract_stack()[:-1] if "/core/" in f.filename or "transformers" in f.filename]
+        stack = traceback.extract_stack()[:-1]
+        frames = [f for f in stack if "/core/" in f.filename or "transformers" in f.filename] or stack[-1:]
         where = f"{frames[-1].filename.split('/')[-1]}:{frames[-1].lineno} {frames[-1].line}" if frames else "?"
         sites[where] = sites.get(where, 0) + 1
 

@@ -370,6 +370,9 @@ class AudioLLMDetector:
         order = np.argsort([len(c) for c in clips], kind="stable")
         out = np.empty((len(clips), 2))
         pending = None  # the previous batch's logits, still on the device
+        # answer ids as a device tensor made once: indexing by a Python list copies it to the
+        # device on every batch, and that blocking copy waits for all queued work
+        answer_ids = torch.tensor(self.ids, device=_base(self.model).lm_head.weight.device)
         with torch.inference_mode():
             for start in range(0, len(order), bs):
                 idx = order[start : start + bs]
@@ -378,7 +381,7 @@ class AudioLLMDetector:
                     out[idx] = self.generate_logits(part)
                     continue
                 batch = prepare(self.processor, part, self.spec.prompt, padded=padded)
-                logits = next_token_logits(self.model, batch, padded=padded)[:, list(self.ids)]
+                logits = next_token_logits(self.model, batch, padded=padded).index_select(1, answer_ids)
                 # read the previous batch back only now: the device works on this one while the
                 # host prepares the next (reading this one at once would leave the device idle)
                 if pending is not None:
