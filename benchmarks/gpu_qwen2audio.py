@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core import lab_model  # noqa: E402
-from core.detectors.audio_llm import AudioLLMDetector, AudioLLMSpec, next_token_logits, prepare  # noqa: E402
+from core.detectors.audio_llm import AudioLLMDetector, AudioLLMSpec  # noqa: E402
 
 # Qwen/Qwen2-Audio-7B-Instruct config.json (architecture only; the tokenizer here is the lab's)
 AUDIO_7B = {
@@ -85,6 +85,23 @@ def host_syncs(fn, *args) -> list[str]:
     return [f"{n}x {site}" for site, n in sites.items()]
 
 
+def profile(detector, batch: list[np.ndarray]) -> None:
+    """Where one batch's GPU time goes: the top kernels, and how busy the GPU was."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+        detector.score(batch, 16000)
+        torch.cuda.synchronize()
+    wall = time.perf_counter() - t0
+    events = prof.key_averages()
+    busy = sum(e.device_time_total for e in events) / 1e6
+    print(f"profile of one batch of {len(batch)}: {wall * 1e3:.0f} ms wall, kernels {busy * 1e3:.0f} ms")
+    print(events.table(sort_by="device_time_total", row_limit=20, max_name_column_width=90))
+
+
 def timed(fn, *args):
     torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -99,6 +116,7 @@ def main() -> None:
     ap.add_argument("--seed-clips", type=int, default=64, help="clips for the (slow) seed path")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--compile", action="store_true", help="also time the lab path with torch.compile'd layers")
+    ap.add_argument("--profile", action="store_true", help="with --compile: the top GPU kernels of one compiled batch")
     args = ap.parse_args()
     from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration
 
@@ -148,14 +166,17 @@ def main() -> None:
 
     from torch.utils.flop_counter import FlopCounterMode
 
-    batch = prepare(processor, data[: args.batch], lab.spec.prompt, padded=False)
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        next_token_logits(model, batch, padded=False)
-    flops_per_clip = counter.get_total_flops() / args.batch
+    # FLOPs of the very batches timed (sorted by length, so the little padding left is counted);
+    # counting one unsorted batch instead would charge every clip the longest clip's work
+    with FlopCounterMode(display=False) as counter:
+        lab.score(data, 16000)
+    flops_per_clip = counter.get_total_flops() / len(data)
     peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
     achieved = flops_per_clip * lab_rate
     print(f"seed path (batch 1, 30 s padding, generate): {seed_rate:.2f} clips/s over {args.seed_clips} clips")
-    print(f"lab path (batch {args.batch}, trimmed, one forward): {lab_rate:.1f} clips/s over {len(data)} clips")
+    print(
+        f"lab path (batch {args.batch}, trimmed, one forward, {lab.workers} preparing processes): {lab_rate:.1f} clips/s over {len(data)} clips"
+    )
     print(f"speed-up: {lab_rate / seed_rate:.0f}x")
     print(f"max |delta| seed vs lab, bf16: {deltas(common, seed_logits)}")
     print(f"max |delta| seed vs another bf16 kernel order of the seed's own path: {deltas(floor_logits, seed_logits)}")
@@ -176,6 +197,8 @@ def main() -> None:
             else f"{rate:.1f} clips/s"
         )
         print(f"max |delta| seed vs compiled lab, bf16: {deltas(fast_logits[: args.seed_clips], seed_logits)}")
+        if args.profile:
+            profile(fast, data[: args.batch])
     # the same comparison in fp32 (the bf16 weights are exact in fp32; TF32 off for matmuls and convolutions)
     torch.compiler.set_stance("force_eager")  # no fp32 recompilation of the compiled layers
     torch.backends.cudnn.allow_tf32 = False

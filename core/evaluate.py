@@ -49,17 +49,22 @@ def score_clips(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> np.ndarray:
-    """(n, 2) answer logits, scored in batches of clips of similar length (less padding)."""
+    """(n, 2) answer logits, scored in batches of clips of similar length (less padding).
+
+    Clips go to the detector in chunks (progress and cancellation between chunks); a
+    detector that pipelines several batches asks for larger chunks by `clips_per_call`.
+    """
     order = np.argsort(clips["duration_ms"].fillna(0).to_numpy(), kind="stable")
     out = np.full((len(clips), 2), np.nan)
-    for start in range(0, len(order), batch_size):
+    chunk = max(batch_size, int(getattr(detector, "clips_per_call", batch_size)))
+    for start in range(0, len(order), chunk):
         if should_stop and should_stop():
             raise KeyboardInterrupt("cancelled")
-        idx = order[start : start + batch_size]
+        idx = order[start : start + chunk]
         audio = [ds.load_clip(cid).samples for cid in clips["clip_id"].iloc[idx]]
         out[idx] = detector.score(audio, 16000)
         if progress:
-            done = min(start + batch_size, len(order))
+            done = min(start + chunk, len(order))
             progress(done / len(order), f"scored {done}/{len(order)} clips")
     return out
 

@@ -76,6 +76,16 @@ def test_detector_modes_agree(tiny, clips):
     np.testing.assert_allclose(trimmed, ref, atol=1e-4)
 
 
+def test_worker_processes_prepare_the_same_batches(tiny, clips):
+    """Batches prepared ahead by worker processes (the GPU set-up) give the serial path's logits."""
+    model, processor = tiny
+    spec = dict(model="tiny", batch_size=2)
+    serial = L.AudioLLMDetector(L.AudioLLMSpec(**spec, workers=0), model=model, processor=processor)
+    ahead = L.AudioLLMDetector(L.AudioLLMSpec(**spec, workers=2), model=model, processor=processor)
+    assert serial.workers == 0 and ahead.workers == 2 and ahead.clips_per_call == 16
+    np.testing.assert_allclose(ahead.score(clips, 16000), serial.score(clips, 16000), atol=1e-5)
+
+
 def test_answer_tokens_are_single_tokens(tiny):
     _, processor = tiny
     a, b = L.answer_token_ids(processor.tokenizer, ("A", "B"))

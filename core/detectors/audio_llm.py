@@ -51,6 +51,7 @@ class AudioLLMSpec:
     mode: str = "logits"  # or "generate" (constrained to the two answers), for parity checks
     batch_size: int = 8
     compile: bool = False  # torch.compile each encoder and decoder layer (GPU throughput)
+    workers: int = -1  # processes preparing batches ahead of the device; -1 = 4 on CUDA, none on CPU
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -339,6 +340,30 @@ def compile_layers(model) -> None:
         layer.compile(dynamic=True)
 
 
+class PreparedBatches:
+    """Batches of model inputs, for worker processes to prepare ahead of the device.
+
+    Feature extraction and tokenisation take about a third of a batch's time on a GPU host;
+    in worker processes they overlap the device's work (a thread would fight the launching
+    thread for the GIL).
+    """
+
+    def __init__(self, processor, clips: list[np.ndarray], groups: list[np.ndarray], prompt: str, padded: bool):
+        self.processor, self.clips, self.groups, self.prompt, self.padded = processor, clips, groups, prompt, padded
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __getitem__(self, i: int) -> dict:
+        return prepare(self.processor, [self.clips[j] for j in self.groups[i]], self.prompt, padded=self.padded)
+
+
+def _share_cores(workers: int, _worker_id: int) -> None:
+    import os
+
+    _torch().set_num_threads(max(1, ((os.cpu_count() or 2) - 1) // workers))
+
+
 class AudioLLMDetector:
     """Scores clips by the two answer-token logits of a Qwen2-Audio-family model."""
 
@@ -353,14 +378,34 @@ class AudioLLMDetector:
         self.name = name or f"audio-llm:{Path(self.spec.model).name}"
         self.prompt = self.spec.prompt
         self.adapter = self.spec.adapter
+        device = str(_base(model).lm_head.weight.device)
+        self.workers = self.spec.workers if self.spec.workers >= 0 else (4 if device.startswith("cuda") else 0)
+        # callers that chunk their clips (for progress) hand over this many at a time, so
+        # several batches are in flight and the workers keep ahead of the device
+        self.clips_per_call = max(1, self.spec.batch_size) * (8 if self.workers else 1)
+
+    def batches(self, clips: list[np.ndarray], groups: list[np.ndarray], padded: bool):
+        """Prepared batches in order: by worker processes when there are several, else here."""
+        from functools import partial
+
+        dataset = PreparedBatches(self.processor, clips, groups, self.spec.prompt, padded)
+        if self.workers == 0 or len(groups) < 2:
+            return (dataset[i] for i in range(len(groups)))
+        workers = min(self.workers, len(groups))
+        return _torch().utils.data.DataLoader(
+            dataset,
+            batch_size=None,
+            num_workers=workers,
+            prefetch_factor=2,
+            pin_memory=_torch().cuda.is_available(),  # page-locked inputs: truly asynchronous copies
+            worker_init_fn=partial(_share_cores, workers),
+        )
 
     def score(self, clips: list[np.ndarray], sr: int) -> np.ndarray:
         """(n, 2) answer logits, clips batched by length (less padding).
 
-        Feature extraction stays on the calling thread: overlapping it in a Python thread
-        starved the GPU of kernel launches (GIL contention) in benchmarks/gpu_qwen2audio.py.
-        Instead each batch's logits are read back one batch late, so the host prepares batch
-        k + 1 while the device still runs batch k.
+        Nothing in a batch waits for the device: each batch's logits are read back one batch
+        late, and (on a GPU) worker processes prepare the next batches meanwhile.
         """
         if sr != 16000:
             raise ValueError(f"Qwen2-Audio takes 16 kHz audio, got {sr} Hz")
@@ -368,22 +413,19 @@ class AudioLLMDetector:
         padded = self.spec.padding == "padded"
         bs = max(1, self.spec.batch_size)
         order = np.argsort([len(c) for c in clips], kind="stable")
+        groups = [order[start : start + bs] for start in range(0, len(order), bs)]
         out = np.empty((len(clips), 2))
+        if self.spec.mode == "generate":
+            for idx in groups:
+                out[idx] = self.generate_logits([clips[i] for i in idx])
+            return out
         pending = None  # the previous batch's logits, still on the device
         # answer ids as a device tensor made once: indexing by a Python list copies it to the
         # device on every batch, and that blocking copy waits for all queued work
         answer_ids = torch.tensor(self.ids, device=_base(self.model).lm_head.weight.device)
         with torch.inference_mode():
-            for start in range(0, len(order), bs):
-                idx = order[start : start + bs]
-                part = [clips[i] for i in idx]
-                if self.spec.mode == "generate":
-                    out[idx] = self.generate_logits(part)
-                    continue
-                batch = prepare(self.processor, part, self.spec.prompt, padded=padded)
+            for idx, batch in zip(groups, self.batches(clips, groups, padded)):
                 logits = next_token_logits(self.model, batch, padded=padded).index_select(1, answer_ids)
-                # read the previous batch back only now: the device works on this one while the
-                # host prepares the next (reading this one at once would leave the device idle)
                 if pending is not None:
                     out[pending[0]] = pending[1].cpu().numpy()
                 pending = (idx, logits)
