@@ -345,7 +345,8 @@ class PreparedBatches:
 
     Feature extraction and tokenisation take about a third of a batch's time on a GPU host;
     in worker processes they overlap the device's work (a thread would fight the launching
-    thread for the GIL).
+    thread for the GIL). Workers keep torch's one intra-op thread: raising it in a forked
+    child deadlocks OpenMP (seen here), so throughput comes from several workers instead.
     """
 
     def __init__(self, processor, clips: list[np.ndarray], groups: list[np.ndarray], prompt: str, padded: bool):
@@ -356,12 +357,6 @@ class PreparedBatches:
 
     def __getitem__(self, i: int) -> dict:
         return prepare(self.processor, [self.clips[j] for j in self.groups[i]], self.prompt, padded=self.padded)
-
-
-def _share_cores(workers: int, _worker_id: int) -> None:
-    import os
-
-    _torch().set_num_threads(max(1, ((os.cpu_count() or 2) - 1) // workers))
 
 
 class AudioLLMDetector:
@@ -386,8 +381,6 @@ class AudioLLMDetector:
 
     def batches(self, clips: list[np.ndarray], groups: list[np.ndarray], padded: bool):
         """Prepared batches in order: by worker processes when there are several, else here."""
-        from functools import partial
-
         dataset = PreparedBatches(self.processor, clips, groups, self.spec.prompt, padded)
         if self.workers == 0 or len(groups) < 2:
             return (dataset[i] for i in range(len(groups)))
@@ -398,7 +391,6 @@ class AudioLLMDetector:
             num_workers=workers,
             prefetch_factor=2,
             pin_memory=_torch().cuda.is_available(),  # page-locked inputs: truly asynchronous copies
-            worker_init_fn=partial(_share_cores, workers),
         )
 
     def score(self, clips: list[np.ndarray], sr: int) -> np.ndarray:
