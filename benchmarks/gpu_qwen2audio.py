@@ -98,7 +98,7 @@ def profile(detector, batch: list[np.ndarray]) -> None:
     wall = time.perf_counter() - t0
     events = prof.key_averages()
     busy = sum(e.device_time_total for e in events) / 1e6
-    print(f"profile of one batch of {len(batch)}: {wall * 1e3:.0f} ms wall, kernels {busy * 1e3:.0f} ms")
+    print(f"profile of {len(batch)} clips: {wall * 1e3:.0f} ms wall, kernels {busy * 1e3:.0f} ms")
     print(events.table(sort_by="device_time_total", row_limit=20, max_name_column_width=90))
 
 
@@ -116,7 +116,8 @@ def main() -> None:
     ap.add_argument("--seed-clips", type=int, default=64, help="clips for the (slow) seed path")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--compile", action="store_true", help="also time the lab path with torch.compile'd layers")
-    ap.add_argument("--profile", action="store_true", help="with --compile: the top GPU kernels of one compiled batch")
+    ap.add_argument("--profile", action="store_true", help="with --compile: the top GPU kernels of 4 compiled batches")
+    ap.add_argument("--also-batch", type=int, nargs="*", default=[], help="with --compile: time these batch sizes too")
     args = ap.parse_args()
     from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration
 
@@ -197,8 +198,15 @@ def main() -> None:
             else f"{rate:.1f} clips/s"
         )
         print(f"max |delta| seed vs compiled lab, bf16: {deltas(fast_logits[: args.seed_clips], seed_logits)}")
+        for size in args.also_batch:  # the compiled layers take any batch size (dynamic shapes)
+            other_size = AudioLLMDetector(AudioLLMSpec(**spec, batch_size=size), model, processor)
+            other_size.score(data[: 2 * size], 16000)
+            _, secs = timed(other_size.score, data, 16000)
+            rate = len(data) / secs
+            mfu = f", MFU {100 * flops_per_clip * rate / peak:.1f}%" if peak else ""
+            print(f"lab path, compiled layers, batch {size}: {rate:.1f} clips/s, speed-up {rate / seed_rate:.0f}x{mfu}")
         if args.profile:
-            profile(fast, data[: args.batch])
+            profile(fast, data[: 4 * args.batch])
     # the same comparison in fp32 (the bf16 weights are exact in fp32; TF32 off for matmuls and convolutions)
     torch.compiler.set_stance("force_eager")  # no fp32 recompilation of the compiled layers
     torch.backends.cudnn.allow_tf32 = False
