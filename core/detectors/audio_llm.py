@@ -456,4 +456,5 @@ class AudioLLMDetector:
             "dtype": str(dtype).replace("torch.", ""),
             "device": device,
             "answer_token_ids": list(self.ids),
+            "workers": self.workers,  # as resolved for this device
         }
