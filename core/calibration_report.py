@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from core import calibration, metrics
-from core.predictions import sigmoid
+from core.calibration import sigmoid
 
 MIN_BIN_CLIPS = 20
 

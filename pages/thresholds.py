@@ -5,9 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from core import predictions
-from core.calibration import ece
+from core.calibration import ece, sigmoid
 from core.calibration_report import fit
-from core.metrics import sigmoid
 from core.thresholds import ThresholdIndex, dev_to_test, roc_curve
 from ui.charts import confusion, roc_with_point
 from ui.state import load_table, pick_table
