@@ -208,7 +208,7 @@ def _base(model):
 
 
 def encode_trimmed(model, input_features, feature_attention_mask):
-    """The audio encoder and projector on trimmed features: (per-clip audio embeddings, lengths).
+    """The audio encoder and projector on trimmed features: (per-clip audio embeddings, host lengths).
 
     Lengths are computed on the host from the (host) feature mask, so nothing here waits for
     the GPU: the caller can queue the whole batch and prepare the next one meanwhile.
@@ -254,14 +254,13 @@ def trimmed_states(model, batch: dict, shared_prefix: bool = False):
     host_ids = batch["input_ids"].cpu()
     # every index is worked out on the host, so no step waits for the GPU (no boolean-mask
     # indexing, no `.item()`): a batch is queued whole and the next one prepared meanwhile
+    audio, lengths = encode_trimmed(model, batch["input_features"], batch["feature_attention_mask"])
     slots = host_ids == base.config.audio_token_id
-    _, lengths = base.model.audio_tower._get_feat_extract_output_lengths(batch["feature_attention_mask"].sum(-1).cpu())
     if int(slots.sum()) != int(lengths.sum()):
         raise LabError(f"audio tokens ({int(slots.sum())}) and audio features ({int(lengths.sum())}) do not match")
     feat_rows, feat_cols = (torch.arange(int(lengths.max()))[None, :] < lengths[:, None]).nonzero(as_tuple=True)
     slot_rows, slot_cols = slots.nonzero(as_tuple=True)
     ids = host_ids.to(device, non_blocking=True)
-    audio, _ = encode_trimmed(model, batch["input_features"], batch["feature_attention_mask"])
     embeds = base.get_input_embeddings()(ids)
     values = audio[feat_rows.to(device, non_blocking=True), feat_cols.to(device, non_blocking=True)]
     embeds = embeds.index_put(
@@ -373,8 +372,8 @@ class AudioLLMDetector:
         self.name = name or f"audio-llm:{Path(self.spec.model).name}"
         self.prompt = self.spec.prompt
         self.adapter = self.spec.adapter
-        device = str(_base(model).lm_head.weight.device)
-        self.workers = self.spec.workers if self.spec.workers >= 0 else (4 if device.startswith("cuda") else 0)
+        self.device = _base(model).lm_head.weight.device
+        self.workers = self.spec.workers if self.spec.workers >= 0 else (4 if self.device.type == "cuda" else 0)
         # callers that chunk their clips (for progress) hand over this many at a time, so
         # several batches are in flight and the workers keep ahead of the device
         self.clips_per_call = max(1, self.spec.batch_size) * (8 if self.workers else 1)
@@ -407,15 +406,15 @@ class AudioLLMDetector:
         order = np.argsort([len(c) for c in clips], kind="stable")
         groups = [order[start : start + bs] for start in range(0, len(order), bs)]
         out = np.empty((len(clips), 2))
-        if self.spec.mode == "generate":
-            for idx in groups:
-                out[idx] = self.generate_logits([clips[i] for i in idx])
-            return out
         pending = None  # the previous batch's logits, still on the device
         # answer ids as a device tensor made once: indexing by a Python list copies it to the
         # device on every batch, and that blocking copy waits for all queued work
-        answer_ids = torch.tensor(self.ids, device=_base(self.model).lm_head.weight.device)
+        answer_ids = torch.tensor(self.ids, device=self.device)
         with torch.inference_mode():
+            if self.spec.mode == "generate":
+                for idx in groups:
+                    out[idx] = self.generate_logits([clips[i] for i in idx])
+                return out
             for idx, batch in zip(groups, self.batches(clips, groups, padded)):
                 logits = next_token_logits(self.model, batch, padded=padded).index_select(1, answer_ids)
                 if pending is not None:
@@ -432,12 +431,11 @@ class AudioLLMDetector:
         """
         batch = prepare(self.processor, clips, self.spec.prompt, padded=True)
         allowed = list(self.ids)
-        device = _base(self.model).lm_head.weight.device
         gen = self.model.generate(
-            input_ids=batch["input_ids"].to(device),
-            attention_mask=batch["attention_mask"].to(device),
-            input_features=batch["input_features"].to(device),
-            feature_attention_mask=batch["feature_attention_mask"].to(device),
+            input_ids=batch["input_ids"].to(self.device),
+            attention_mask=batch["attention_mask"].to(self.device),
+            input_features=batch["input_features"].to(self.device),
+            feature_attention_mask=batch["feature_attention_mask"].to(self.device),
             max_new_tokens=1,
             do_sample=False,
             output_logits=True,
