@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.signal import fftconvolve
 
 from core import atomic, audio
 from core.datasets import Dataset, dataset_root, load_dataset, save_dataset
@@ -121,6 +120,8 @@ def measure_rt60(h: np.ndarray, sr: int, fit_db: tuple[float, float] = (-5.0, -2
 
 def reverberate(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
     """Convolve with the room and keep the clip's length (the tail past the end is cut: durations stay exact)."""
+    from scipy.signal import fftconvolve  # lazily: the CLI parser imports this module for its choices
+
     return fftconvolve(np.asarray(x, np.float64), rir)[: len(x)].astype(np.float32)
 
 
