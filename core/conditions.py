@@ -144,7 +144,7 @@ class NoiseSource:
     """Noise of any length: coloured Gaussian, babble of outside talkers, or a folder of recordings."""
 
     def __init__(self, kind: str, sr: int, pool: list[np.ndarray] | None = None, talkers: int = 6):
-        if kind not in ("white", "pink", "babble", "folder"):
+        if kind not in NOISES:
             raise ConditionsError(f"noise must be one of {NOISES}, got {kind!r}")
         if kind in ("babble", "folder") and not pool:
             raise ConditionsError(f"{kind} noise needs recordings to draw from; none were found")

@@ -12,6 +12,7 @@ import pandas as pd
 
 from core.calibration import sigmoid
 from core.errors import LabError
+from core.metrics import correct
 
 SKIP = {"logit_A", "logit_B", "logit", "p_speech", "detector", "adapter", "seed", "prompt"}
 
@@ -37,17 +38,17 @@ def per_clip(
         wide = wide.merge(tables[name][["clip_id", "label"]], on=["clip_id", "label"], how="inner")
     if wide.empty:
         raise LabError("the chosen tables share no clip (with the same label): pick tables scored on the same clips")
-    correct, abs_wrong, cols = [], [], {}
+    right, abs_wrong, cols = [], [], {}
     for name in names:
         t = tables[name].set_index("clip_id").loc[wide["clip_id"]]
         z = t["logit"].to_numpy(float)
-        ok = (z > threshold) == (wide["label"].to_numpy() == "speech")
+        ok = correct(wide["label"], z, threshold)
         cols[f"logit · {name}"] = z
         cols[f"p · {name}"] = sigmoid(z / (temperatures or {}).get(name, 1.0))
         cols[f"correct · {name}"] = ok
-        correct.append(ok)
+        right.append(ok)
         abs_wrong.append(np.where(ok, np.nan, np.abs(z - threshold)))
-    c = np.stack(correct, axis=1)
+    c = np.stack(right, axis=1)
     w = np.stack(abs_wrong, axis=1)
     n_wrong = (~c).sum(axis=1)
     cols["runs"] = np.full(len(wide), len(names))
