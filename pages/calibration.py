@@ -12,10 +12,10 @@ st.caption(
     "Fit on **dev**, judge on **test**. The seed's model ran at temperature ≈ 10: confident and often wrong. "
     "A temperature fitted on the split it is judged on flatters itself; the page warns when that happens."
 )
+tables = predictions.describe_tables()
 c = st.columns([3, 3, 2])
 with c[0]:
-    test_name = pick_table("Judge on (test table)", "cal_test", part="test")
-tables = predictions.describe_tables()
+    test_name = pick_table("Judge on (test table)", "cal_test", part="test", tables=tables)
 names = tables["table"].tolist()
 dev_default = predictions.counterpart(test_name, "dev", tables) or test_name
 dev_name = c[1].selectbox("Fit on (dev table)", names, index=names.index(dev_default), key=f"cal_dev_{test_name}")

@@ -14,11 +14,12 @@ st.caption(
     "Clips of one speaker or source are not independent: the interval that resamples **groups** is the honest "
     "one; the naive row bootstrap is shown beside it so the difference is visible."
 )
+tables = predictions.describe_tables()
 c = st.columns(2)
 with c[0]:
-    a_name = pick_table("Model A (predictions table)", "cmp_a", part="test")
+    a_name = pick_table("Model A (predictions table)", "cmp_a", part="test", tables=tables)
 with c[1]:
-    b_name = pick_table("Model B (scored on the same clips)", "cmp_b", part="test", exclude=a_name)
+    b_name = pick_table("Model B (scored on the same clips)", "cmp_b", part="test", exclude=a_name, tables=tables)
 o = st.columns(4)
 thr_a = o[0].number_input("Threshold A (log-odds)", value=0.0, step=0.1, key="cmp_ta")
 thr_b = o[1].number_input("Threshold B (log-odds)", value=0.0, step=0.1, key="cmp_tb")
@@ -77,7 +78,6 @@ else:
     )
 
 st.subheader("Seeds of one configuration")
-tables = predictions.describe_tables()
 sweeps = runs.list_sweeps()
 mode = st.radio("Aggregate", ["predictions tables", "a sweep"], horizontal=True, key="agg_mode")
 if mode == "a sweep":

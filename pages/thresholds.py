@@ -30,10 +30,10 @@ def _ece(name: str, mtime: float, temperature: float) -> float:
     return ece((table["label"] == "speech").to_numpy(), sigmoid(table["logit"].to_numpy(float) / temperature))
 
 
+tables = predictions.describe_tables()
 c = st.columns([3, 3])
 with c[0]:
-    test_name = pick_table("Predictions table (test)", "thr_test", part="test")
-tables = predictions.describe_tables()
+    test_name = pick_table("Predictions table (test)", "thr_test", part="test", tables=tables)
 names = tables["table"].tolist()
 dev_default = predictions.counterpart(test_name, "dev", tables)
 dev_options = ["(none)"] + names

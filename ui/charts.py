@@ -106,7 +106,7 @@ def intervals(rows: list[tuple[str, float, float, float]], xaxis: str) -> go.Fig
                 y=[name],
                 mode="markers",
                 marker={"size": 10},
-                error_x={"type": "data", "symmetric": False, "array": [hi - est], "arrayminus": [est - lo]},
+                error_x=interval_bars(np.array([est]), np.array([lo]), np.array([hi])),
                 name=name,
                 showlegend=False,
             )

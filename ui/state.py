@@ -79,11 +79,14 @@ def load_table(name: str):
     return _table(str(path), path.stat().st_mtime)
 
 
-def pick_table(label: str, key: str, part: str | None = None, exclude: str | None = None) -> str:
-    """A predictions-table picker (newest first, preferring `part`); stops the page if none exist."""
+def pick_table(label: str, key: str, part: str | None = None, exclude: str | None = None, tables=None) -> str:
+    """A predictions-table picker (newest first, preferring `part`); stops the page if none exist.
+
+    `tables`: the `describe_tables()` listing the page already read (it reads every sidecar).
+    """
     from core import predictions
 
-    tables = predictions.describe_tables()
+    tables = predictions.describe_tables() if tables is None else tables
     if tables.empty:
         st.info("No predictions tables yet: score a split on the Evaluate page, or train a run.")
         st.stop()
