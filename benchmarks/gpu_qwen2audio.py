@@ -70,7 +70,7 @@ def host_syncs(fn, *args) -> list[str]:
     def record(message, category, filename, lineno, file=None, line=None):
         stack = traceback.extract_stack()[:-1]
         frames = [f for f in stack if "/core/" in f.filename or "transformers" in f.filename] or stack[-1:]
-        where = f"{frames[-1].filename.split('/')[-1]}:{frames[-1].lineno} {frames[-1].line}" if frames else "?"
+        where = f"{frames[-1].filename.split('/')[-1]}:{frames[-1].lineno} {frames[-1].line}"
         sites[where] = sites.get(where, 0) + 1
 
     torch.cuda.synchronize()
@@ -86,7 +86,7 @@ def host_syncs(fn, *args) -> list[str]:
 
 
 def profile(detector, batch: list[np.ndarray]) -> None:
-    """Where one batch's GPU time goes: the top kernels, and how busy the GPU was."""
+    """Where the GPU time of scoring `batch` goes: the top kernels, and how busy the GPU was."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
