@@ -86,6 +86,18 @@ def test_worker_processes_prepare_the_same_batches(tiny, clips):
     np.testing.assert_allclose(ahead.score(clips, 16000), serial.score(clips, 16000), atol=1e-5)
 
 
+@pytest.mark.parametrize("ramp", [False, True])
+def test_length_groups_cover_every_clip_once_shortest_first(ramp):
+    lengths = list(np.random.default_rng(3).integers(3200, 16000, size=203))
+    groups = L.length_groups(lengths, 32, ramp=ramp)
+    sizes = [len(g) for g in groups]
+    assert sizes == ([4, 8, 16] if ramp else []) + [32] * ((203 - (28 if ramp else 0)) // 32) + [sizes[-1]]
+    flat = np.concatenate(groups)
+    assert sorted(flat.tolist()) == list(range(203))
+    assert np.all(np.diff(np.asarray(lengths)[flat]) >= 0)
+    assert [len(g) for g in L.length_groups(lengths[:5], 32, ramp=True)] == [4, 1]
+
+
 def test_answer_tokens_are_single_tokens(tiny):
     _, processor = tiny
     a, b = L.answer_token_ids(processor.tokenizer, ("A", "B"))

@@ -339,6 +339,24 @@ def compile_layers(model) -> None:
         layer.compile(dynamic=True)
 
 
+def length_groups(lengths: list[int], batch_size: int, ramp: bool = False) -> list[np.ndarray]:
+    """Clip indices in batches, shortest clips first, so each batch holds little padding.
+
+    `ramp`: the first batches hold 1/8, 1/4 and 1/2 of `batch_size`. When worker processes
+    prepare the batches, the device then starts as soon as a small batch is ready instead of
+    idling while a whole one is prepared (half a second of a 12 s run on an H100), and each
+    next batch is ready before the device finishes the one before.
+    """
+    order = np.argsort(lengths, kind="stable")
+    sizes = [max(1, batch_size // d) for d in (8, 4, 2)] if ramp else []
+    groups, start = [], 0
+    for size in sizes:
+        if start < len(order):
+            groups.append(order[start : start + size])
+            start += size
+    return groups + [order[i : i + batch_size] for i in range(start, len(order), batch_size)]
+
+
 class PreparedBatches:
     """Batches of model inputs, for worker processes to prepare ahead of the device.
 
@@ -395,16 +413,17 @@ class AudioLLMDetector:
     def score(self, clips: list[np.ndarray], sr: int) -> np.ndarray:
         """(n, 2) answer logits, clips batched by length (less padding).
 
-        Nothing in a batch waits for the device: each batch's logits are read back one batch
-        late, and (on a GPU) worker processes prepare the next batches meanwhile.
+        Nothing inside a batch waits for the device: a batch's logits are read back only after
+        the next batch is queued behind it, and (on a GPU) worker processes prepare the
+        following batches meanwhile, so the device goes from one batch to the next without
+        waiting for the host (measured on an H100: 12 ms of gaps in a 12 s run).
         """
         if sr != 16000:
             raise ValueError(f"Qwen2-Audio takes 16 kHz audio, got {sr} Hz")
         torch = _torch()
         padded = self.spec.padding == "padded"
         bs = max(1, self.spec.batch_size)
-        order = np.argsort([len(c) for c in clips], kind="stable")
-        groups = [order[start : start + bs] for start in range(0, len(order), bs)]
+        groups = length_groups([len(c) for c in clips], bs, ramp=self.workers > 0 and self.spec.mode != "generate")
         out = np.empty((len(clips), 2))
         pending = None  # the previous batch's logits, still on the device
         # answer ids as a device tensor made once: indexing by a Python list copies it to the
