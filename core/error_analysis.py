@@ -59,6 +59,28 @@ def per_clip(
     return wide
 
 
+def clean_source(manifest: pd.DataFrame, info: dict, clip_id: str) -> tuple[str | None, str | None]:
+    """(dataset, clip id) of the clean clip that `clip_id` was made from; (None, None) if none.
+
+    Why: hearing the clean original beside a noisy or shortened error tells a hard condition
+    from a bad clip. A condition set records its source dataset and each clip's
+    `source_clip_id`; inside one dataset the source is the longest clean member (no SNR) of
+    the clip's base family. The dataset is None when it is the same dataset.
+    """
+    rows = manifest[manifest["clip_id"] == clip_id]
+    if rows.empty:
+        raise LabError(f"clip {clip_id!r} is not in this dataset's manifest")
+    row = rows.iloc[0]
+    source = info.get("source") or {}
+    if "source_clip_id" in manifest and isinstance(row.get("source_clip_id"), str) and source.get("dataset"):
+        return source["dataset"], row["source_clip_id"]
+    family = manifest[(manifest["base_clip_id"] == row["base_clip_id"]) & manifest["snr_db"].isna()]
+    family = family.sort_values("duration_ms", ascending=False, kind="stable")
+    if family.empty or family.iloc[0]["clip_id"] == clip_id:
+        return None, None
+    return None, family.iloc[0]["clip_id"]
+
+
 def consistently_wrong(wide: pd.DataFrame, min_frac: float = 0.5) -> pd.DataFrame:
     """Clips wrong in at least `min_frac` of the runs, most often wrong first, then most confidently wrong."""
     hit = wide[wide["frac_wrong"] >= min_frac]

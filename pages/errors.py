@@ -5,7 +5,14 @@ import streamlit as st
 
 from core import annotations, predictions
 from core.calibration_report import fit as fit_calibrator
-from core.error_analysis import confident_errors, consistently_wrong, error_rates, filter_clips, per_clip
+from core.error_analysis import (
+    clean_source,
+    confident_errors,
+    consistently_wrong,
+    error_rates,
+    filter_clips,
+    per_clip,
+)
 from core.errors import LabError
 from ui import plots
 from ui.state import get_dataset, load_table
@@ -137,15 +144,8 @@ if selected is not None:
     p1, p2 = st.columns(2)
     p1.plotly_chart(plots.waveform(clip.samples, clip.sr, "waveform"), key="err_wave")
     p2.plotly_chart(plots.spectrogram(clip.samples, clip.sr, "log-mel spectrogram"), key="err_spec")
-    base_ds, base_id = ds, None
-    m = ds.manifest
-    source_row = m[m["clip_id"] == selected].iloc[0]
-    if "source_clip_id" in m and isinstance(source_row.get("source_clip_id"), str) and ds.info.get("source"):
-        base_ds, base_id = get_dataset(ds.info["source"]["dataset"]), source_row["source_clip_id"]
-    else:
-        family = m[(m["base_clip_id"] == row["base_clip_id"]) & m["snr_db"].isna()]
-        family = family.sort_values("duration_ms", ascending=False)
-        base_id = family.iloc[0]["clip_id"] if len(family) and family.iloc[0]["clip_id"] != selected else None
+    source_name, base_id = clean_source(ds.manifest, ds.info, selected)
+    base_ds = get_dataset(source_name) if source_name else ds
     if base_id:
         base = base_ds.load_clip(base_id)
         st.markdown(f"Base clip `{base_id}` ({base_ds.name}), clean:")

@@ -10,7 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import annotations, predictions
-from core.error_analysis import confident_errors, consistently_wrong, filter_clips, per_clip
+from core.error_analysis import clean_source, confident_errors, consistently_wrong, filter_clips, per_clip
+from core.errors import LabError
 from core.evaluate import select_clips
 from core.splits import make_split, save_split
 from tests.conftest import REPO
@@ -123,3 +124,30 @@ def test_errors_page_filters_ranks_tags_and_the_tag_survives_a_restart(default_d
     saved = annotations.load(default_ds)
     assert json.loads(saved.to_json(orient="records"))[-1]["note"] == "planted by the test"
     annotations.remove_tag(default_ds, selected, "ambiguous")
+
+
+def test_clean_source_is_the_longest_clean_clip_of_the_family(default_ds):
+    m = default_ds.manifest
+    noisy = m[(m["duration_ms"] == 200) & (m["snr_db"] == 0)].iloc[0]
+    family = m[m["base_clip_id"] == noisy["base_clip_id"]]
+    longest_clean = family[family["snr_db"].isna() & (family["duration_ms"] == family["duration_ms"].max())]
+    assert len(longest_clean) == 1
+    assert clean_source(m, default_ds.info, noisy["clip_id"]) == (None, longest_clean.iloc[0]["clip_id"])
+    assert clean_source(m, default_ds.info, longest_clean.iloc[0]["clip_id"]) == (None, None)
+    with pytest.raises(LabError, match="no-such-clip"):
+        clean_source(m, default_ds.info, "no-such-clip")
+
+
+def test_clean_source_of_a_condition_set_points_into_its_source_dataset():
+    m = pd.DataFrame(
+        {
+            "clip_id": ["v1", "v2"],
+            "base_clip_id": ["b", "b"],
+            "snr_db": [0.0, np.nan],
+            "duration_ms": [200, 1000],
+            "source_clip_id": ["orig-7", "orig-7"],
+        }
+    )
+    info = {"source": {"dataset": "default", "split": "s", "part": "test"}}
+    assert clean_source(m, info, "v1") == ("default", "orig-7")
+    assert clean_source(m, {}, "v1") == (None, "v2")  # no recorded source: the family's clean member
