@@ -407,7 +407,7 @@ class AudioLLMDetector:
             batch_size=None,
             num_workers=workers,
             prefetch_factor=2,
-            pin_memory=_torch().cuda.is_available(),  # page-locked inputs: truly asynchronous copies
+            pin_memory=self.device.type == "cuda",  # page-locked inputs: truly asynchronous copies
         )
 
     def score(self, clips: list[np.ndarray], sr: int) -> np.ndarray:
@@ -425,15 +425,15 @@ class AudioLLMDetector:
         bs = max(1, self.spec.batch_size)
         groups = length_groups([len(c) for c in clips], bs, ramp=self.workers > 0 and self.spec.mode != "generate")
         out = np.empty((len(clips), 2))
-        pending = None  # the previous batch's logits, still on the device
-        # answer ids as a device tensor made once: indexing by a Python list copies it to the
-        # device on every batch, and that blocking copy waits for all queued work
-        answer_ids = torch.tensor(self.ids, device=self.device)
         with torch.inference_mode():
             if self.spec.mode == "generate":
                 for idx in groups:
                     out[idx] = self.generate_logits([clips[i] for i in idx])
                 return out
+            pending = None  # the previous batch's logits, still on the device
+            # answer ids as a device tensor made once: indexing by a Python list copies it to the
+            # device on every batch, and that blocking copy waits for all queued work
+            answer_ids = torch.tensor(self.ids, device=self.device)
             for idx, batch in zip(groups, self.batches(clips, groups, padded)):
                 logits = next_token_logits(self.model, batch, padded=padded).index_select(1, answer_ids)
                 if pending is not None:
