@@ -189,8 +189,8 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
     from core import predictions
     from core.audit import require_clean_split
     from core.datasets import load_dataset
-    from core.detectors.audio_llm import DEFAULT_PROMPT, AudioLLMSpec, answer_loss, load, prepare
-    from core.evaluate import select_clips
+    from core.detectors.audio_llm import DEFAULT_PROMPT, AudioLLMDetector, AudioLLMSpec, answer_loss, load, prepare
+    from core.evaluate import evaluate, select_clips
     from core.lab_model import ensure_base_model
 
     run_dir = Path(run_dir)
@@ -310,7 +310,7 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
                         run_dir,
                         "running",
                         0.9 * done / total,
-                        f"epoch {epoch + 1}/{cfg.epochs}, batch {b + 1}/{per_epoch}, loss {float(loss):.3f}",
+                        f"epoch {epoch + 1}/{cfg.epochs}, batch {b + 1}/{per_epoch}, loss {float(loss.detach()):.3f}",
                         eta_s=round(eta),
                         step=done,
                         total=total,
@@ -353,36 +353,40 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
     os.replace(run_dir / ".adapter.tmp", run_dir / "adapter")
     unwrapped.eval()
     result: dict[str, Any] = {"train_seconds": round(time.time() - t_start, 1)}
-    for part in ("dev", "test"):
-        clips = select_clips(ds, cfg.split, part, tags)
-        excluded[part] = clips.attrs["excluded"]
-        logits = _score(unwrapped, processor, prompt, [ds.load_clip(c).samples for c in clips["clip_id"]])
-        table = predictions.build_table(
-            clips,
-            logits,
-            detector=f"run:{run_dir.name}",
-            adapter=str(run_dir / "adapter"),
-            seed=cfg.seed,
+    # scored and saved exactly as `python -m core evaluate` would (same table, same sidecar facts)
+    detector = AudioLLMDetector(
+        AudioLLMSpec(
+            model=base_path,
             prompt=prompt,
-        )
-        atomic.write_csv(run_dir / "predictions" / f"{part}.csv", table)
-        result[part] = dev_metrics(table["label"].to_numpy(), logits, short_noisy_mask(table), ranking=True)
-        predictions.save(
-            table,
-            {
-                "dataset": cfg.dataset,
-                "split_name": cfg.split,
-                "part": part,
-                "detector": f"run:{run_dir.name}",
-                "model_id": base_path,
-                "device": str(accelerator.device),
-                "dtype": "float32" if not torch.cuda.is_available() else "bfloat16",
-                "adapter": str(run_dir / "adapter"),
-                "seed": cfg.seed,
-                "accuracy": result[part]["accuracy"],
-            },
+            adapter=str(run_dir / "adapter"),
+            device=str(accelerator.device),
+            load_in_4bit=cfg.qlora,
+            batch_size=32,
+        ),
+        unwrapped,
+        processor,
+        name=f"run:{run_dir.name}",
+    )
+    for i, part in enumerate(("dev", "test")):
+
+        def progress(frac: float, message: str, i: int = i, part: str = part) -> None:
+            _status(run_dir, "running", 0.92 + 0.04 * (i + frac), f"evaluating {part}: {message}")
+
+        path = evaluate(
+            ds,
+            cfg.split,
+            part,
+            detector,
+            seed=cfg.seed,
+            progress=progress,
             name=f"run-{run_dir.name}-{part}",
+            exclude_tags=tags,
         )
+        table, meta = predictions.load(path)
+        excluded[part] = meta["excluded_clips"]
+        atomic.write_csv(run_dir / "predictions" / f"{part}.csv", table)
+        logits = table[["logit_A", "logit_B"]].to_numpy(float)
+        result[part] = dev_metrics(table["label"].to_numpy(), logits, short_noisy_mask(table), ranking=True)
     result["excluded"] = {k: (v if k == "tags" else len(v)) for k, v in excluded.items()}
     atomic.write_json(run_dir / "excluded.json", excluded)
     atomic.write_json(run_dir / "result.json", result)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core import lab_model, runs
+from core import lab_model, predictions, runs
 from core.audit import audit_split
 from core.detectors import make_detector
 from core.detectors.audio_llm import DEFAULT_PROMPT, answer_loss, prepare
@@ -108,6 +108,12 @@ def test_fine_tuning_fixes_short_noisy_clips(default_ds, clean_split):
     assert tuned >= base_bacc + 0.15
     assert (runs.runs_dir() / run_id / "adapter" / "adapter_config.json").exists()
     assert len(json.loads((runs.runs_dir() / run_id / "status.json").read_text())) > 0
+    # the run's test table carries the sidecar any evaluation does; its model and adapter reproduce it
+    table, meta = predictions.load(predictions.resolve(f"run-{run_id}-test"))
+    assert meta["clips_per_s"] > 0 and meta["n_clips"] == len(table) and meta["excluded_clips"] == []
+    again = make_detector("audio-llm", model=meta["model_id"], adapter=meta["adapter"], batch_size=32)
+    logits = again.score([default_ds.load_clip(c).samples for c in table["clip_id"]], 16000)
+    np.testing.assert_allclose(logits, table[["logit_A", "logit_B"]].to_numpy(float), atol=1e-4)
 
 
 def test_cancel_and_kill_then_resume(default_ds, clean_split):
