@@ -177,6 +177,20 @@ def describe_tables() -> pd.DataFrame:
     )
 
 
+def peers(table: str, tables: pd.DataFrame | None = None) -> list[str]:
+    """Other tables scored on the same clips (same dataset, split and part), newest first.
+
+    What `table` can be compared with clip by clip; tables of other clips share no clip_id.
+    """
+    t = describe_tables() if tables is None else tables
+    if t.empty or table not in set(t["table"]):
+        return []
+    me = t[t["table"] == table].iloc[0]
+    keys = ["dataset", "split_name", "part"]
+    same = t[(t[keys] == me[keys]).all(axis=1) & (t["table"] != table)]
+    return same["table"].tolist()
+
+
 def counterpart(table: str, part: str = "dev", tables: pd.DataFrame | None = None) -> str | None:
     """The newest table scored by the same detector on the same split, but on another `part`.
 

@@ -19,7 +19,14 @@ c = st.columns(2)
 with c[0]:
     a_name = pick_table("Model A (predictions table)", "cmp_a", part="test", tables=tables)
 with c[1]:
-    b_name = pick_table("Model B (scored on the same clips)", "cmp_b", part="test", exclude=a_name, tables=tables)
+    b_name = pick_table(
+        "Model B (scored on the same clips)",
+        "cmp_b",
+        part="test",
+        exclude=a_name,
+        tables=tables,
+        prefer=predictions.peers(a_name, tables),
+    )
 o = st.columns(4)
 thr_a = o[0].number_input("Threshold A (log-odds)", value=0.0, step=0.1, key="cmp_ta")
 thr_b = o[1].number_input("Threshold B (log-odds)", value=0.0, step=0.1, key="cmp_tb")
@@ -30,6 +37,8 @@ try:
     res = compare(load_table(a_name)[0], load_table(b_name)[0], thr_a, thr_b, int(n_boot), delta or None)
 except LabError as exc:
     st.error(str(exc))
+    same = predictions.peers(a_name, tables)
+    st.info(f"Tables scored on A's clips: {', '.join(same)}" if same else "No other table is scored on A's clips.")
     st.stop()
 
 if res.only_in_a or res.only_in_b:

@@ -77,10 +77,27 @@ def test_calibration_page_fits_on_dev_and_warns_when_judged_on_it(tables):
     assert any("fewer than 20 clips" in w.value for w in at.warning)
 
 
-def test_compare_page_shows_mcnemar_clustered_ci_and_power(tables):
-    at = _page("pages/compare.py")
-    at.selectbox(key="cmp_a").set_value("sim-calibrated-test").run()
-    at.selectbox(key="cmp_b").set_value("sim-overconfident-test").run()
+def test_peers_are_the_tables_scored_on_the_same_clips(tables):
+    peers = predictions.peers("sim-calibrated-test")
+    assert "sim-overconfident-test" in peers
+    assert not {"sim-calibrated-test", "sim-calibrated-dev", "sim-overconfident-dev"} & set(peers)
+    assert predictions.peers("no-such-table") == []
+
+
+def test_compare_page_shows_mcnemar_clustered_ci_and_power(tables, default_ds):
+    # the newest test table is of other clips: B must still default to one of A's clips
+    other = sim_tables.load("sim-calibrated-test").assign(clip_id=lambda t: "other-" + t["clip_id"])
+    path = predictions.save(other, {"dataset": "other", "split_name": "s", "part": "test", "detector": "x"}, name="zz")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["cmp_a"] = "sim-calibrated-test"
+    try:
+        at.run()
+        at.switch_page("pages/compare.py").run()
+    finally:  # other tests' pages must not meet a table of a dataset that does not exist
+        path.unlink()
+        path.with_suffix(".json").unlink()
+    assert at.selectbox(key="cmp_b").value == "sim-overconfident-test"  # defaults to a table of the same clips
+    assert not at.exception and not at.error
     assert not at.exception
     assert float(_metric(at, "Accuracy A")) == pytest.approx(
         metrics.summary(*sim_tables.load("sim-calibrated-test")[["label", "logit"]].T.to_numpy())["accuracy"],

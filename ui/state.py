@@ -79,8 +79,15 @@ def load_table(name: str):
     return _table(str(path), path.stat().st_mtime)
 
 
-def pick_table(label: str, key: str, part: str | None = None, exclude: str | None = None, tables=None) -> str:
-    """A predictions-table picker (newest first, preferring `part`); stops the page if none exist.
+def pick_table(
+    label: str,
+    key: str,
+    part: str | None = None,
+    exclude: str | None = None,
+    tables=None,
+    prefer: list[str] | None = None,
+) -> str:
+    """A predictions-table picker (newest first, preferring `prefer`, then `part`); stops the page if none exist.
 
     `tables`: the `describe_tables()` listing the page already read (it reads every sidecar).
     """
@@ -91,7 +98,8 @@ def pick_table(label: str, key: str, part: str | None = None, exclude: str | Non
         st.info("No predictions tables yet: score a split on the Evaluate page, or train a run.")
         st.stop()
     names = tables["table"].tolist()
-    preferred = [n for n, p in zip(names, tables["part"]) if p == part and n != exclude] if part else []
+    preferred = [n for n in prefer or [] if n in names and n != exclude]
+    preferred += [n for n, p in zip(names, tables["part"]) if p == part and n != exclude] if part else []
     default = preferred[0] if preferred else next((n for n in names if n != exclude), names[0])
     if st.session_state.get(key) not in names:
         st.session_state[key] = default
