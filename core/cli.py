@@ -577,7 +577,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--compile", action="store_true", help="audio-llm: torch.compile the layers (GPU throughput)")
     e.add_argument("--seed", type=int, default=None, help="recorded in the table (e.g. the run's seed)")
     e.add_argument("--job-dir", default=None, help=argparse.SUPPRESS)
-    e.add_argument("--exclude-tags", nargs="*", default=[], help="leave out clips with these annotation tags")
+    e.add_argument(
+        "--exclude-tags",
+        nargs="*",
+        action="extend",
+        default=[],
+        help="leave out clips with these annotation tags (--exclude-tags=TAG for a tag that starts with '-')",
+    )
     e.set_defaults(func=cmd_evaluate)
 
     tg = top.add_parser("tag", help="tag a clip in the dataset's annotations (or --remove the tag); list with no clip")

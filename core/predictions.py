@@ -169,12 +169,14 @@ def describe_tables() -> pd.DataFrame:
                 "part": meta.get("part", ""),
                 "adapter": meta.get("adapter", ""),
                 "clips": meta.get("n_clips"),
+                "accuracy": meta.get("accuracy"),
+                "clips_per_s": meta.get("clips_per_s"),
+                "device": meta.get("device", ""),
                 "path": str(path),
             }
         )
-    return pd.DataFrame(
-        rows, columns=["table", "detector", "dataset", "split_name", "part", "adapter", "clips", "path"]
-    )
+    columns = ["table", "detector", "dataset", "split_name", "part", "adapter", "clips", "accuracy", "clips_per_s"]
+    return pd.DataFrame(rows, columns=[*columns, "device", "path"])
 
 
 def peers(table: str, tables: pd.DataFrame | None = None) -> list[str]:

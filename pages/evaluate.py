@@ -1,11 +1,11 @@
 """Evaluate: score a split with a detector as a background job; browse the predictions tables."""
 
-import pandas as pd
 import streamlit as st
 
 from core import annotations, jobs, predictions
 from core.detectors import DESCRIPTIONS, DETECTORS
 from core.errors import LabError
+from core.metrics import correct
 from ui.state import pick_dataset_with_splits
 
 st.title("Evaluate")
@@ -19,11 +19,22 @@ with st.form("evaluate"):
     st.caption(" · ".join(f"**{k}**: {v}" for k, v in DESCRIPTIONS.items()))
     with st.expander("Audio-LLM options"):
         o = st.columns(4)
-        model = o[0].text_input("Model (audio-llm: local dir or cached id)", "Qwen/Qwen2-Audio-7B-Instruct")
-        adapter = o[1].text_input("LoRA adapter folder", "")
+        model = o[0].text_input(
+            "Model (audio-llm: local dir or cached id)", "Qwen/Qwen2-Audio-7B-Instruct", key="ev_model"
+        )
+        adapter = o[1].text_input("LoRA adapter folder", "", key="ev_adapter")
         padding = o[2].selectbox("Audio padding", ["trimmed", "padded"], help="trimmed = same logits, far less work")
         mode = o[3].selectbox("Mode", ["logits", "generate"], help="generate: the seed's path, for parity checks")
-        batch = st.number_input("Batch size", 1, 256, 16)
+        o = st.columns(4)
+        dtype = o[0].selectbox(
+            "Precision", ["auto", "bf16", "fp16", "fp32"], help="auto: bf16 on CUDA, fp32 on CPU", key="ev_dtype"
+        )
+        batch = o[1].number_input("Batch size", 1, 1024, 16, key="ev_batch")
+        four_bit = o[2].checkbox("4-bit NF4 base (CUDA)", help="bitsandbytes; refused with a message without CUDA")
+        compiled = o[3].checkbox("torch.compile layers", help="GPU throughput; the first batches compile")
+        prompt = st.text_area(
+            "Prompt (empty = the default question; answers A = speech, B = non-speech)", "", key="ev_prompt"
+        )
     exclude_tags = st.multiselect(
         "Leave out clips tagged (Errors page)", sorted(set(annotations.load(ds)["tag"])), key="ev_exclude"
     )
@@ -43,12 +54,13 @@ if start:
         "--batch-size",
         str(int(batch)),
     ]
-    if exclude_tags:
-        args += ["--exclude-tags", *exclude_tags]
+    args += [f"--exclude-tags={tag}" for tag in exclude_tags]  # one argv item each: a tag may start with '-'
     if detector in ("audio-llm", "lab-base"):
-        args += ["--padding", padding, "--mode", mode] + (["--adapter", adapter] if adapter else [])
+        args += ["--padding", padding, "--mode", mode, "--dtype", dtype] + ([f"--adapter={adapter}"] if adapter else [])
+        args += (["--load-in-4bit"] if four_bit else []) + (["--compile"] if compiled else [])
+        args += [f"--prompt={prompt}"] if prompt.strip() else []  # one argv item, never a shell
         if detector == "audio-llm":
-            args += ["--model", model]
+            args += [f"--model={model}"]
     job_id = jobs.launch("evaluate", args, label=f"{detector} on {ds.name}/{split}/{part}")
     st.session_state["last_eval_job"] = job_id
     st.toast(f"started {job_id}")
@@ -76,40 +88,31 @@ def job_panel() -> None:
 job_panel()
 
 st.subheader("Predictions tables")
-tables = predictions.list_tables()
-if not tables:
+tables = predictions.describe_tables()  # sidecars only: the listing does not read every table
+if tables.empty:
     st.info("No predictions yet.")
     st.stop()
-rows = []
-for path in tables:
-    try:
-        _, meta = predictions.load(path)
-    except LabError as exc:
-        st.warning(str(exc))
-        continue
-    rows.append(
-        {
-            "table": path.stem,
-            "detector": meta.get("detector"),
-            "dataset": meta.get("dataset"),
-            "split": f"{meta.get('split_name')}/{meta.get('part')}",
-            "clips": meta.get("n_clips"),
-            "accuracy": meta.get("accuracy"),
-            "clips/s": meta.get("clips_per_s"),
-            "device": meta.get("device"),
-        }
-    )
-summary = pd.DataFrame(rows)
+listing = tables.assign(split=tables["split_name"] + "/" + tables["part"]).rename(columns={"clips_per_s": "clips/s"})
 event = st.dataframe(
-    summary, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="pred_tables"
+    listing[["table", "detector", "dataset", "split", "clips", "accuracy", "clips/s", "device"]],
+    hide_index=True,
+    width="stretch",
+    on_select="rerun",
+    selection_mode="single-row",
+    key="pred_tables",
 )
 chosen = event.selection.rows[0] if event and event.selection and event.selection.rows else 0
-table, meta = predictions.load(tables[chosen])
+try:
+    table, meta = predictions.load(tables["path"].iloc[chosen])
+except LabError as exc:
+    st.error(str(exc))
+    st.stop()
+rate = f"{meta['clips_per_s']} clips/s" if meta.get("clips_per_s") else "speed not recorded"
 st.markdown(
-    f"**{tables[chosen].name}** — {meta.get('model_id', meta.get('detector'))}, {meta.get('dtype')} on "
-    f"{meta.get('device')}, {meta.get('clips_per_s')} clips/s"
+    f"**{tables['table'].iloc[chosen]}** — {meta.get('model_id', meta.get('detector'))}, {meta.get('dtype')} on "
+    f"{meta.get('device')}, {rate}"
 )
-by = table.assign(correct=(table["logit"] > 0) == (table["label"] == "speech"))
+by = table.assign(correct=correct(table["label"], table["logit"]))
 c1, c2 = st.columns(2)
 c1.dataframe(by.groupby("label")["correct"].agg(["mean", "size"]).rename(columns={"mean": "accuracy"}))
 c2.dataframe(

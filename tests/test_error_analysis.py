@@ -84,12 +84,19 @@ def test_a_tag_persists_and_excludes_the_clip_from_the_next_evaluation(default_d
     r = _cli("tag", "--dataset", "default", victim, "label wrong", "--note", "sounds like noise")
     assert r.returncode == 0, r.stderr
     assert annotations.tagged(default_ds, ["label wrong"]) == {victim}
-    r = _cli("evaluate", "--split", "errsplit", "--detector", "webrtc-vad", "--exclude-tags", "label wrong")
+    other = seed_tables[RUNS[0]]["clip_id"].iloc[4]
+    annotations.set_tag(default_ds, other, "-odd")  # a tag that looks like an option (the page passes --x=TAG)
+    args = ["--split", "errsplit", "--detector", "webrtc-vad", "--exclude-tags", "label wrong", "--exclude-tags=-odd"]
+    r = _cli("evaluate", *args)
+    annotations.remove_tag(default_ds, other, "-odd")
     assert r.returncode == 0, r.stderr[-2000:]
     path = r.stdout.strip().splitlines()[-1].removeprefix("predictions: ")
     table, meta = predictions.load(path)
-    assert victim not in set(table["clip_id"]) and len(table) == len(seed_tables[RUNS[0]]) - 1
-    assert meta["excluded_clips"] == [victim] and meta["excluded_tags"] == ["label wrong"]
+    assert not {victim, other} & set(table["clip_id"]) and len(table) == len(seed_tables[RUNS[0]]) - 2
+    assert sorted(meta["excluded_clips"]) == sorted([victim, other]) and meta["excluded_tags"] == [
+        "label wrong",
+        "-odd",
+    ]
     r = _cli("errors", *RUNS, "--csv", str(REPO / ".pytest_cache" / "errors.csv"))
     assert r.returncode == 0 and "wrong in ≥ 50%" in r.stdout
     annotations.remove_tag(default_ds, victim, "label wrong")

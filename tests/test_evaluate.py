@@ -127,3 +127,21 @@ def test_evaluate_page_scores_in_the_background(default_ds, split_name):
     assert not at.exception
     assert any("silero-vad" in m.value and "clips/s" in m.value for m in at.markdown)
     _check_table(s["result"], load_dataset("default"), split_name, "silero-vad")
+
+
+def test_evaluate_page_passes_audio_llm_options_to_the_job(default_ds, split_name):
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    at.switch_page("pages/evaluate.py").run()
+    at.selectbox(key="ev_split").set_value(split_name)
+    at.selectbox(key="ev_detector").set_value("lab-base")
+    at.selectbox(key="ev_dtype").set_value("fp32")
+    prompt = "- Speech or not? A. speech B. no speech. Answer A or B."  # looks like an option; stays one argument
+    at.text_area(key="ev_prompt").input(prompt)
+    before = {j["id"] for j in jobs.list_jobs("evaluate")}
+    at.button[0].click().run()
+    assert not at.exception
+    (new,) = [j for j in jobs.list_jobs("evaluate") if j["id"] not in before]
+    s = _wait(new["id"])
+    assert s["state"] == "finished", s
+    table, meta = predictions.load(s["result"])
+    assert meta["prompt"] == prompt and meta["dtype"] == "float32" and set(table["prompt"]) == {prompt}
