@@ -169,6 +169,38 @@ def timeline(detector, data: list[np.ndarray]) -> None:
     print(f"  preparing one batch in one process, one thread: {(time.perf_counter() - t1) * 1e3:.0f} ms")
 
 
+def seed_breakdown(seed, data: list[np.ndarray], rate: float) -> None:
+    """Where the seed path's time per clip goes, on this machine: its rate is set by the host.
+
+    Batch 1 means every clip pays the processor's 30 s feature extraction on the CPU and
+    generate()'s per-call host work; the GPU's own share is its kernel time.
+    """
+    import platform
+
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    import core.detectors.audio_llm as llm
+
+    t0 = time.perf_counter()
+    for clip in data:
+        llm.prepare(seed.processor, [clip], seed.prompt, padded=True)
+    inputs = (time.perf_counter() - t0) / len(data) * 1e3
+    torch.cuda.synchronize()
+    with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+        seed.score(data, 16000)
+        torch.cuda.synchronize()
+    kernels = sum(e.device_time_total for e in prof.key_averages()) / 1e3 / len(data)
+    per_clip = 1e3 / rate
+    info = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")), "?")
+    print(
+        f"seed path per clip ({platform.node()}, {cpu}, {torch.get_num_threads()} torch threads): {per_clip:.0f} ms "
+        f"= {inputs:.0f} ms 30 s features and tokens (CPU) + {kernels:.1f} ms GPU kernels + "
+        f"{per_clip - inputs - kernels:.0f} ms generate() host work and launch gaps"
+    )
+
+
 def gemm_ceiling() -> float:
     """Measured bf16 GEMM rate (FLOP/s) at a decoder-MLP shape: the realistic ceiling for MFU."""
     a = torch.randn(28672, 4096, device="cuda", dtype=torch.bfloat16)
@@ -294,6 +326,7 @@ def main() -> None:
     peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
     achieved = flops_per_clip * lab_rate
     print(f"seed path (batch 1, 30 s padding, generate): {seed_rate:.2f} clips/s over {args.seed_clips} clips")
+    seed_breakdown(seed, data[:16], seed_rate)
     print(
         f"lab path (batch {args.batch}, trimmed, one forward, {lab.workers} preparing processes), {len(data)} clips: "
         f"first pass {lab_first:.1f} clips/s, then {lab_rate:.1f} clips/s"
