@@ -36,6 +36,8 @@ def set_tag(ds: Dataset, clip_id: str, tag: str, note: str = "") -> pd.DataFrame
     tag = tag.strip()
     if not tag:
         raise LabError("a tag needs some text, e.g. 'label wrong'")
+    if "," in tag:  # a run's config lists the tags it leaves out separated by commas
+        raise LabError(f"tag {tag!r}: a tag cannot contain ','")
     if clip_id not in set(ds.manifest["clip_id"]):
         raise LabError(f"dataset {ds.name!r} has no clip {clip_id!r}")
     t = load(ds)

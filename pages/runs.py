@@ -85,12 +85,16 @@ if submitted:
         exclude_tags=",".join(exclude_tags),
         allow_leaky=allow_leaky,
     )
-    grid = {
-        k: [t(v.strip()) for v in raw.split(",") if v.strip()]
-        for k, raw, t in (("targets", grid_targets, str), ("lora_r", grid_r, int), ("lora_alpha", grid_alpha, int))
-        if raw.strip()
-    }
-    seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    try:
+        grid = {
+            k: [t(v.strip()) for v in raw.split(",") if v.strip()]
+            for k, raw, t in (("targets", grid_targets, str), ("lora_r", grid_r, int), ("lora_alpha", grid_alpha, int))
+            if raw.strip()
+        }
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError as exc:  # e.g. "8,x" in the ranks
+        st.error(f"sweep ranks, alphas and seeds are comma-separated whole numbers: {exc}")
+        st.stop()
     try:
         if grid or len(seed_list) > 1:
             sweep_id = runs.create_sweep(cfg, grid, seed_list)

@@ -86,6 +86,8 @@ def test_a_tag_persists_and_excludes_the_clip_from_the_next_evaluation(default_d
     assert annotations.tagged(default_ds, ["label wrong"]) == {victim}
     other = seed_tables[RUNS[0]]["clip_id"].iloc[4]
     annotations.set_tag(default_ds, other, "-odd")  # a tag that looks like an option (the page passes --x=TAG)
+    with pytest.raises(LabError, match="cannot contain ','"):  # runs list their excluded tags comma-separated
+        annotations.set_tag(default_ds, other, "noisy, maybe")
     args = ["--split", "errsplit", "--detector", "webrtc-vad", "--exclude-tags", "label wrong", "--exclude-tags=-odd"]
     r = _cli("evaluate", *args)
     annotations.remove_tag(default_ds, other, "-odd")

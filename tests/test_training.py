@@ -183,6 +183,12 @@ def test_runs_page_launches_and_shows_a_run(default_ds, clean_split):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
     at.switch_page("pages/runs.py").run()
     assert not at.exception
+    before = len(runs.list_runs())
+    at.text_input(key="sw_seeds").input("0,x")  # a typo in the sweep's seeds: a message, nothing launched
+    at.button[0].click().run()
+    assert not at.exception and any("whole numbers" in e.value for e in at.error)
+    assert len(runs.list_runs()) == before
+    at.text_input(key="sw_seeds").input("0")
     at.selectbox(key="run_split").set_value(clean_split)
     at.number_input(key="run_epochs").set_value(1)
     at.number_input(key="run_max_train").set_value(48)
