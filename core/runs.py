@@ -25,7 +25,7 @@ from core import atomic, jobs
 from core.datasets import dataset_root, load_dataset, repo_root
 from core.errors import LabError
 from core.predictions import results_root
-from core.training import TrainConfig
+from core.training import TrainConfig, noise_files
 
 METRIC_KEYS = ["accuracy", "balanced_accuracy", "recall_speech", "recall_nonspeech", "ece"]
 
@@ -77,10 +77,25 @@ def provenance(cfg: TrainConfig) -> dict[str, Any]:
     }
 
 
-def create_run(cfg: TrainConfig, sweep: str = "", name: str = "") -> str:
-    """Register a queued run (the split gate is checked here and again when it starts)."""
+def check_config(cfg: TrainConfig) -> None:
+    """Refuse, while the user is still at the form, what a run would only find out after it starts."""
     if cfg.targets not in ("attention", "attention+mlp"):
         raise LabError(f"targets must be 'attention' or 'attention+mlp', got {cfg.targets!r}")
+    if cfg.noise_dir:
+        noise_files(cfg.noise_dir)
+    if cfg.base_model:
+        from core.detectors.audio_llm import require_available
+
+        require_available(cfg.base_model)
+
+
+def create_run(cfg: TrainConfig, sweep: str = "", name: str = "") -> str:
+    """Register a queued run (the split gate is checked here and again when it starts)."""
+    check_config(cfg)
+    return _register(cfg, sweep, name)
+
+
+def _register(cfg: TrainConfig, sweep: str, name: str) -> str:
     prov = provenance(cfg)
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     folder = runs_dir() / run_id
@@ -172,11 +187,14 @@ def create_sweep(base: TrainConfig, grid: dict[str, list], seeds: list[int], lau
         raise LabError("a sweep needs at least one seed")
     sweep_id = f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     keys = list(grid)
-    run_ids = []
-    for values in itertools.product(*(grid[k] for k in keys)):
-        for seed in seeds:
-            cfg = replace(base, seed=int(seed), **dict(zip(keys, values)))
-            run_ids.append(create_run(cfg, sweep=sweep_id))
+    configs = [
+        replace(base, seed=int(seed), **dict(zip(keys, values)))
+        for values in itertools.product(*(grid[k] for k in keys))
+        for seed in seeds
+    ]
+    for cfg in configs:  # every point checked before any run is registered: no orphan runs
+        check_config(cfg)
+    run_ids = [_register(cfg, sweep_id, "") for cfg in configs]
     folder = sweeps_dir() / sweep_id
     folder.mkdir(parents=True)
     atomic.write_json(

@@ -111,14 +111,22 @@ def _epoch_order(n: int, labels: np.ndarray, cfg: TrainConfig, epoch: int) -> np
     return rng.choice(n, size=n, replace=True, p=w / w.sum())
 
 
-def _load_noises(folder: str) -> list[np.ndarray]:
-    from core.audio import load_audio
+def noise_files(folder: str) -> list[Path]:
+    """The audio files of a noise folder (searched recursively); an error when there are none."""
     from core.errors import LabError
 
+    if not Path(folder).is_dir():
+        raise LabError(f"noise folder {folder!r} not found")
     paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in {".wav", ".flac", ".ogg"})
     if not paths:
         raise LabError(f"noise folder {folder!r} holds no .wav/.flac/.ogg files")
-    return [load_audio(p).samples for p in paths]
+    return paths
+
+
+def _load_noises(folder: str) -> list[np.ndarray]:
+    from core.audio import load_audio
+
+    return [load_audio(p).samples for p in noise_files(folder)]
 
 
 def _augment(clips: list[np.ndarray], noises: list[np.ndarray], cfg: TrainConfig, rng: np.random.Generator):

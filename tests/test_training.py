@@ -15,7 +15,7 @@ from core import lab_model, predictions, runs
 from core.audit import audit_split
 from core.detectors import make_detector
 from core.detectors.audio_llm import DEFAULT_PROMPT, answer_loss, prepare
-from core.errors import SplitError
+from core.errors import LabError, SplitError
 from core.evaluate import select_clips
 from core.splits import make_split, save_split
 from core.training import TrainConfig, dev_metrics, train_run
@@ -162,6 +162,20 @@ def test_leaky_split_needs_an_explicit_override(default_ds):
     assert runs.list_runs().set_index("run").loc[run_id, "leaky_override"]
     prov = runs.config(run_id)["provenance"]
     assert len(prov["manifest_sha256"]) == 64 and prov["versions"]["torch"] and prov["git_commit"]
+
+
+def test_settings_a_run_would_fail_on_are_refused_before_anything_is_registered(default_ds, clean_split, tmp_path):
+    before = len(runs.list_runs())
+    with pytest.raises(LabError, match="noise folder .* not found"):
+        runs.create_run(TrainConfig(split=clean_split, noise_dir=str(tmp_path / "missing")))
+    with pytest.raises(LabError, match="holds no .wav"):
+        runs.create_run(TrainConfig(split=clean_split, noise_dir=str(tmp_path)))
+    with pytest.raises(LabError, match="cannot be fetched here"):
+        runs.create_run(TrainConfig(split=clean_split, base_model="someone/not-cached-audio-model"))
+    # a sweep whose second grid point is invalid registers none of its runs
+    with pytest.raises(LabError, match="targets must be"):
+        runs.create_sweep(TrainConfig(split=clean_split), {"targets": ["attention", "mlp-only"]}, [0], False)
+    assert len(runs.list_runs()) == before
 
 
 def test_sweep_runs_grid_times_seeds_and_aggregates(default_ds, clean_split):

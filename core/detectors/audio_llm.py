@@ -80,6 +80,29 @@ def resolve_device_dtype(spec: AudioLLMSpec):
     return device, dtype
 
 
+def _not_here(model: str) -> str:
+    return (
+        f"model {model!r} is neither a local directory nor in the local Hugging Face cache, and weights "
+        "cannot be fetched here (no internet). On a machine with internet run "
+        f"`huggingface-cli download {model} --local-dir /path/to/dir`, copy the folder here and pass "
+        "the directory as the model (CLI: --model /path/to/dir)."
+    )
+
+
+def require_available(model: str) -> None:
+    """Refuse early (before a background job starts) a model that is neither a directory nor cached."""
+    if Path(model).expanduser().is_dir():
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(model, "config.json")
+    except ValueError:  # not even a valid hub id (HFValidationError)
+        cached = None
+    if not isinstance(cached, str):
+        raise LabError(_not_here(model))
+
+
 def load(spec: AudioLLMSpec):
     """Load (model, processor) from a local directory or the local Hugging Face cache.
 
@@ -111,12 +134,7 @@ def load(spec: AudioLLMSpec):
     except OSError as exc:
         if local.is_dir():
             raise LabError(f"{local}: not a Qwen2-Audio model directory ({exc})") from exc
-        raise LabError(
-            f"model {spec.model!r} is neither a local directory nor in the local Hugging Face cache, and weights "
-            "cannot be fetched here (no internet). On a machine with internet run "
-            f"`huggingface-cli download {spec.model} --local-dir /path/to/dir`, copy the folder here and pass "
-            "the directory as the model (CLI: --model /path/to/dir)."
-        ) from exc
+        raise LabError(_not_here(spec.model)) from exc
     if not spec.load_in_4bit:
         model = model.to(device)
     if spec.adapter:
