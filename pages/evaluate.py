@@ -4,6 +4,7 @@ import streamlit as st
 
 from core import annotations, jobs, predictions
 from core.detectors import DESCRIPTIONS, DETECTORS
+from core.detectors.audio_llm import require_available
 from core.errors import LabError
 from core.metrics import correct
 from ui.state import pick_dataset_with_splits
@@ -61,6 +62,12 @@ if start:
         args += [f"--prompt={prompt}"] if prompt.strip() else []  # one argv item, never a shell
         if detector == "audio-llm":
             args += [f"--model={model}"]
+    if detector == "audio-llm":
+        try:  # a model that is not here is refused now, not by a job that fails after starting
+            require_available(model)
+        except LabError as exc:
+            st.error(str(exc))
+            st.stop()
     job_id = jobs.launch("evaluate", args, label=f"{detector} on {ds.name}/{split}/{part}")
     st.session_state["last_eval_job"] = job_id
     st.toast(f"started {job_id}")

@@ -145,3 +145,10 @@ def test_evaluate_page_passes_audio_llm_options_to_the_job(default_ds, split_nam
     assert s["state"] == "finished", s
     table, meta = predictions.load(s["result"])
     assert meta["prompt"] == prompt and meta["dtype"] == "float32" and set(table["prompt"]) == {prompt}
+    # a model that is not here: the page says so and starts no job
+    at.selectbox(key="ev_detector").set_value("audio-llm")
+    at.text_input(key="ev_model").input("someone/not-cached-audio-model")
+    before = {j["id"] for j in jobs.list_jobs("evaluate")}
+    at.button[0].click().run()
+    assert not at.exception and any("cannot be fetched here" in e.value for e in at.error)
+    assert {j["id"] for j in jobs.list_jobs("evaluate")} == before
