@@ -225,7 +225,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except Exception as exc:
         jobs.write_status(run_dir, "failed", 0.0, f"{type(exc).__name__}: {exc}")
         raise
-    print(json.dumps(result["test"], indent=2))
+    if result:  # under `accelerate launch` only the main process has the metrics
+        print(json.dumps(result["test"], indent=2))
     return 0
 
 

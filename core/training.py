@@ -1,7 +1,9 @@
 """LoRA / QLoRA fine-tuning of an audio LLM on a dataset's train split, resumable.
 
 One `accelerate` loop: `python -m core train --run-dir DIR` on one device, or
-`accelerate launch -m core train --run-dir DIR` data-parallel on several GPUs, unchanged.
+`accelerate launch --multi_gpu --num_processes N -m core train --run-dir DIR` (or torchrun)
+data-parallel: each process takes a weighted share of every batch (`shard`), so the run
+takes the steps it would take on one device.
 The loss is the answer token's cross-entropy only (`audio_llm.answer_loss`), on the same
 trimmed forward path the evaluation reads its logits from.
 
@@ -18,6 +20,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +88,48 @@ class TrainConfig:
         if "noise_snr" in d:
             d["noise_snr"] = tuple(d["noise_snr"])
         return cls(**d)
+
+
+def shard(n: int, processes: int, rank: int) -> tuple[np.ndarray, float]:
+    """This process's rows of a batch of `n` clips, and the weight of its loss.
+
+    Data-parallel processes average their gradients; weighting each process's mean loss by
+    its share of the batch (share × processes) makes that average the whole batch's mean. A
+    process left without a row (a short last batch) runs one row at weight 0, so it still
+    joins the gradient exchange.
+    """
+    rows = np.array_split(np.arange(n), processes)[rank]
+    if len(rows) == 0:
+        return np.arange(1), 0.0
+    return rows, len(rows) * processes / n
+
+
+def _any_process(accelerator, flag: bool) -> bool:
+    """True when `flag` is set in any process (one cancel stops them all together)."""
+    if accelerator.num_processes == 1:
+        return flag
+    import torch
+
+    return bool(accelerator.reduce(torch.tensor(float(flag), device=accelerator.device), "sum") > 0)
+
+
+def answer_objective(model, loss):
+    """A module whose forward is `loss(model, batch, labels, answer_mask)`.
+
+    Data parallelism (DDP) only averages gradients of what runs through the wrapped module's
+    forward; the answer loss calls the model's parts directly, so it becomes that forward.
+    """
+    import torch
+
+    class AnswerObjective(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, batch, labels, answer_mask):
+            return loss(self.model, batch, labels, answer_mask)
+
+    return AnswerObjective()
 
 
 class Stop(Exception):
@@ -188,9 +233,11 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
     """Train the run in `run_dir` (config.json) to the end; return the final metrics.
 
     Writes status.json, metrics.jsonl, checkpoint.pt, adapter/ and predictions/ in the folder.
+    Under `accelerate launch` only the main process writes them and returns the metrics; the
+    others return {}.
     """
     import torch
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DataLoaderConfiguration, InitProcessGroupKwargs
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
     from transformers import get_scheduler
 
@@ -207,7 +254,26 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
     t_start = time.time()
-    _status(run_dir, "running", 0.0, "loading data and model")
+    # split_batches: under `accelerate launch` each process takes its share of every batch, so
+    # the run sees the same batches (and the scheduler the same steps) as on one device
+    accelerator = Accelerator(
+        gradient_accumulation_steps=cfg.grad_accum,
+        cpu=not torch.cuda.is_available(),
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+        # the others wait while the main process scores dev after each epoch: room for a large model
+        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(hours=2))],
+    )
+    main = accelerator.is_main_process  # the one process that writes the run's files
+
+    def status(*args: Any, **kw: Any) -> None:
+        if main:
+            _status(run_dir, *args, **kw)
+
+    def log(record: dict[str, Any]) -> None:
+        if main:
+            _log_metrics(run_dir, record)
+
+    status("running", 0.0, "loading data and model")
 
     ds = load_dataset(cfg.dataset)
     require_clean_split(ds, cfg.split, allow_leaky=cfg.allow_leaky)
@@ -224,9 +290,9 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
     labels = (train["label"] == "speech").to_numpy()
     noises = _load_noises(cfg.noise_dir) if cfg.noise_dir else []
 
-    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum, cpu=not torch.cuda.is_available())
     torch.manual_seed(cfg.seed)
-    base_path = cfg.base_model or str(ensure_base_model())
+    with accelerator.main_process_first():  # the lab base model is built once if missing
+        base_path = cfg.base_model or str(ensure_base_model())
     model, processor = load(AudioLLMSpec(model=base_path, load_in_4bit=cfg.qlora, device=str(accelerator.device)))
     if cfg.qlora:
         from peft import prepare_model_for_kbit_training
@@ -250,22 +316,26 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
         num_warmup_steps=int(cfg.warmup_ratio * opt_steps),
         num_training_steps=opt_steps,
     )
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    # the loss goes through the prepared module's forward, so under data parallelism DDP sees
+    # it and averages gradients; `model` stays the PEFT model, for saving and scoring
+    objective, optimizer, scheduler = accelerator.prepare(answer_objective(model, answer_loss), optimizer, scheduler)
 
     done = 0  # micro-batches completed over the whole run
     ckpt = run_dir / "checkpoint.pt"
     if resume and ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        set_peft_model_state_dict(accelerator.unwrap_model(model), state["adapter"])
+        set_peft_model_state_dict(model, state["adapter"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         done = state["micro_batches"]
         torch.set_rng_state(state["torch_rng"])
-        _log_metrics(run_dir, {"type": "resume", "micro_batches": done, "time": time.time()})
+        log({"type": "resume", "micro_batches": done, "time": time.time()})
 
     def save_checkpoint() -> None:
+        if not main:
+            return
         state = {
-            "adapter": get_peft_model_state_dict(accelerator.unwrap_model(model)),
+            "adapter": get_peft_model_state_dict(model),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "micro_batches": done,
@@ -279,9 +349,9 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
     try:
         for epoch in range(done // per_epoch, cfg.epochs):
             order = _epoch_order(len(train), labels, cfg, epoch)
-            model.train()
+            objective.train()
             for b in range(done - epoch * per_epoch, per_epoch):
-                if stop["now"]:
+                if _any_process(accelerator, stop["now"]):
                     raise Stop
                 idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
                 rng = np.random.default_rng([cfg.seed, epoch, b, 11])
@@ -289,36 +359,39 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
                 batch = prepare(processor, clips, prompt, padded=False, answers=[answer[bool(labels[i])] for i in idx])
                 if cfg.spec_augment:
                     spec_augment(batch["input_features"], batch["feature_attention_mask"].sum(-1), rng)
+                rows, weight = shard(len(idx), accelerator.num_processes, accelerator.process_index)
+                batch = {k: v[rows] for k, v in batch.items()}
                 ids = batch["input_ids"]
                 answer_mask = torch.arange(ids.shape[1])[None, :] == (batch["attention_mask"].sum(-1) - 1)[:, None]
-                with accelerator.accumulate(model):
-                    loss = answer_loss(model, batch, ids, answer_mask)
+                with accelerator.accumulate(objective):
+                    loss = objective(batch, ids, answer_mask) * weight
                     accelerator.backward(loss)
                     if accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+                        accelerator.clip_grad_norm_(objective.parameters(), 1.0)
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad()
                 done += 1
                 rate = (done - start_done) / max(time.time() - t_loop, 1e-9)
                 eta = (total - done) / max(rate, 1e-9)
-                _log_metrics(
-                    run_dir,
+                # the batch's loss: the weighted shares of every process, averaged
+                batch_loss = float(accelerator.reduce(loss.detach(), "mean"))
+                log(
                     {
                         "type": "train",
                         "micro_batch": done,
                         "epoch": epoch,
-                        "loss": float(loss.detach()),
+                        "processes": accelerator.num_processes,
+                        "loss": batch_loss,
                         "lr": float(scheduler.get_last_lr()[0]),
                         "time": time.time(),
                     },
                 )
                 if done % 5 == 0 or done == total:
-                    _status(
-                        run_dir,
+                    status(
                         "running",
                         0.9 * done / total,
-                        f"epoch {epoch + 1}/{cfg.epochs}, batch {b + 1}/{per_epoch}, loss {float(loss.detach()):.3f}",
+                        f"epoch {epoch + 1}/{cfg.epochs}, batch {b + 1}/{per_epoch}, loss {batch_loss:.3f}",
                         eta_s=round(eta),
                         step=done,
                         total=total,
@@ -326,23 +399,22 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
                 if done % (cfg.checkpoint_every * cfg.grad_accum) == 0:
                     save_checkpoint()
             model.eval()
-            dev_logits = _score(accelerator.unwrap_model(model), processor, prompt, dev_audio)
-            dev_labels = dev["label"].to_numpy()
-            _log_metrics(
-                run_dir,
-                {
-                    "type": "dev",
-                    "epoch": epoch + 1,
-                    "micro_batch": done,
-                    "time": time.time(),
-                    **dev_metrics(dev_labels, dev_logits, short_noisy_mask(dev)),
-                },
-            )
+            if main:
+                dev_logits = _score(model, processor, prompt, dev_audio)
+                log(
+                    {
+                        "type": "dev",
+                        "epoch": epoch + 1,
+                        "micro_batch": done,
+                        "time": time.time(),
+                        **dev_metrics(dev["label"].to_numpy(), dev_logits, short_noisy_mask(dev)),
+                    },
+                )
             save_checkpoint()
+            accelerator.wait_for_everyone()
     except Stop:
         save_checkpoint()
-        _status(
-            run_dir,
+        status(
             "cancelled",
             0.9 * done / total,
             f"cancelled at batch {done}/{total}; resumable",
@@ -351,15 +423,16 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
         )
         raise
 
+    if not main:  # the main process saves and evaluates alone; the others are done
+        return {}
     _status(run_dir, "running", 0.92, "saving adapter and evaluating on dev and test")
-    unwrapped = accelerator.unwrap_model(model)
-    unwrapped.save_pretrained(run_dir / ".adapter.tmp")
+    model.save_pretrained(run_dir / ".adapter.tmp")
     if (run_dir / "adapter").exists():
         import shutil
 
         shutil.rmtree(run_dir / "adapter")
     os.replace(run_dir / ".adapter.tmp", run_dir / "adapter")
-    unwrapped.eval()
+    model.eval()
     result: dict[str, Any] = {"train_seconds": round(time.time() - t_start, 1)}
     # scored and saved exactly as `python -m core evaluate` would (same table, same sidecar facts)
     detector = AudioLLMDetector(
@@ -371,7 +444,7 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
             load_in_4bit=cfg.qlora,
             batch_size=32,
         ),
-        unwrapped,
+        model,
         processor,
         name=f"run:{run_dir.name}",
     )

@@ -3,6 +3,8 @@
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from dataclasses import replace
 
@@ -18,7 +20,7 @@ from core.detectors.audio_llm import DEFAULT_PROMPT, answer_loss, prepare
 from core.errors import LabError, SplitError
 from core.evaluate import select_clips
 from core.splits import make_split, save_split
-from core.training import TrainConfig, dev_metrics, train_run
+from core.training import TrainConfig, dev_metrics, shard, train_run
 from tests.conftest import REPO, wait_for
 
 TINY = dict(max_train_clips=48, max_dev_clips=48, epochs=1, batch_size=16)
@@ -176,6 +178,50 @@ def test_settings_a_run_would_fail_on_are_refused_before_anything_is_registered(
     with pytest.raises(LabError, match="targets must be"):
         runs.create_sweep(TrainConfig(split=clean_split), {"targets": ["attention", "mlp-only"]}, [0], False)
     assert len(runs.list_runs()) == before
+
+
+def test_shard_splits_a_batch_so_the_averaged_loss_is_the_batch_mean():
+    rng = np.random.default_rng(0)
+    for n in range(1, 12):
+        losses = rng.random(n)
+        for processes in range(1, 5):
+            shares = [shard(n, processes, rank) for rank in range(processes)]
+            used = np.concatenate([rows for rows, w in shares if w > 0])
+            assert sorted(used) == list(range(n))  # every row once, none twice
+            averaged = np.mean([w * losses[rows].mean() for rows, w in shares])  # what DDP's mean gives
+            assert averaged == pytest.approx(losses.mean())
+
+
+def test_data_parallel_run_matches_the_one_process_run(default_ds, clean_split):
+    """2 data-parallel processes (torchrun on CPU, gloo; `accelerate launch` does the same on GPUs)
+    reproduce the one-process run."""
+    cfg = TrainConfig(split=clean_split, lora_dropout=0.0, seed=2, **TINY)  # no dropout: same random draws
+    one, two = runs.create_run(cfg), runs.create_run(cfg)
+    train_run(runs.runs_dir() / one)
+    launch = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "core",
+        "train",
+        "--run-dir",
+    ]
+    r = subprocess.run([*launch, str(runs.runs_dir() / two)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+    def records(run_id):
+        lines = (runs.runs_dir() / run_id / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines if '"train"' in line]
+
+    a, b = records(one), records(two)
+    assert [x["processes"] for x in b] == [2] * len(a)  # two processes, each batch logged once
+    np.testing.assert_allclose([x["loss"] for x in b], [x["loss"] for x in a], rtol=1e-5)
+    res_a, res_b = (json.loads((runs.runs_dir() / i / "result.json").read_text()) for i in (one, two))
+    for key in ("accuracy", "balanced_accuracy", "roc_auc", "nll"):
+        assert res_b["test"][key] == pytest.approx(res_a["test"][key], abs=1e-5)
 
 
 def test_sweep_runs_grid_times_seeds_and_aggregates(default_ds, clean_split):

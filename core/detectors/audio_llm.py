@@ -127,7 +127,8 @@ def load(spec: AudioLLMSpec):
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True
         )
-        kwargs["device_map"] = {"": 0}
+        index = torch.device(device).index  # "cuda:1" under data parallelism: this process's GPU
+        kwargs["device_map"] = {"": torch.cuda.current_device() if index is None else index}
     try:
         processor = AutoProcessor.from_pretrained(source, local_files_only=True)
         model = Qwen2AudioForConditionalGeneration.from_pretrained(source, local_files_only=True, **kwargs)
