@@ -179,18 +179,21 @@ def describe_tables() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*columns, "device", "path"])
 
 
+def _alike(table: str, tables: pd.DataFrame | None, keys: list[str]) -> pd.DataFrame:
+    """The other tables whose sidecars agree with `table`'s on `keys` (newest first)."""
+    t = describe_tables() if tables is None else tables
+    if t.empty or table not in set(t["table"]):
+        return t.iloc[:0]
+    me = t[t["table"] == table].iloc[0]
+    return t[(t[keys] == me[keys]).all(axis=1) & (t["table"] != table)]
+
+
 def peers(table: str, tables: pd.DataFrame | None = None) -> list[str]:
     """Other tables scored on the same clips (same dataset, split and part), newest first.
 
     What `table` can be compared with clip by clip; tables of other clips share no clip_id.
     """
-    t = describe_tables() if tables is None else tables
-    if t.empty or table not in set(t["table"]):
-        return []
-    me = t[t["table"] == table].iloc[0]
-    keys = ["dataset", "split_name", "part"]
-    same = t[(t[keys] == me[keys]).all(axis=1) & (t["table"] != table)]
-    return same["table"].tolist()
+    return _alike(table, tables, ["dataset", "split_name", "part"])["table"].tolist()
 
 
 def counterpart(table: str, part: str = "dev", tables: pd.DataFrame | None = None) -> str | None:
@@ -198,15 +201,6 @@ def counterpart(table: str, part: str = "dev", tables: pd.DataFrame | None = Non
 
     `tables`: a `describe_tables()` frame the caller already has (saves re-reading every sidecar).
     """
-    t = describe_tables() if tables is None else tables
-    if t.empty or table not in set(t["table"]):
-        return None
-    me = t[t["table"] == table].iloc[0]
-    same = t[
-        (t["detector"] == me["detector"])
-        & (t["dataset"] == me["dataset"])
-        & (t["split_name"] == me["split_name"])
-        & (t["adapter"] == me["adapter"])
-        & (t["part"] == part)
-    ]
+    same = _alike(table, tables, ["detector", "dataset", "split_name", "adapter"])
+    same = same[same["part"] == part]
     return None if same.empty else str(same.iloc[0]["table"])

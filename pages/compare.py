@@ -18,6 +18,7 @@ tables = predictions.describe_tables()
 c = st.columns(2)
 with c[0]:
     a_name = pick_table("Model A (predictions table)", "cmp_a", part="test", tables=tables)
+same = predictions.peers(a_name, tables)  # tables scored on A's clips
 with c[1]:
     b_name = pick_table(
         "Model B (scored on the same clips)",
@@ -25,7 +26,7 @@ with c[1]:
         part="test",
         exclude=a_name,
         tables=tables,
-        prefer=predictions.peers(a_name, tables),
+        prefer=same,
     )
 o = st.columns(4)
 thr_a = o[0].number_input("Threshold A (log-odds)", value=0.0, step=0.1, key="cmp_ta")
@@ -37,7 +38,6 @@ try:
     res = compare(load_table(a_name)[0], load_table(b_name)[0], thr_a, thr_b, int(n_boot), delta or None)
 except LabError as exc:
     st.error(str(exc))
-    same = predictions.peers(a_name, tables)
     st.info(f"Tables scored on A's clips: {', '.join(same)}" if same else "No other table is scored on A's clips.")
     st.stop()
 
