@@ -38,7 +38,11 @@ try:
     res = compare(load_table(a_name)[0], load_table(b_name)[0], thr_a, thr_b, int(n_boot), delta or None)
 except LabError as exc:
     st.error(str(exc))
-    st.info(f"Tables scored on A's clips: {', '.join(same)}" if same else "No other table is scored on A's clips.")
+    st.info(
+        f"Tables scored on A's clips: {', '.join(same)}"
+        if same
+        else "No other table is scored on A's clips: score another detector on the same split and part (Evaluate page)."
+    )
     st.stop()
 
 if res.only_in_a or res.only_in_b:
