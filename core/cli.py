@@ -191,6 +191,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             opts["model"] = args.model
         if args.prompt:
             opts["prompt"] = args.prompt
+        opts["answers"] = (args.answer_speech, args.answer_nonspeech)
 
     def work(update, should_stop):
         return evaluate(
@@ -570,6 +571,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", default="Qwen/Qwen2-Audio-7B-Instruct", help="audio-llm: local dir or cached id")
     e.add_argument("--adapter", default="", help="LoRA adapter folder (peft)")
     e.add_argument("--prompt", default="", help="question text (answers A = speech, B = non-speech)")
+    e.add_argument("--answer-speech", default="A", help="audio LLMs: the answer (one token) that means speech")
+    e.add_argument("--answer-nonspeech", default="B", help="audio LLMs: the answer (one token) that means non-speech")
     e.add_argument("--padding", default="trimmed", choices=["trimmed", "padded"])
     e.add_argument("--mode", default="logits", choices=["logits", "generate"])
     e.add_argument("--dtype", default="auto")

@@ -33,9 +33,12 @@ with st.form("evaluate"):
         batch = o[1].number_input("Batch size", 1, 1024, 16, key="ev_batch")
         four_bit = o[2].checkbox("4-bit NF4 base (CUDA)", help="bitsandbytes; refused with a message without CUDA")
         compiled = o[3].checkbox("torch.compile layers", help="GPU throughput; the first batches compile")
-        prompt = st.text_area(
+        o = st.columns([4, 1, 1])
+        prompt = o[0].text_area(
             "Prompt (empty = the default question; answers A = speech, B = non-speech)", "", key="ev_prompt"
         )
+        answer_speech = o[1].text_input("Answer: speech", "A", key="ev_ans_speech", help="must be one token")
+        answer_nonspeech = o[2].text_input("Answer: non-speech", "B", key="ev_ans_nonspeech")
     exclude_tags = st.multiselect(
         "Leave out clips tagged (Errors page)", sorted(set(annotations.load(ds)["tag"])), key="ev_exclude"
     )
@@ -60,6 +63,7 @@ if start:
         args += ["--padding", padding, "--mode", mode, "--dtype", dtype] + ([f"--adapter={adapter}"] if adapter else [])
         args += (["--load-in-4bit"] if four_bit else []) + (["--compile"] if compiled else [])
         args += [f"--prompt={prompt}"] if prompt.strip() else []  # one argv item, never a shell
+        args += [f"--answer-speech={answer_speech}", f"--answer-nonspeech={answer_nonspeech}"]
         if detector == "audio-llm":
             args += [f"--model={model}"]
     if detector == "audio-llm":

@@ -55,6 +55,21 @@ def test_cli_evaluate_writes_a_valid_table(default_ds, split_name, detector):
         assert meta["padding"] == "trimmed" and (table["prompt"].str.contains("speech")).all()
 
 
+def test_cli_answer_tokens_are_configurable(default_ds, split_name):
+    """Swapping the answers (B = speech) swaps the two logits: the log-odds change sign."""
+    from core.detectors import make_detector
+
+    args = ["--split", split_name, "--detector", "lab-base", "--answer-speech=B", "--answer-nonspeech=A"]
+    r = subprocess.run([sys.executable, "-m", "core", "evaluate", *args], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    table, meta = predictions.load(r.stdout.strip().splitlines()[-1].removeprefix("predictions: "))
+    assert meta["answers"] == ["B", "A"]
+    default = make_detector("lab-base", batch_size=16).score(
+        [default_ds.load_clip(c).samples for c in table["clip_id"]], 16000
+    )
+    np.testing.assert_allclose(table["logit"], default[:, 1] - default[:, 0], atol=1e-4)
+
+
 def test_cli_unknown_model_fails_clearly(default_ds, split_name):
     r = subprocess.run(
         [
