@@ -282,7 +282,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from core import runs
 
     if args.action == "new":
-        sweep_id = runs.create_sweep(_train_config(args), _grid(args.grid), args.seeds)
+        sweep_id = runs.create_sweep(_train_config(args), _grid(args.grid), args.seeds, parallel=args.parallel)
         print(sweep_id)
     elif args.action == "matrix":
         matrix, per_seed = runs.results_matrix(args.sweep)
@@ -618,11 +618,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_settings(r)
     r.set_defaults(func=cmd_runs)
 
-    sw = top.add_parser("sweep", help="grid × seeds of runs, run one at a time")
+    sw = top.add_parser("sweep", help="grid × seeds of runs, one per GPU at a time (one on CPU)")
     sw.add_argument("action", choices=["new", "matrix", "cancel"])
     sw.add_argument("sweep", nargs="?", help="sweep id (matrix, cancel)")
     sw.add_argument("--grid", action="append", default=[], help="KEY=v1,v2 (repeatable), e.g. lora_r=8,16")
     sw.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    sw.add_argument("--parallel", type=int, default=0, help="runs at once (0 = one per GPU; one without CUDA)")
     _add_train_settings(sw)
     sw.set_defaults(func=cmd_sweep)
 

@@ -31,8 +31,11 @@ def jobs_dir() -> Path:
     return results_root() / "jobs"
 
 
-def spawn(folder: Path, args: list[str]) -> int:
-    """Run `python -m core <args>` in its own process group, output to folder/log.txt; return its pid."""
+def spawn(folder: Path, args: list[str], env: dict[str, str] | None = None) -> int:
+    """Run `python -m core <args>` in its own process group, output to folder/log.txt; return its pid.
+
+    `env`: variables added to this process's environment (e.g. which GPU the job may use).
+    """
     cmd = [sys.executable, "-m", "core", *[str(a) for a in args]]
     with open(folder / "log.txt", "ab") as log:
         proc = subprocess.Popen(
@@ -42,7 +45,7 @@ def spawn(folder: Path, args: list[str]) -> int:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
     atomic.write_json(folder / "pid.json", {"pid": proc.pid, "cmd": cmd})
     return proc.pid

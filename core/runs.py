@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -106,13 +107,13 @@ def _register(cfg: TrainConfig, sweep: str, name: str) -> str:
     return run_id
 
 
-def launch(run_id: str, resume: bool = False) -> None:
+def launch(run_id: str, resume: bool = False, env: dict[str, str] | None = None) -> None:
     folder = runs_dir() / run_id
     st = status(run_id)
     if st["state"] == "running":
         raise LabError(f"run {run_id} is already running")
     jobs.write_status(folder, "running", st.get("progress", 0.0), "resuming" if resume else "starting")
-    jobs.spawn(folder, ["train", "--run-dir", str(folder), *(["--resume"] if resume else [])])
+    jobs.spawn(folder, ["train", "--run-dir", str(folder), *(["--resume"] if resume else [])], env=env)
 
 
 def status(run_id: str) -> dict[str, Any]:
@@ -178,8 +179,15 @@ def list_runs() -> pd.DataFrame:
 GRID_KEYS = ("targets", "lora_r", "lora_alpha", "lora_dropout", "lr", "epochs", "batch_size")
 
 
-def create_sweep(base: TrainConfig, grid: dict[str, list], seeds: list[int], launch_worker: bool = True) -> str:
-    """Queue one run per grid point × seed, then start a worker that runs them one at a time."""
+def create_sweep(
+    base: TrainConfig, grid: dict[str, list], seeds: list[int], launch_worker: bool = True, parallel: int = 0
+) -> str:
+    """Queue one run per grid point × seed, then start a worker that runs them.
+
+    `parallel`: runs at once; 0 = one per visible GPU (one on a machine without CUDA).
+    """
+    if parallel < 0:
+        raise LabError(f"parallel must be 0 (one run per GPU) or a number of runs, got {parallel}")
     bad = set(grid) - set(GRID_KEYS)
     if bad:
         raise LabError(f"cannot sweep over {sorted(bad)}; choose from {GRID_KEYS}")
@@ -198,7 +206,8 @@ def create_sweep(base: TrainConfig, grid: dict[str, list], seeds: list[int], lau
     folder = sweeps_dir() / sweep_id
     folder.mkdir(parents=True)
     atomic.write_json(
-        folder / "sweep.json", {"id": sweep_id, "grid": grid, "seeds": seeds, "runs": run_ids, "base": asdict(base)}
+        folder / "sweep.json",
+        {"id": sweep_id, "grid": grid, "seeds": seeds, "runs": run_ids, "base": asdict(base), "parallel": parallel},
     )
     jobs.write_status(folder, "queued", 0.0, f"{len(run_ids)} runs queued")
     if launch_worker:
@@ -206,26 +215,51 @@ def create_sweep(base: TrainConfig, grid: dict[str, list], seeds: list[int], lau
     return sweep_id
 
 
+def sweep_slots(parallel: int, gpus: int, cpus: int) -> list[dict[str, str]]:
+    """The environment of each place a sweep's run can go: one per GPU, or CPU shares.
+
+    With GPUs, each slot sees one (CUDA_VISIBLE_DEVICES), `parallel` of them (0 = all);
+    without, `parallel` (at least 1) runs share the cores, each given its share of threads.
+    """
+    if gpus:
+        return [{"CUDA_VISIBLE_DEVICES": str(i)} for i in range(min(parallel or gpus, gpus))]
+    n = max(parallel, 1)
+    return [{"OMP_NUM_THREADS": str(max(1, cpus // n))} if n > 1 else {} for _ in range(n)]
+
+
 def run_sweep(sweep_id: str, poll_s: float = 1.0) -> None:
-    """Worker: run the sweep's queued runs one after another (one device); SIGTERM stops it."""
+    """Worker: run the sweep's queued runs, as many at once as it has slots; SIGTERM stops it."""
     import signal
+
+    import torch
 
     folder = sweeps_dir() / sweep_id
     info = json.loads((folder / "sweep.json").read_text())
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
     runs = info["runs"]
-    for k, run_id in enumerate(runs):
+    slots = sweep_slots(info.get("parallel", 0), torch.cuda.device_count(), os.cpu_count() or 1)
+    pending = [r for r in runs if status(r)["state"] == "queued"]
+    active: dict[int, str] = {}  # slot -> run
+    while pending or active:
         if stop["now"]:
-            break
-        if status(run_id)["state"] != "queued":
-            continue
-        jobs.write_status(folder, "running", k / len(runs), f"run {k + 1}/{len(runs)}: {run_id}", current=run_id)
-        launch(run_id)
-        while status(run_id)["state"] not in jobs.TERMINAL:
-            if stop["now"]:
+            pending = []
+            for run_id in active.values():
                 cancel(run_id)
-            time.sleep(poll_s)
+        for slot in range(len(slots)):
+            if slot not in active and pending:
+                active[slot] = pending.pop(0)
+                launch(active[slot], env=slots[slot])
+        active = {k: r for k, r in active.items() if status(r)["state"] not in jobs.TERMINAL}
+        done = len(runs) - len(pending) - len(active)
+        jobs.write_status(
+            folder,
+            "running",
+            done / len(runs),
+            f"{done}/{len(runs)} runs done; running {', '.join(active.values()) or 'none'}",
+            current=list(active.values()),
+        )
+        time.sleep(poll_s)
     state = "cancelled" if stop["now"] else "finished"
     jobs.write_status(
         folder, state, 1.0, f"{state}: {sum(status(r)['state'] == 'finished' for r in runs)}/{len(runs)} runs finished"

@@ -53,11 +53,14 @@ with st.form("run_form"):
         help="Recorded in the run's config and shown wherever the run appears.",
     )
     st.caption("Sweep: comma-separated values make a grid (× seeds); leave empty for a single run.")
-    c = st.columns(4)
+    c = st.columns(5)
     grid_targets = c[0].text_input("Sweep targets", "", key="sw_targets", placeholder="attention,attention+mlp")
     grid_r = c[1].text_input("Sweep ranks", "", key="sw_r", placeholder="8,16")
     grid_alpha = c[2].text_input("Sweep alphas", "", key="sw_alpha", placeholder="16,32")
     seeds = c[3].text_input("Seeds", "0", key="sw_seeds")
+    parallel = c[4].number_input(
+        "Runs at once", 0, 64, 0, key="sw_parallel", help="0 = one per GPU (one at a time without CUDA)"
+    )
     submitted = st.form_submit_button("Launch", type="primary")
 
 if submitted:
@@ -97,7 +100,7 @@ if submitted:
         st.stop()
     try:
         if grid or len(seed_list) > 1:
-            sweep_id = runs.create_sweep(cfg, grid, seed_list)
+            sweep_id = runs.create_sweep(cfg, grid, seed_list, parallel=int(parallel))
             st.success(f"sweep {sweep_id} queued")
         else:
             run_id = runs.create_run(cfg)

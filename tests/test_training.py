@@ -224,12 +224,27 @@ def test_data_parallel_run_matches_the_one_process_run(default_ds, clean_split):
         assert res_b["test"][key] == pytest.approx(res_a["test"][key], abs=1e-5)
 
 
+def test_sweep_slots_one_gpu_each_or_a_share_of_the_cores():
+    assert runs.sweep_slots(0, 4, 64) == [{"CUDA_VISIBLE_DEVICES": str(i)} for i in range(4)]
+    assert runs.sweep_slots(2, 4, 64) == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
+    assert runs.sweep_slots(8, 2, 64) == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
+    assert runs.sweep_slots(0, 0, 2) == [{}]  # no CUDA: one run at a time unless asked
+    assert runs.sweep_slots(2, 0, 2) == [{"OMP_NUM_THREADS": "1"}] * 2
+
+
 def test_sweep_runs_grid_times_seeds_and_aggregates(default_ds, clean_split):
-    sweep = runs.create_sweep(TrainConfig(split=clean_split, **TINY), {"lora_r": [4, 8]}, [0, 1])
+    sweep = runs.create_sweep(TrainConfig(split=clean_split, **TINY), {"lora_r": [4, 8]}, [0, 1], parallel=2)
     t0 = time.time()
     while runs.sweep_status(sweep)["state"] not in ("finished", "cancelled", "failed"):
         assert time.time() - t0 < 600
         time.sleep(0.5)
+    # two at a time: the first two runs trained at the same time
+    spans = []
+    for run_id in runs.sweep_status(sweep)["runs"][:2]:
+        lines = (runs.runs_dir() / run_id / "metrics.jsonl").read_text().splitlines()
+        times = [json.loads(line)["time"] for line in lines]
+        spans.append((min(times), max(times)))
+    assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1], spans
     matrix, per_seed = runs.results_matrix(sweep)
     assert list(matrix["lora_r"]) == [4, 8] and (matrix["seeds"] == 2).all()
     assert len(per_seed) == 4
