@@ -8,7 +8,8 @@ Prints, for the lab base model:
     difference, how many decisions agree, accuracy; and 4-bit `generate` mode against 4-bit logits;
   - one LoRA run on a bf16 base and one QLoRA run (4-bit base): wall time and test metrics;
   - with 2 or more GPUs, the bf16 run again data-parallel (`accelerate launch --multi_gpu`):
-    wall time, the largest per-batch loss difference from the one-GPU run, test metrics.
+    wall time, the largest per-batch loss difference from the one-GPU run, test metrics; and
+    a sweep of 2 x GPUs runs, one per GPU at a time: wall time against one run alone.
 """
 
 from __future__ import annotations
@@ -109,6 +110,17 @@ def main() -> None:
         print(
             f"LoRA, bf16 base, data-parallel on {gpus} GPUs: {s_many:.0f} s; largest per-batch loss difference from "
             f"the 1-GPU run {d:.2e} (bf16); test {test_metrics(many)}"
+        )
+        # a sweep puts one run on each GPU at a time
+        t0 = time.perf_counter()
+        sweep = runs.create_sweep(cfg, {"lora_r": [8, 16]}, list(range(gpus)))
+        while runs.sweep_status(sweep)["state"] not in ("finished", "cancelled", "failed"):
+            time.sleep(1)
+        members = runs.sweep_status(sweep)["runs"]
+        states = [runs.status(r)["state"] for r in members]
+        print(
+            f"sweep of {len(members)} runs (lora_r 8, 16 x {gpus} seeds), one per GPU at a time: "
+            f"{time.perf_counter() - t0:.0f} s against {s_one:.0f} s for one run alone; states {states}"
         )
 
 
