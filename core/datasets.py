@@ -10,6 +10,7 @@ import difflib
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +62,16 @@ class Dataset:
         row = self.row(clip_id)
         return resolve_path(self.root, row["path"])
 
+    @cached_property
+    def _positions(self) -> dict[str, int]:
+        """clip_id -> manifest row, built once: a scan per lookup made loading N clips O(N²)."""
+        return {cid: i for i, cid in enumerate(self.manifest["clip_id"])}
+
     def row(self, clip_id: str) -> pd.Series:
-        hits = self.manifest.index[self.manifest["clip_id"] == clip_id]
-        if len(hits) == 0:
+        i = self._positions.get(clip_id)
+        if i is None:
             raise LabError(f"dataset {self.name!r} has no clip {clip_id!r}")
-        return self.manifest.loc[hits[0]]
+        return self.manifest.iloc[i]
 
     def load_clip(self, clip_id: str):
         """The clip's audio (a `core.audio.LoadedAudio`), cut to its segment if it has one."""
