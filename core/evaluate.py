@@ -42,6 +42,25 @@ def select_clips(
     return kept
 
 
+class DiskClips:
+    """The audio of some clips of a dataset, read from disk only when one is asked for.
+
+    A detector that `reads_lazily` prepares its batches from this in worker processes, so
+    scoring a split never holds its audio in memory and never pauses to read the next part.
+    `lengths` (in samples, from the manifest's durations) let it batch by length unread.
+    """
+
+    def __init__(self, ds: Dataset, clip_ids: list[str], durations_ms: np.ndarray) -> None:
+        self.ds, self.ids = ds, list(clip_ids)
+        self.lengths = [int(round(d * 16)) for d in np.nan_to_num(np.asarray(durations_ms, dtype=float))]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.ds.load_clip(self.ids[i]).samples
+
+
 def score_clips(
     ds: Dataset,
     clips: pd.DataFrame,
@@ -52,31 +71,37 @@ def score_clips(
 ) -> np.ndarray:
     """(n, 2) answer logits, scored in batches of clips of similar length (less padding).
 
-    Clips go to the detector in chunks (progress and cancellation between chunks); a
-    detector that pipelines several batches asks for larger chunks by `clips_per_call`.
-    The next chunk's audio is read from disk while the detector scores this one (reading it
-    in between left a GPU idle for a fifth of each chunk).
+    A detector that `reads_lazily` gets every clip in one call (as `DiskClips`) and reports
+    each batch back (progress; cancelling raises from there). Others get the clips in chunks,
+    progress and cancellation between chunks, the next chunk read while this one is scored.
     """
-    order = np.argsort(clips["duration_ms"].fillna(0).to_numpy(), kind="stable")
-    out = np.full((len(clips), 2), np.nan)
-    chunk = max(batch_size, int(getattr(detector, "clips_per_call", batch_size)))
+    n = len(clips)
     ids = clips["clip_id"].to_numpy()
 
+    def report(done: int) -> None:
+        if should_stop and should_stop():
+            raise KeyboardInterrupt("cancelled")
+        if progress:
+            progress(done / max(n, 1), f"scored {done}/{n} clips")
+
+    if getattr(detector, "reads_lazily", False):
+        report(0)
+        return detector.score(DiskClips(ds, ids, clips["duration_ms"].to_numpy()), 16000, on_batch=report)
+    order = np.argsort(clips["duration_ms"].fillna(0).to_numpy(), kind="stable")
+    out = np.full((n, 2), np.nan)
+
     def read(start: int) -> list[np.ndarray]:
-        return [ds.load_clip(cid).samples for cid in ids[order[start : start + chunk]]]
+        return [ds.load_clip(cid).samples for cid in ids[order[start : start + batch_size]]]
 
     with ThreadPoolExecutor(max_workers=1) as reader:
         upcoming = reader.submit(read, 0)
-        for start in range(0, len(order), chunk):
-            if should_stop and should_stop():
-                raise KeyboardInterrupt("cancelled")
+        for start in range(0, n, batch_size):
+            report(start)
             audio = upcoming.result()
-            if start + chunk < len(order):
-                upcoming = reader.submit(read, start + chunk)
-            out[order[start : start + chunk]] = detector.score(audio, 16000)
-            if progress:
-                done = min(start + chunk, len(order))
-                progress(done / len(order), f"scored {done}/{len(order)} clips")
+            if start + batch_size < n:
+                upcoming = reader.submit(read, start + batch_size)
+            out[order[start : start + batch_size]] = detector.score(audio, 16000)
+        report(n)
     return out
 
 

@@ -70,6 +70,39 @@ def test_cli_answer_tokens_are_configurable(default_ds, split_name):
     np.testing.assert_allclose(table["logit"], default[:, 1] - default[:, 0], atol=1e-4)
 
 
+def test_a_split_streams_from_disk_through_worker_processes(default_ds, split_name, tmp_path):
+    """core.evaluate hands an audio LLM the split unread; its workers read each batch from disk."""
+    from core.detectors import make_detector
+    from core.evaluate import score_clips, select_clips
+
+    clips = select_clips(default_ds, split_name, "test")
+    streaming = make_detector("lab-base", batch_size=32, workers=2)
+    seen = []
+    streamed = score_clips(default_ds, clips, streaming, progress=lambda f, _: seen.append(f))
+    audio = [default_ds.load_clip(c).samples for c in clips["clip_id"]]
+    np.testing.assert_allclose(streamed, make_detector("lab-base", batch_size=32).score(audio, 16000), atol=1e-5)
+    assert len(seen) > 3 and seen == sorted(seen) and seen[-1] == 1.0  # progress batch by batch
+    asked = []
+    with pytest.raises(KeyboardInterrupt):  # a cancel lands between batches, not at the end
+        score_clips(default_ds, clips, streaming, should_stop=lambda: asked.append(1) or len(asked) > 2)
+    assert len(asked) == 3
+    # a corrupt clip read by a worker stops the scoring with the file named, not a worker traceback
+    import shutil
+    from dataclasses import replace
+
+    from core.errors import AudioError
+
+    tmp = tmp_path / "copy"
+    (tmp / "audio").mkdir(parents=True)
+    for cid in clips["clip_id"]:
+        shutil.copy(default_ds.audio_path(cid), tmp / "audio")
+    copy = replace(default_ds, root=tmp)
+    broken = copy.audio_path(clips["clip_id"].iloc[40])
+    broken.write_bytes(b"not audio")
+    with pytest.raises(AudioError, match=f"^{broken}: cannot decode audio"):
+        score_clips(copy, clips, streaming)
+
+
 def test_cli_unknown_model_fails_clearly(default_ds, split_name):
     r = subprocess.run(
         [
