@@ -12,6 +12,10 @@ class Detector(Protocol):
 
     `logit_A − logit_B` is the clip's log-odds of speech. Detectors that produce a
     probability p report (log p, log(1 − p)), which has the same log-odds.
+
+    Optional: a detector with `reads_lazily = True` also takes, in one call, a lazy sequence
+    of clips with their `lengths` (`core.evaluate.DiskClips`) and an `on_batch(scored so
+    far)` callback; `core.evaluate` then streams a whole split to it from disk.
     """
 
     name: str
