@@ -66,12 +66,11 @@ if start:
         args += [f"--answer-speech={answer_speech}", f"--answer-nonspeech={answer_nonspeech}"]
         if detector == "audio-llm":
             args += [f"--model={model}"]
-    if detector == "audio-llm":
-        try:  # a model that is not here is refused now, not by a job that fails after starting
-            require_available(model)
-        except LabError as exc:
-            st.error(str(exc))
-            st.stop()
+            try:  # a model that is not here is refused now, not by a job that fails after starting
+                require_available(model)
+            except LabError as exc:
+                st.error(str(exc))
+                st.stop()
     job_id = jobs.launch("evaluate", args, label=f"{detector} on {ds.name}/{split}/{part}")
     st.session_state["last_eval_job"] = job_id
     st.toast(f"started {job_id}")
