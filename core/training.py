@@ -69,6 +69,7 @@ class TrainConfig:
     noise_snr: tuple[float, float] = (0.0, 20.0)
     spec_augment: bool = False  # two frequency and two time masks on the mel features
     qlora: bool = False  # 4-bit NF4 base (CUDA + bitsandbytes)
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, slower (QLoRA always)
     allow_leaky: bool = False  # explicit override to train on a split the audit marked leaky
     checkpoint_every: int = 20  # optimiser steps
     max_train_clips: int = 0  # 0 = all (a cap makes tiny runs for tests and demos)
@@ -130,6 +131,20 @@ def answer_objective(model, loss):
             return loss(self.model, batch, labels, answer_mask)
 
     return AnswerObjective()
+
+
+NON_REENTRANT = {"use_reentrant": False}
+
+
+def enable_checkpointing(model) -> None:
+    """Recompute each layer's activations in the backward pass instead of keeping them.
+
+    Non-reentrant: the reentrant kind (torch's old default, and peft's when given no setting)
+    gives no gradient inside a layer whose input needs none. The audio tower's input is frozen
+    conv features, so its adapters would not train unless every tower's input is hooked to
+    require a gradient, which older transformers did not do.
+    """
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=NON_REENTRANT)
 
 
 class Stop(Exception):
@@ -297,7 +312,10 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
     if cfg.qlora:
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model)
+        # peft's recipe, with checkpointing made non-reentrant (see `enable_checkpointing`)
+        model = prepare_model_for_kbit_training(model, gradient_checkpointing_kwargs=NON_REENTRANT)
+    elif cfg.gradient_checkpointing:
+        enable_checkpointing(model)
     lora = LoraConfig(
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,

@@ -35,10 +35,16 @@ with st.form("run_form"):
     spec_aug = c[1].checkbox("SpecAugment", False, key="run_specaug")
     encoder = c[2].checkbox("LoRA on the audio encoder too", True, key="run_encoder")
     qlora = c[3].checkbox("QLoRA (4-bit base, CUDA)", False, key="run_qlora")
-    c = st.columns(3)
+    c = st.columns(4)
     noise_dir = c[0].text_input("Noise folder for augmentation (MUSAN-style)", "", key="run_noise")
     base_model = c[1].text_input("Base model (empty = lab base model)", "", key="run_base")
     max_train = c[2].number_input("Cap train clips (0 = all)", 0, 10**7, 0, key="run_max_train")
+    checkpointing = c[3].checkbox(
+        "Recompute activations",
+        False,
+        key="run_checkpointing",
+        help="Gradient checkpointing: less GPU memory for a slower step. QLoRA always does it.",
+    )
     exclude_tags = st.multiselect(
         "Leave out clips tagged (Errors page)",
         sorted(set(annotations.load(ds)["tag"])),
@@ -82,6 +88,7 @@ if submitted:
         spec_augment=spec_aug,
         lora_audio_encoder=encoder,
         qlora=qlora,
+        gradient_checkpointing=checkpointing,
         noise_dir=noise_dir,
         base_model=base_model,
         max_train_clips=int(max_train),

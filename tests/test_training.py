@@ -20,7 +20,7 @@ from core.detectors.audio_llm import DEFAULT_PROMPT, answer_loss, prepare
 from core.errors import LabError, SplitError
 from core.evaluate import select_clips
 from core.splits import make_split, save_split
-from core.training import TrainConfig, dev_metrics, shard, train_run
+from core.training import TrainConfig, dev_metrics, enable_checkpointing, shard, target_regex, train_run
 from tests.conftest import REPO, wait_for
 
 TINY = dict(max_train_clips=48, max_dev_clips=48, epochs=1, batch_size=16)
@@ -61,6 +61,45 @@ def test_loss_reads_only_the_answer_token():
     flipped = ids.clone()
     flipped[answer] = torch.where(flipped[answer] == ids[answer][0], ids[answer][1], ids[answer][0])
     assert not torch.equal(loss_and_grads(flipped)[0], ref_loss)
+
+
+def test_gradient_checkpointing_keeps_every_adapter_gradient():
+    """Recomputing activations changes no gradient, the audio tower's included: its input is frozen
+    conv features, on which reentrant checkpointing would give its adapters no gradient at all."""
+    from peft import LoraConfig, get_peft_model
+
+    processor = lab_model.build_processor()
+    rng = np.random.default_rng(0)
+    clips = [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (4000, 16000)]
+    batch = prepare(processor, clips, DEFAULT_PROMPT, padded=False, answers=["A", "B"])
+    ids = batch["input_ids"]
+    answer = torch.arange(ids.shape[1])[None, :] == (batch["attention_mask"].sum(-1) - 1)[:, None]
+
+    def grads(checkpointing: bool) -> dict:
+        model = lab_model.build_model(processor, seed=1)
+        if checkpointing:
+            enable_checkpointing(model)
+            assert all(layer.gradient_checkpointing for layer in model.model.audio_tower.layers)
+        torch.manual_seed(0)  # random A and B: every adapter matrix gets a gradient
+        lora = LoraConfig(
+            r=4,
+            lora_alpha=8,
+            lora_dropout=0.0,
+            init_lora_weights=False,
+            target_modules=target_regex("attention+mlp", True),
+        )
+        model = get_peft_model(model, lora)
+        model.train()
+        answer_loss(model, batch, ids, answer).backward()
+        return {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+
+    plain, recomputed = grads(False), grads(True)
+    assert plain.keys() == recomputed.keys()
+    assert sum("audio_tower" in n for n in plain) == 24  # q, k, v, out, fc1, fc2 × A, B × 2 layers
+    for name, g in plain.items():
+        assert recomputed[name] is not None, name
+        assert g.abs().sum() > 0, name
+        torch.testing.assert_close(recomputed[name], g, rtol=1e-5, atol=1e-7, msg=name)
 
 
 def test_spec_augment_masks_only_valid_frames():
@@ -194,9 +233,9 @@ def test_shard_splits_a_batch_so_the_averaged_loss_is_the_batch_mean():
 
 def test_data_parallel_run_matches_the_one_process_run(default_ds, clean_split):
     """2 data-parallel processes (torchrun on CPU, gloo; `accelerate launch` does the same on GPUs)
-    reproduce the one-process run."""
+    reproduce the one-process run, with activations recomputed (QLoRA's memory recipe) under DDP."""
     cfg = TrainConfig(split=clean_split, lora_dropout=0.0, seed=2, **TINY)  # no dropout: same random draws
-    one, two = runs.create_run(cfg), runs.create_run(cfg)
+    one, two = runs.create_run(cfg), runs.create_run(replace(cfg, gradient_checkpointing=True))
     train_run(runs.runs_dir() / one)
     launch = [
         sys.executable,
