@@ -6,9 +6,10 @@ On a CUDA machine with bitsandbytes, with LAB_DATA_DIR holding a dataset and an 
 Prints, for the lab base model:
   - its test split scored with a bf16 and a 4-bit NF4 base: clips/s, the largest log-odds
     difference, how many decisions agree, accuracy; and 4-bit `generate` mode against 4-bit logits;
-  - one LoRA run on a bf16 base and one QLoRA run (4-bit base): wall time and test metrics;
-  - with 2 or more GPUs, the bf16 run again data-parallel (`accelerate launch --multi_gpu`):
-    wall time, the largest per-batch loss difference from the one-GPU run, test metrics; and
+  - one LoRA run on a bf16 base and one QLoRA run (4-bit base): wall time, test metrics, and
+    the size of the trained adapters (audio tower and LLM apart: both must have moved);
+  - with 2 or more GPUs, the LoRA and QLoRA runs again data-parallel (`accelerate launch
+    --multi_gpu`): wall time, the largest per-batch loss difference from the one-GPU run, test metrics; and
     a sweep of 2 x GPUs runs, one per GPU at a time: wall time against one run alone.
 """
 
@@ -68,6 +69,22 @@ def test_metrics(run_id: str) -> str:
     return ", ".join(f"{k} {t[k]:.4f}" for k in ("accuracy", "balanced_accuracy", "roc_auc", "nll"))
 
 
+def adapter_moved(run_id: str) -> str:
+    """Size of the trained lora_B matrices (zero at the start), audio tower and LLM apart.
+
+    Non-zero in the audio tower shows its adapters got gradients, which checkpointed (QLoRA)
+    training can silently lose: the tower's input is frozen conv features.
+    """
+    from safetensors.torch import load_file
+
+    weights = load_file(runs.runs_dir() / run_id / "adapter" / "adapter_model.safetensors")
+    norm = {part: 0.0 for part in ("audio tower", "LLM")}
+    for name, w in weights.items():
+        if "lora_B" in name:
+            norm["audio tower" if "audio_tower" in name else "LLM"] += float(w.float().pow(2).sum())
+    return ", ".join(f"{part} {v**0.5:.3g}" for part, v in norm.items())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", default="default")
@@ -102,6 +119,7 @@ def main() -> None:
     print(f"LoRA, bf16 base, 1 GPU: {s_one:.0f} s ({len(losses(one))} batches); test {test_metrics(one)}")
     q, s_q = train(replace(cfg, qlora=True), [sys.executable])
     print(f"QLoRA, 4-bit NF4 base, 1 GPU: {s_q:.0f} s; test {test_metrics(q)}")
+    print(f"  |lora_B| after training: LoRA {adapter_moved(one)}; QLoRA {adapter_moved(q)}")
     if gpus >= 2:
         launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(gpus)]
         launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
@@ -110,6 +128,12 @@ def main() -> None:
         print(
             f"LoRA, bf16 base, data-parallel on {gpus} GPUs: {s_many:.0f} s; largest per-batch loss difference from "
             f"the 1-GPU run {d:.2e} (bf16); test {test_metrics(many)}"
+        )
+        qmany, s_qmany = train(replace(cfg, qlora=True), launch)
+        print(
+            f"QLoRA data-parallel on {gpus} GPUs (activations recomputed under DDP): {s_qmany:.0f} s; largest "
+            f"per-batch loss difference from the 1-GPU QLoRA run {np.abs(losses(qmany) - losses(q)).max():.2e}; "
+            f"test {test_metrics(qmany)}; |lora_B| {adapter_moved(qmany)}"
         )
         # a sweep puts one run on each GPU at a time
         t0 = time.perf_counter()
