@@ -172,8 +172,10 @@ def _run_job(args: argparse.Namespace, desc: str, work: Callable, done: Callable
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from core import runs
     from core.datasets import load_dataset
     from core.detectors import make_detector
+    from core.detectors.audio_llm import DEFAULT_PROMPT
     from core.evaluate import evaluate
 
     opts = {}
@@ -189,6 +191,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         }
         if args.detector == "audio-llm":
             opts["model"] = args.model
+        trained = runs.trained_prompt(args.adapter) if args.adapter else None
+        if trained is not None and not args.prompt:
+            args.prompt = trained  # the run's own question: evaluation matches training
+        elif trained is not None and args.prompt != (trained or DEFAULT_PROMPT):
+            print("warning: scoring with another prompt than the adapter was trained with", file=sys.stderr)
         if args.prompt:
             opts["prompt"] = args.prompt
         opts["answers"] = (args.answer_speech, args.answer_nonspeech)
@@ -570,7 +577,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--detector", default="lab-base", choices=sorted(DETECTORS))
     e.add_argument("--model", default="Qwen/Qwen2-Audio-7B-Instruct", help="audio-llm: local dir or cached id")
     e.add_argument("--adapter", default="", help="LoRA adapter folder (peft)")
-    e.add_argument("--prompt", default="", help="question text (answers A = speech, B = non-speech)")
+    e.add_argument(
+        "--prompt",
+        default="",
+        help="question text (answers A = speech, B = non-speech); the clip goes first, or where it says <audio>; "
+        "default: a run's adapter's own prompt, else the default question",
+    )
     e.add_argument("--answer-speech", default="A", help="audio LLMs: the answer (one token) that means speech")
     e.add_argument("--answer-nonspeech", default="B", help="audio LLMs: the answer (one token) that means non-speech")
     e.add_argument("--padding", default="trimmed", choices=["trimmed", "padded"])

@@ -82,11 +82,12 @@ def check_config(cfg: TrainConfig) -> None:
     """Refuse, while the user is still at the form, what a run would only find out after it starts."""
     if cfg.targets not in ("attention", "attention+mlp"):
         raise LabError(f"targets must be 'attention' or 'attention+mlp', got {cfg.targets!r}")
+    from core.detectors.audio_llm import check_prompt, require_available
+
+    check_prompt(cfg.prompt)
     if cfg.noise_dir:
         noise_files(cfg.noise_dir)
     if cfg.base_model:
-        from core.detectors.audio_llm import require_available
-
         require_available(cfg.base_model)
 
 
@@ -105,6 +106,19 @@ def _register(cfg: TrainConfig, sweep: str, name: str) -> str:
     atomic.write_json(folder / "run.json", {"id": run_id, "sweep": sweep, "name": name or run_id})
     jobs.write_status(folder, "queued", 0.0, "queued")
     return run_id
+
+
+def trained_prompt(adapter: str | Path) -> str | None:
+    """The prompt a run's adapter was trained with ("" = the default question), or None when the
+    folder is not a run's adapter. Evaluation must ask what training asked."""
+    folder = Path(adapter)
+    cfg = folder.parent / "config.json"
+    if folder.name != "adapter" or not cfg.is_file():
+        return None
+    try:
+        return str(json.loads(cfg.read_text()).get("prompt", ""))
+    except (OSError, ValueError):
+        return None
 
 
 def launch(run_id: str, resume: bool = False, env: dict[str, str] | None = None) -> None:

@@ -4,7 +4,7 @@ import streamlit as st
 
 from core import annotations, jobs, predictions
 from core.detectors import DESCRIPTIONS, DETECTORS
-from core.detectors.audio_llm import require_available
+from core.detectors.audio_llm import check_prompt, require_available
 from core.errors import LabError
 from core.metrics import correct
 from ui.state import pick_dataset_with_splits
@@ -35,7 +35,12 @@ with st.form("evaluate"):
         compiled = o[3].checkbox("torch.compile layers", help="GPU throughput; the first batches compile")
         o = st.columns([4, 1, 1])
         prompt = o[0].text_area(
-            "Prompt (empty = the default question; answers A = speech, B = non-speech)", "", key="ev_prompt"
+            "Prompt (empty = the adapter's training prompt, else the default question; A = speech, B = non-speech)",
+            "",
+            key="ev_prompt",
+            help="The clip comes first, or where the prompt writes <audio>. Text before the clip is computed once "
+            "per batch, so a question asked before it is far cheaper on short clips. Score with the layout "
+            "the model was trained with.",
         )
         answer_speech = o[1].text_input("Answer: speech", "A", key="ev_ans_speech", help="must be one token")
         answer_nonspeech = o[2].text_input("Answer: non-speech", "B", key="ev_ans_nonspeech")
@@ -64,13 +69,14 @@ if start:
         args += (["--load-in-4bit"] if four_bit else []) + (["--compile"] if compiled else [])
         args += [f"--prompt={prompt}"] if prompt.strip() else []  # one argv item, never a shell
         args += [f"--answer-speech={answer_speech}", f"--answer-nonspeech={answer_nonspeech}"]
-        if detector == "audio-llm":
-            args += [f"--model={model}"]
-            try:  # a model that is not here is refused now, not by a job that fails after starting
-                require_available(model)
-            except LabError as exc:
-                st.error(str(exc))
-                st.stop()
+        args += [f"--model={model}"] if detector == "audio-llm" else []
+        try:  # refused now, not by a job that fails after starting
+            check_prompt(prompt)
+            if detector == "audio-llm":
+                require_available(model)  # a model that is not here
+        except LabError as exc:
+            st.error(str(exc))
+            st.stop()
     job_id = jobs.launch("evaluate", args, label=f"{detector} on {ds.name}/{split}/{part}")
     st.session_state["last_eval_job"] = job_id
     st.toast(f"started {job_id}")

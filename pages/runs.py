@@ -35,6 +35,13 @@ with st.form("run_form"):
     spec_aug = c[1].checkbox("SpecAugment", False, key="run_specaug")
     encoder = c[2].checkbox("LoRA on the audio encoder too", True, key="run_encoder")
     qlora = c[3].checkbox("QLoRA (4-bit base, CUDA)", False, key="run_qlora")
+    prompt = st.text_area(
+        "Prompt (empty = the default question; answers A = speech, B = non-speech)",
+        "",
+        key="run_prompt",
+        help="The clip comes first, or where the prompt writes <audio>. The run's tables are scored with the "
+        "same prompt, and so should anything else that uses its adapter.",
+    )
     c = st.columns(4)
     noise_dir = c[0].text_input("Noise folder for augmentation (MUSAN-style)", "", key="run_noise")
     base_model = c[1].text_input("Base model (empty = lab base model)", "", key="run_base")
@@ -91,6 +98,7 @@ if submitted:
         gradient_checkpointing=checkpointing,
         noise_dir=noise_dir,
         base_model=base_model,
+        prompt=prompt if prompt.strip() else "",
         max_train_clips=int(max_train),
         exclude_tags=",".join(exclude_tags),
         allow_leaky=allow_leaky,

@@ -30,35 +30,50 @@ def clips():
     return out
 
 
-def per_clip_padded(model, processor, clips):
+QUESTION_FIRST = L.DEFAULT_PROMPT + "\n" + L.AUDIO_MARK
+
+
+def per_clip_padded(model, processor, clips, prompt=L.DEFAULT_PROMPT):
     with torch.inference_mode():
-        return torch.cat(
-            [L.next_token_logits(model, L.prepare(processor, [c], L.DEFAULT_PROMPT, True), True) for c in clips]
-        )
+        return torch.cat([L.next_token_logits(model, L.prepare(processor, [c], prompt, True), True) for c in clips])
 
 
-def test_batched_trimmed_equals_per_clip_padded(tiny, clips):
+@pytest.mark.parametrize("prompt", [L.DEFAULT_PROMPT, QUESTION_FIRST], ids=["audio-first", "question-first"])
+def test_batched_trimmed_equals_per_clip_padded(tiny, clips, prompt):
     model, processor = tiny
-    ref = per_clip_padded(model, processor, clips)
+    ref = per_clip_padded(model, processor, clips, prompt)
     with torch.inference_mode():
-        trimmed = L.next_token_logits(model, L.prepare(processor, clips, L.DEFAULT_PROMPT, False), False)
-        padded = L.next_token_logits(model, L.prepare(processor, clips, L.DEFAULT_PROMPT, True), True)
+        trimmed = L.next_token_logits(model, L.prepare(processor, clips, prompt, False), False)
+        padded = L.next_token_logits(model, L.prepare(processor, clips, prompt, True), True)
     assert ref.std(dim=0).max() > 1e-2  # the audio matters: clips get clearly different logits
     assert (trimmed - ref).abs().max().item() < 1e-4
     assert (padded - ref).abs().max().item() < 1e-4
     # trimmed really is shorter: 1 s longest clip → ~108 frames, not 3000
-    batch = L.prepare(processor, clips, L.DEFAULT_PROMPT, False)
+    batch = L.prepare(processor, clips, prompt, False)
     assert batch["input_features"].shape[-1] < 150
 
 
-def test_shared_prefix_cache_changes_nothing(tiny, clips):
+def test_the_prompt_places_the_clip():
+    processor = lab_model.build_processor()
+    first = L.chat_text(processor, "Is this speech?")
+    assert first.index(processor.audio_token) < first.index("Is this speech?")
+    before = L.chat_text(processor, "Is this speech?\n<audio>")
+    assert before.index("Is this speech?") < before.index(processor.audio_token) and "<audio>" not in before
+    around = L.chat_text(processor, "Listen:\n<audio>Is it speech?")
+    assert around.index("Listen:") < around.index(processor.audio_token) < around.index("Is it speech?")
+    with pytest.raises(LabError, match="one audio slot"):
+        L.chat_text(processor, "<audio> and <audio>")
+
+
+@pytest.mark.parametrize("prompt", [L.DEFAULT_PROMPT, QUESTION_FIRST], ids=["audio-first", "question-first"])
+def test_shared_prefix_cache_changes_nothing(tiny, clips, prompt):
     model, processor = tiny
-    batch = L.prepare(processor, clips, L.DEFAULT_PROMPT, False)
+    batch = L.prepare(processor, clips, prompt, False)
     with torch.inference_mode():
         full = L.trimmed_states(model, batch, shared_prefix=False)
         shared = L.trimmed_states(model, batch, shared_prefix=True)
     slots = batch["input_ids"] == L._base(model).config.audio_token_id
-    assert int(slots[0].long().argmax()) > 5  # a real prefix was shared
+    assert int(slots[0].long().argmax()) > (40 if prompt == QUESTION_FIRST else 5)  # a real prefix was shared
     assert shared.shape == full.shape and (shared - full).abs().max().item() < 1e-5
 
 

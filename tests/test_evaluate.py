@@ -200,3 +200,9 @@ def test_evaluate_page_passes_audio_llm_options_to_the_job(default_ds, split_nam
     at.button[0].click().run()
     assert not at.exception and any("cannot be fetched here" in e.value for e in at.error)
     assert {j["id"] for j in jobs.list_jobs("evaluate")} == before
+    # a prompt with two places for the one clip: refused before a job starts
+    at.selectbox(key="ev_detector").set_value("lab-base")
+    at.text_area(key="ev_prompt").input("<audio> Speech? <audio>")
+    at.button[0].click().run()
+    assert not at.exception and any("one audio slot" in e.value for e in at.error)
+    assert {j["id"] for j in jobs.list_jobs("evaluate")} == before

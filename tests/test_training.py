@@ -9,6 +9,7 @@ import time
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
@@ -213,10 +214,38 @@ def test_settings_a_run_would_fail_on_are_refused_before_anything_is_registered(
         runs.create_run(TrainConfig(split=clean_split, noise_dir=str(tmp_path)))
     with pytest.raises(LabError, match="cannot be fetched here"):
         runs.create_run(TrainConfig(split=clean_split, base_model="someone/not-cached-audio-model"))
+    with pytest.raises(LabError, match="one audio slot"):
+        runs.create_run(TrainConfig(split=clean_split, prompt="<audio> then <audio>?"))
     # a sweep whose second grid point is invalid registers none of its runs
     with pytest.raises(LabError, match="targets must be"):
         runs.create_sweep(TrainConfig(split=clean_split), {"targets": ["attention", "mlp-only"]}, [0], False)
     assert len(runs.list_runs()) == before
+
+
+def test_an_adapter_is_scored_with_the_prompt_it_was_trained_with(default_ds, clean_split):
+    question_first = DEFAULT_PROMPT + "\n<audio>"
+    run_id = runs.create_run(TrainConfig(split=clean_split, prompt=question_first, seed=1, **TINY))
+    train_run(runs.runs_dir() / run_id)
+    adapter = runs.runs_dir() / run_id / "adapter"
+    assert runs.trained_prompt(adapter) == question_first and runs.trained_prompt(default_ds.root) is None
+    cmd = [sys.executable, "-m", "core", "evaluate", "--split", clean_split, "--part", "test", "--detector", "lab-base"]
+    r = subprocess.run([*cmd, f"--adapter={adapter}"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    table, meta = predictions.load(r.stdout.split("predictions: ")[-1].strip())
+    assert set(table["prompt"]) == {question_first} and meta["prompt"] == question_first
+    # the same logits as the run's own test table, which training scored with its prompt
+    own = pd.read_csv(runs.runs_dir() / run_id / "predictions" / "test.csv")
+    merged = table.merge(own, on="clip_id")
+    assert len(merged) == len(own)
+    np.testing.assert_allclose(merged["logit_x"], merged["logit_y"], atol=1e-4)
+    r = subprocess.run(
+        [*cmd, f"--adapter={adapter}", "--prompt=Speech? A or B."],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0 and "another prompt than the adapter was trained with" in r.stderr
 
 
 def test_shard_splits_a_batch_so_the_averaged_loss_is_the_batch_mean():

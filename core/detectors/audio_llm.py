@@ -33,6 +33,8 @@ DEFAULT_PROMPT = (
     "B. No, it does not contain speech.\n"
     "Answer with the letter A or B."
 )
+# where a prompt puts the clip; without it the clip comes first, as in Qwen2-Audio's examples
+AUDIO_MARK = "<audio>"
 HOP = 160  # Whisper feature extractor: 10 ms hop at 16 kHz
 MARGIN_FRAMES = 8  # padded frames kept after the longest clip (conv receptive field is 5)
 
@@ -162,12 +164,26 @@ def answer_token_ids(tokenizer, answers: tuple[str, str]) -> tuple[int, int]:
     return ids[0], ids[1]
 
 
+def check_prompt(prompt: str) -> None:
+    """Refuse a prompt with more than one place for the clip (the model gets one clip)."""
+    if prompt.count(AUDIO_MARK) > 1:
+        raise LabError(f"the prompt has one audio slot, but {AUDIO_MARK!r} appears {prompt.count(AUDIO_MARK)} times")
+
+
 def chat_text(processor, prompt: str) -> str:
-    """The model's chat template with one audio slot and the question, ready for the answer."""
-    conversation = [
-        {"role": "system", "content": SYSTEM},
-        {"role": "user", "content": [{"type": "audio", "audio_url": "clip"}, {"type": "text", "text": prompt}]},
-    ]
+    """The model's chat template with one audio slot and the question, ready for the answer.
+
+    The clip comes before the prompt's text, or where the prompt writes `<audio>`. Text before
+    the clip is the same for every clip, so the trimmed path computes it once per batch: a
+    question asked before the clip costs nothing per clip, one asked after it is most of the
+    decoder's work for a short clip (its tokens attend to the audio).
+    """
+    check_prompt(prompt)
+    before, _, after = prompt.partition(AUDIO_MARK) if AUDIO_MARK in prompt else ("", "", prompt)
+    content = [{"type": "text", "text": before}] if before else []
+    content.append({"type": "audio", "audio_url": "clip"})
+    content += [{"type": "text", "text": after}] if after else []
+    conversation = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}]
     return processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
 
 
@@ -409,6 +425,7 @@ class AudioLLMDetector:
 
     def __init__(self, spec: AudioLLMSpec | None = None, model=None, processor=None, name: str | None = None):
         self.spec = spec or AudioLLMSpec()
+        check_prompt(self.spec.prompt)  # before a model is loaded
         if model is None:
             model, processor = load(self.spec)
         self.model, self.processor = model, processor
