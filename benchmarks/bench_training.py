@@ -1,7 +1,8 @@
 """Prints the time of a default fine-tuning run of the lab base model on the embedded train split
 (CPU) and its effect on short (≤ 400 ms) noisy dev clips. Target: ≤ 3 minutes on 2 cores.
 
-Usage: .venv/bin/python -m benchmarks.bench_training   (uses a temporary LAB_DATA_DIR)
+Usage: .venv/bin/python -m benchmarks.bench_training [--question-first]   (uses a temporary LAB_DATA_DIR)
+`--question-first`: base model and run both use the prompt with the question before the clip.
 """
 
 from __future__ import annotations
@@ -10,21 +11,30 @@ import time
 
 
 def main() -> None:
+    import argparse
+
     from benchmarks._common import bench_dataset
     from core import runs
     from core.detectors import make_detector
+    from core.detectors.audio_llm import AUDIO_MARK, DEFAULT_PROMPT
     from core.evaluate import select_clips
     from core.training import TrainConfig, dev_metrics, short_noisy_mask, train_run
 
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--question-first", action="store_true")
+    prompt = DEFAULT_PROMPT + "\n" + AUDIO_MARK if ap.parse_args().question_first else ""
     ds = bench_dataset(audit=True)
     dev = select_clips(ds, "bench", "dev")
     short_noisy = short_noisy_mask(dev)
-    base = make_detector("lab-base", batch_size=32).score([ds.load_clip(c).samples for c in dev["clip_id"]], 16000)
+    base = make_detector("lab-base", batch_size=32, **({"prompt": prompt} if prompt else {})).score(
+        [ds.load_clip(c).samples for c in dev["clip_id"]], 16000
+    )
     base_m = dev_metrics(dev["label"].to_numpy(), base, short_noisy)
     t0 = time.perf_counter()
-    res = train_run(runs.runs_dir() / runs.create_run(TrainConfig(split="bench")))
+    res = train_run(runs.runs_dir() / runs.create_run(TrainConfig(split="bench", prompt=prompt)))
     seconds = time.perf_counter() - t0
-    print(f"default fine-tuning run (train + dev/test evaluation): {seconds:.0f} s (target ≤ 180 s)")
+    layout = ", question before the clip" if prompt else ""
+    print(f"default fine-tuning run{layout} (train + dev/test evaluation): {seconds:.0f} s (target ≤ 180 s)")
     for key in ("balanced_accuracy", "short_noisy_balanced_accuracy", "ece"):
         print(f"dev {key}: base {base_m[key]:.3f} -> fine-tuned {res['dev'][key]:.3f}")
 

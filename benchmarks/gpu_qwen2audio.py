@@ -8,7 +8,8 @@ Prints clips/s of each, their ratio, the max |Δ logit| between them, and the la
 FLOP utilisation (FLOPs counted by torch's FlopCounterMode), and splits the speed-up into work
 saved and GPU use. Run through the device tool (README → Performance has the figures):
   python3 benchmarks/gpu_qwen2audio.py --compile --timeline --batch 512 --clips 8192
-`--quick` times only the compiled lab path, for trying a change.
+`--quick` times only the compiled lab path, for trying a change. `--question-first`: both paths
+ask the question before the clip, which the lab path then computes once per batch.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import core.detectors.audio_llm as llm  # noqa: E402
 from core import lab_model  # noqa: E402
 from core.detectors.audio_llm import AudioLLMDetector, AudioLLMSpec  # noqa: E402
 
@@ -110,8 +112,6 @@ def timeline(detector, data: list[np.ndarray]) -> None:
     CUDA events around every batch's forward; a gap is the device waiting for the host (the
     first batch's preparation, worker start-up, launch overhead between batches).
     """
-    import core.detectors.audio_llm as llm
-
     marks = []
     forward = llm.next_token_logits
 
@@ -179,8 +179,6 @@ def seed_breakdown(seed, data: list[np.ndarray], rate: float) -> None:
 
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
-
-    import core.detectors.audio_llm as llm
 
     t0 = time.perf_counter()
     for clip in data:
@@ -292,6 +290,12 @@ def main() -> None:
     ap.add_argument(
         "--timeline", action="store_true", help="with --compile: GPU time per batch and the device's idle gaps"
     )
+    ap.add_argument(
+        "--question-first",
+        action="store_true",
+        help="both paths ask the question before the clip (prompt ending in <audio>): the trimmed path then "
+        "computes it once per batch",
+    )
     ap.add_argument("--quick", action="store_true", help="only the compiled lab path (timing, timeline): for A/B tries")
     ap.add_argument(
         "--evaluate", action="store_true", help="with --quick: also through core.evaluate, clips read from disk"
@@ -319,6 +323,13 @@ def main() -> None:
     data = clips(args.clips)
     print(f"measured bf16 GEMM ceiling (28672x4096 @ 4096x11008): {gemm_ceiling() / 1e12:.0f} TFLOP/s")
     spec = dict(model="qwen2-audio-7b-architecture (random bf16)", dtype="bf16", device="cuda")
+    if args.question_first:
+        spec["prompt"] = llm.DEFAULT_PROMPT + "\n" + llm.AUDIO_MARK
+    text = llm.chat_text(processor, spec.get("prompt", llm.DEFAULT_PROMPT))
+    ids = processor.tokenizer(text)["input_ids"]
+    after = len(ids) - 1 - ids.index(audio_id)
+    layout = "question before the clip" if args.question_first else "clip first, then the question (the default)"
+    print(f"prompt: {layout}; {ids.index(audio_id)} tokens before the audio, {after} after it")
     if args.quick:
         fast = compiled_lab(spec, args.batch, model, processor, data)
         _, first, steady = two_passes(fast, data)
