@@ -175,7 +175,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from core import runs
     from core.datasets import load_dataset
     from core.detectors import make_detector
-    from core.detectors.audio_llm import DEFAULT_PROMPT
     from core.evaluate import evaluate
 
     opts = {}
@@ -191,10 +190,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         }
         if args.detector == "audio-llm":
             opts["model"] = args.model
-        trained = runs.trained_prompt(args.adapter) if args.adapter else None
-        if trained is not None and not args.prompt:
-            args.prompt = trained  # the run's own question: evaluation matches training
-        elif trained is not None and args.prompt != (trained or DEFAULT_PROMPT):
+        args.prompt, other = runs.scoring_prompt(args.adapter, args.prompt)  # evaluation matches training
+        if other:
             print("warning: scoring with another prompt than the adapter was trained with", file=sys.stderr)
         if args.prompt:
             opts["prompt"] = args.prompt

@@ -121,6 +121,21 @@ def trained_prompt(adapter: str | Path) -> str | None:
         return None
 
 
+def scoring_prompt(adapter: str, prompt: str) -> tuple[str, bool]:
+    """(prompt to score `adapter` with, whether it differs from the one its run was trained with).
+
+    No prompt given: a run's adapter is scored with its run's own prompt ("" = the default question).
+    """
+    trained = trained_prompt(adapter) if adapter else None
+    if trained is None:
+        return prompt, False
+    if not prompt:
+        return trained, False
+    from core.detectors.audio_llm import DEFAULT_PROMPT
+
+    return prompt, prompt != (trained or DEFAULT_PROMPT)
+
+
 def launch(run_id: str, resume: bool = False, env: dict[str, str] | None = None) -> None:
     folder = runs_dir() / run_id
     st = status(run_id)

@@ -4,7 +4,7 @@ import streamlit as st
 
 from core import annotations, jobs, predictions, runs
 from core.detectors import DESCRIPTIONS, DETECTORS
-from core.detectors.audio_llm import DEFAULT_PROMPT, check_prompt, require_available
+from core.detectors.audio_llm import check_prompt, require_available
 from core.errors import LabError
 from core.metrics import correct
 from ui.state import pick_dataset_with_splits
@@ -77,8 +77,7 @@ if start:
         except LabError as exc:
             st.error(str(exc))
             st.stop()
-        trained = runs.trained_prompt(adapter) if adapter else None
-        if trained is not None and prompt.strip() and prompt != (trained or DEFAULT_PROMPT):
+        if runs.scoring_prompt(adapter, prompt if prompt.strip() else "")[1]:
             st.warning("Scoring with another prompt than the adapter was trained with (empty = its own).")
     job_id = jobs.launch("evaluate", args, label=f"{detector} on {ds.name}/{split}/{part}")
     st.session_state["last_eval_job"] = job_id
