@@ -13,11 +13,8 @@ def main() -> None:
 
     from benchmarks._common import bench_dataset
     from core.detectors import make_detector
-    from core.detectors.audio_llm import AUDIO_MARK, DEFAULT_PROMPT
+    from core.detectors.audio_llm import QUESTION_FIRST_PROMPT
     from core.evaluate import score_clips, select_clips
-
-    # the lab base model was trained with the clip first: the other layout shows the speed, not its accuracy
-    QUESTION_FIRST = DEFAULT_PROMPT + "\n" + AUDIO_MARK
 
     ds = bench_dataset()
     clips = select_clips(ds, "bench", "test")
@@ -27,7 +24,7 @@ def main() -> None:
         ("webrtc-vad", {}),
         ("lab-base", {"batch_size": 32}),
         ("lab-base", {"batch_size": 32, "padding": "padded"}),
-        ("lab-base", {"batch_size": 32, "prompt": QUESTION_FIRST}),
+        ("lab-base", {"batch_size": 32, "prompt": QUESTION_FIRST_PROMPT}),
     ]
     for name, opts in runs:
         det = make_detector(name, **opts)

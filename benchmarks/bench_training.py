@@ -16,24 +16,25 @@ def main() -> None:
     from benchmarks._common import bench_dataset
     from core import runs
     from core.detectors import make_detector
-    from core.detectors.audio_llm import AUDIO_MARK, DEFAULT_PROMPT
+    from core.detectors.audio_llm import DEFAULT_PROMPT, QUESTION_FIRST_PROMPT
     from core.evaluate import select_clips
     from core.training import TrainConfig, dev_metrics, short_noisy_mask, train_run
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--question-first", action="store_true")
-    prompt = DEFAULT_PROMPT + "\n" + AUDIO_MARK if ap.parse_args().question_first else ""
+    question_first = ap.parse_args().question_first
+    prompt = QUESTION_FIRST_PROMPT if question_first else DEFAULT_PROMPT
     ds = bench_dataset(audit=True)
     dev = select_clips(ds, "bench", "dev")
     short_noisy = short_noisy_mask(dev)
-    base = make_detector("lab-base", batch_size=32, **({"prompt": prompt} if prompt else {})).score(
+    base = make_detector("lab-base", batch_size=32, prompt=prompt).score(
         [ds.load_clip(c).samples for c in dev["clip_id"]], 16000
     )
     base_m = dev_metrics(dev["label"].to_numpy(), base, short_noisy)
     t0 = time.perf_counter()
     res = train_run(runs.runs_dir() / runs.create_run(TrainConfig(split="bench", prompt=prompt)))
     seconds = time.perf_counter() - t0
-    layout = ", question before the clip" if prompt else ""
+    layout = ", question before the clip" if question_first else ""
     print(f"default fine-tuning run{layout} (train + dev/test evaluation): {seconds:.0f} s (target ≤ 180 s)")
     for key in ("balanced_accuracy", "short_noisy_balanced_accuracy", "ece"):
         print(f"dev {key}: base {base_m[key]:.3f} -> fine-tuned {res['dev'][key]:.3f}")

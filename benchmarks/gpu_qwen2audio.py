@@ -323,13 +323,11 @@ def main() -> None:
     data = clips(args.clips)
     print(f"measured bf16 GEMM ceiling (28672x4096 @ 4096x11008): {gemm_ceiling() / 1e12:.0f} TFLOP/s")
     spec = dict(model="qwen2-audio-7b-architecture (random bf16)", dtype="bf16", device="cuda")
-    if args.question_first:
-        spec["prompt"] = llm.DEFAULT_PROMPT + "\n" + llm.AUDIO_MARK
-    text = llm.chat_text(processor, spec.get("prompt", llm.DEFAULT_PROMPT))
-    ids = processor.tokenizer(text)["input_ids"]
-    after = len(ids) - 1 - ids.index(audio_id)
+    spec["prompt"] = llm.QUESTION_FIRST_PROMPT if args.question_first else llm.DEFAULT_PROMPT
+    ids = processor.tokenizer(llm.chat_text(processor, spec["prompt"]))["input_ids"]
+    before = ids.index(audio_id)
     layout = "question before the clip" if args.question_first else "clip first, then the question (the default)"
-    print(f"prompt: {layout}; {ids.index(audio_id)} tokens before the audio, {after} after it")
+    print(f"prompt: {layout}; {before} tokens before the audio, {len(ids) - 1 - before} after it")
     if args.quick:
         fast = compiled_lab(spec, args.batch, model, processor, data)
         _, first, steady = two_passes(fast, data)

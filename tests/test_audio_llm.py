@@ -30,7 +30,7 @@ def clips():
     return out
 
 
-QUESTION_FIRST = L.DEFAULT_PROMPT + "\n" + L.AUDIO_MARK
+QUESTION_FIRST = L.QUESTION_FIRST_PROMPT
 
 
 def per_clip_padded(model, processor, clips, prompt=L.DEFAULT_PROMPT):

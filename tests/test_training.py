@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from core import lab_model, predictions, runs
 from core.audit import audit_split
 from core.detectors import make_detector
-from core.detectors.audio_llm import DEFAULT_PROMPT, answer_loss, prepare
+from core.detectors.audio_llm import DEFAULT_PROMPT, QUESTION_FIRST_PROMPT, answer_loss, prepare
 from core.errors import LabError, SplitError
 from core.evaluate import select_clips
 from core.splits import make_split, save_split
@@ -223,7 +223,7 @@ def test_settings_a_run_would_fail_on_are_refused_before_anything_is_registered(
 
 
 def test_an_adapter_is_scored_with_the_prompt_it_was_trained_with(default_ds, clean_split):
-    question_first = DEFAULT_PROMPT + "\n<audio>"
+    question_first = QUESTION_FIRST_PROMPT
     run_id = runs.create_run(TrainConfig(split=clean_split, prompt=question_first, seed=1, **TINY))
     train_run(runs.runs_dir() / run_id)
     adapter = runs.runs_dir() / run_id / "adapter"

@@ -35,6 +35,8 @@ DEFAULT_PROMPT = (
 )
 # where a prompt puts the clip; without it the clip comes first, as in Qwen2-Audio's examples
 AUDIO_MARK = "<audio>"
+# the default question asked before the clip: the trimmed path then computes it once per batch
+QUESTION_FIRST_PROMPT = DEFAULT_PROMPT + "\n" + AUDIO_MARK
 HOP = 160  # Whisper feature extractor: 10 ms hop at 16 kHz
 MARGIN_FRAMES = 8  # padded frames kept after the longest clip (conv receptive field is 5)
 
