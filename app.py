@@ -1,19 +1,23 @@
-"""Speech Detection Lab: Streamlit entry point (navigation over the pages in pages/)."""
+"""Speech Detection Lab: Streamlit entry point (navigation over the pages in pages/).
+
+Icons are Material Symbols, which Streamlit bundles: emoji would need a colour-emoji font that a
+bare Linux browser lacks.
+"""
 
 import streamlit as st
 
-st.set_page_config(page_title="Speech Detection Lab", page_icon="🎙️", layout="wide")
+st.set_page_config(page_title="Speech Detection Lab", page_icon=":material/graphic_eq:", layout="wide")
 
 PAGES = [
-    st.Page("pages/data.py", title="Data", icon="🎧", default=True),
-    st.Page("pages/split_audit.py", title="Split & leakage audit", icon="🧪"),
-    st.Page("pages/evaluate.py", title="Evaluate", icon="📈"),
-    st.Page("pages/runs.py", title="Runs", icon="🏋️"),
-    st.Page("pages/calibration.py", title="Calibration", icon="🎯"),
-    st.Page("pages/thresholds.py", title="Thresholds", icon="🎚️"),
-    st.Page("pages/compare.py", title="Compare", icon="⚖️"),
-    st.Page("pages/psychometrics.py", title="Psychometrics", icon="📉"),
-    st.Page("pages/errors.py", title="Errors", icon="🔎"),
+    st.Page("pages/data.py", title="Data", icon=":material/library_music:", default=True),
+    st.Page("pages/split_audit.py", title="Split & leakage audit", icon=":material/call_split:"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/speed:"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/model_training:"),
+    st.Page("pages/calibration.py", title="Calibration", icon=":material/straighten:"),
+    st.Page("pages/thresholds.py", title="Thresholds", icon=":material/tune:"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("pages/psychometrics.py", title="Psychometrics", icon=":material/show_chart:"),
+    st.Page("pages/errors.py", title="Errors", icon=":material/manage_search:"),
 ]
 
 st.navigation(PAGES).run()

@@ -144,7 +144,10 @@ def enable_checkpointing(model) -> None:
     conv features, so its adapters would not train unless every tower's input is hooked to
     require a gradient, which older transformers did not do.
     """
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=NON_REENTRANT)
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x names it so; the old name goes in v6
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=NON_REENTRANT)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=NON_REENTRANT)
 
 
 class Stop(Exception):

@@ -16,7 +16,9 @@ ds, splits = pick_dataset_with_splits("Make and audit a split on the Split & lea
 with st.form("run_form"):
     st.subheader("New run")
     c = st.columns(4)
-    split = c[0].selectbox("Split", splits, key="run_split")
+    split = c[0].selectbox(
+        "Split", splits, key="run_split", format_func=lambda name: f"{name} ({split_status(ds, name)})"
+    )
     targets = c[1].selectbox("LoRA targets", ["attention+mlp", "attention"], key="run_targets")
     rank = c[2].number_input("Rank r", 1, 256, 16, key="run_r")
     alpha = c[3].number_input("Alpha", 1, 512, 32, key="run_alpha")
@@ -58,9 +60,8 @@ with st.form("run_form"):
         key="run_exclude",
         help="The excluded clip ids are written to the run's excluded.json.",
     )
-    status = split_status(ds, split)
     allow_leaky = st.checkbox(
-        f"Override: train even though split is '{status}'",
+        "Override: train even if the split is leaky or not audited",
         False,
         key="run_override",
         help="Recorded in the run's config and shown wherever the run appears.",

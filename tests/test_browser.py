@@ -174,7 +174,7 @@ def test_the_whole_lab_in_chromium(page, server):
 
     # Runs: launch a tiny training run and see it finish
     open_page(page, server, "runs", "Launch")
-    choose(page, "Split", "browser")
+    choose(page, "Split", "browser (clean)")  # the audit status beside each split
     for label, value in (("Epochs", "1"), ("Cap train clips", "48")):
         box = page.locator('[data-testid="stNumberInput"]').filter(has_text=label).locator("input")
         box.fill(value)
