@@ -8,7 +8,8 @@ Prints clips/s of each, their ratio, the max |Δ logit| between them, and the la
 FLOP utilisation (FLOPs counted by torch's FlopCounterMode), and splits the speed-up into work
 saved and GPU use. Run through the device tool (README → Performance has the figures):
   python3 benchmarks/gpu_qwen2audio.py --compile --timeline --batch 512 --clips 8192
-`--quick` times only the compiled lab path, for trying a change. `--question-first`: both paths
+`--quick` times only the compiled lab path, for trying a change; `--floor` measures only how far the
+seed path is from itself in bf16 when one kernel setting changes. `--question-first`: both paths
 ask the question before the clip, which the lab path then computes once per batch.
 """
 
@@ -270,6 +271,43 @@ def two_passes(detector, data: list[np.ndarray]) -> tuple[np.ndarray, float, flo
     return logits, len(data) / first, len(data) / steady
 
 
+def noise_floor(model, processor, spec: dict, data: list[np.ndarray]) -> None:
+    """How far the seed path is from itself in bf16 when only a kernel setting changes.
+
+    Same code, clips and shapes (batch 1, 30 s padding, `generate()`); only how cuBLAS may sum
+    split-K partial products (in bf16: PyTorch's default) or which attention kernel runs (SDPA,
+    or transformers' eager softmax(QK^T)V) differs. Both are settings a seed script may have
+    had. Another bf16 path can be held to the seed's logits only as closely as this spread.
+    """
+    seed = AudioLLMDetector(AudioLLMSpec(**spec, mode="generate", padding="padded", batch_size=1), model, processor)
+    matmul = torch.backends.cuda.matmul
+    t0 = time.perf_counter()
+    reference = seed.score(data, 16000)  # this script's setting: fp32 split-K sums, SDPA attention
+    print(f"seed path, {len(data)} clips: {len(data) / (time.perf_counter() - t0):.2f} clips/s")
+    variants = {"the same settings again": seed.score(data, 16000)}
+    matmul.allow_bf16_reduced_precision_reduction = True
+    variants["split-K partial sums in bf16 allowed (PyTorch's default)"] = seed.score(data, 16000)
+    matmul.allow_bf16_reduced_precision_reduction = False
+    model.set_attn_implementation("eager")
+    variants["eager attention instead of SDPA"] = seed.score(data, 16000)
+    model.set_attn_implementation("sdpa")
+    torch.backends.cudnn.allow_tf32 = False
+    matmul.allow_tf32 = False
+    model.float()
+    truth = AudioLLMDetector(AudioLLMSpec(**{**spec, "dtype": "fp32"}, batch_size=8), model, processor).score(
+        data, 16000
+    )
+
+    def worst(a: np.ndarray, b: np.ndarray) -> str:
+        lo = np.abs((a[:, 0] - a[:, 1]) - (b[:, 0] - b[:, 1])).max()
+        return f"{np.abs(a - b).max():.2e} (log-odds {lo:.2e})"
+
+    print(f"answer logits up to |{np.abs(truth).max():.1f}|; fp32 answer on the same bf16 weights as the truth")
+    print(f"seed path, this script's setting: {worst(reference, truth)} from fp32")
+    for name, logits in variants.items():
+        print(f"seed path, {name}: {worst(logits, reference)} from the setting above, {worst(logits, truth)} from fp32")
+
+
 def compiled_lab(spec: dict, batch: int, model, processor, data: list[np.ndarray]) -> AudioLLMDetector:
     """The lab path with each layer `torch.compile`d, compiled on two batch shapes before it is timed."""
     fast = AudioLLMDetector(AudioLLMSpec(**spec, batch_size=batch, compile=True), model, processor)
@@ -295,6 +333,11 @@ def main() -> None:
         action="store_true",
         help="both paths ask the question before the clip (prompt ending in <audio>): the trimmed path then "
         "computes it once per batch",
+    )
+    ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="only the seed path's bf16 spread against itself under other kernel settings (--seed-clips clips)",
     )
     ap.add_argument("--quick", action="store_true", help="only the compiled lab path (timing, timeline): for A/B tries")
     ap.add_argument(
@@ -328,6 +371,9 @@ def main() -> None:
     before = ids.index(audio_id)
     layout = "question before the clip" if args.question_first else "clip first, then the question (the default)"
     print(f"prompt: {layout}; {before} tokens before the audio, {len(ids) - 1 - before} after it")
+    if args.floor:
+        noise_floor(model, processor, spec, data[: args.seed_clips])
+        return
     if args.quick:
         fast = compiled_lab(spec, args.batch, model, processor, data)
         _, first, steady = two_passes(fast, data)
