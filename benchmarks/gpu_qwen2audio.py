@@ -271,41 +271,38 @@ def two_passes(detector, data: list[np.ndarray]) -> tuple[np.ndarray, float, flo
     return logits, len(data) / first, len(data) / steady
 
 
-def noise_floor(model, processor, spec: dict, data: list[np.ndarray]) -> None:
-    """How far the seed path is from itself in bf16 when only a kernel setting changes.
+def deltas(a: np.ndarray, b: np.ndarray) -> str:
+    """The largest |difference| of the answer logits and of the log-odds between two (clips, 2) arrays."""
+    d_ans = np.abs(a - b).max()
+    d_lo = np.abs((a[:, 0] - a[:, 1]) - (b[:, 0] - b[:, 1])).max()
+    return f"answer logits {d_ans:.2e}, log-odds {d_lo:.2e} (|logit| up to {np.abs(b).max():.1f})"
+
+
+def seed_spread(model, seed: AudioLLMDetector, data: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """The seed path's bf16 logits again, then with one other kernel setting at a time.
 
     Same code, clips and shapes (batch 1, 30 s padding, `generate()`); only how cuBLAS may sum
     split-K partial products (in bf16: PyTorch's default) or which attention kernel runs (SDPA,
     or transformers' eager softmax(QK^T)V) differs. Both are settings a seed script may have
-    had. Another bf16 path can be held to the seed's logits only as closely as this spread.
+    had, so another bf16 path can be held to the seed's logits only as closely as this spread.
     """
-    seed = AudioLLMDetector(AudioLLMSpec(**spec, mode="generate", padding="padded", batch_size=1), model, processor)
     matmul = torch.backends.cuda.matmul
-    t0 = time.perf_counter()
-    reference = seed.score(data, 16000)  # this script's setting: fp32 split-K sums, SDPA attention
-    print(f"seed path, {len(data)} clips: {len(data) / (time.perf_counter() - t0):.2f} clips/s")
-    variants = {"the same settings again": seed.score(data, 16000)}
+    spread = {"the same settings again": seed.score(data, 16000)}
     matmul.allow_bf16_reduced_precision_reduction = True
-    variants["split-K partial sums in bf16 allowed (PyTorch's default)"] = seed.score(data, 16000)
+    spread["split-K partial sums in bf16 allowed (PyTorch's default)"] = seed.score(data, 16000)
     matmul.allow_bf16_reduced_precision_reduction = False
     model.set_attn_implementation("eager")
-    variants["eager attention instead of SDPA"] = seed.score(data, 16000)
+    spread["eager attention instead of SDPA"] = seed.score(data, 16000)
     model.set_attn_implementation("sdpa")
+    return spread
+
+
+def to_fp32(model) -> None:
+    """The model in fp32 with TF32 off for matmuls and convolutions: the bf16 weights are exact in fp32."""
+    torch.compiler.set_stance("force_eager")  # no fp32 recompilation of layers compiled for bf16
     torch.backends.cudnn.allow_tf32 = False
-    matmul.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     model.float()
-    truth = AudioLLMDetector(AudioLLMSpec(**{**spec, "dtype": "fp32"}, batch_size=8), model, processor).score(
-        data, 16000
-    )
-
-    def worst(a: np.ndarray, b: np.ndarray) -> str:
-        lo = np.abs((a[:, 0] - a[:, 1]) - (b[:, 0] - b[:, 1])).max()
-        return f"{np.abs(a - b).max():.2e} (log-odds {lo:.2e})"
-
-    print(f"answer logits up to |{np.abs(truth).max():.1f}|; fp32 answer on the same bf16 weights as the truth")
-    print(f"seed path, this script's setting: {worst(reference, truth)} from fp32")
-    for name, logits in variants.items():
-        print(f"seed path, {name}: {worst(logits, reference)} from the setting above, {worst(logits, truth)} from fp32")
 
 
 def compiled_lab(spec: dict, batch: int, model, processor, data: list[np.ndarray]) -> AudioLLMDetector:
@@ -372,7 +369,18 @@ def main() -> None:
     layout = "question before the clip" if args.question_first else "clip first, then the question (the default)"
     print(f"prompt: {layout}; {before} tokens before the audio, {len(ids) - 1 - before} after it")
     if args.floor:
-        noise_floor(model, processor, spec, data[: args.seed_clips])
+        few = data[: args.seed_clips]
+        seed = AudioLLMDetector(AudioLLMSpec(**spec, mode="generate", padding="padded", batch_size=1), model, processor)
+        seed.score(few[:2], 16000)  # warm-up
+        seed_logits, seconds = timed(seed.score, few, 16000)
+        print(f"seed path, {len(few)} clips: {len(few) / seconds:.2f} clips/s")
+        spread = seed_spread(model, seed, few)
+        to_fp32(model)
+        truth = AudioLLMDetector(AudioLLMSpec(**{**spec, "dtype": "fp32"}, batch_size=8), model, processor)
+        truth_logits = truth.score(few, 16000)
+        print(f"seed path, this script's setting, against fp32: {deltas(seed_logits, truth_logits)}")
+        for name, logits in spread.items():
+            print(f"seed path, {name}: {deltas(logits, seed_logits)}; against fp32: {deltas(logits, truth_logits)}")
         return
     if args.quick:
         fast = compiled_lab(spec, args.batch, model, processor, data)
@@ -397,11 +405,6 @@ def main() -> None:
     seed_logits, seed_s = timed(seed.score, data[: args.seed_clips], 16000)
     lab_logits, lab_first, lab_rate = two_passes(lab, data)
     seed_rate = args.seed_clips / seed_s
-
-    def deltas(a: np.ndarray, b: np.ndarray) -> str:
-        d_ans = np.abs(a - b).max()
-        d_lo = np.abs((a[:, 0] - a[:, 1]) - (b[:, 0] - b[:, 1])).max()
-        return f"answer logits {d_ans:.2e}, log-odds {d_lo:.2e} (|logit| up to {np.abs(b).max():.1f})"
 
     common = lab_logits[: args.seed_clips]
     # bf16 noise floor: the seed path's own quantity computed by another valid bf16 kernel order
@@ -462,11 +465,12 @@ def main() -> None:
             timeline(fast, data)
         if args.profile:
             profile(fast, data[: 4 * args.batch])
-    # the same comparison in fp32 (the bf16 weights are exact in fp32; TF32 off for matmuls and convolutions)
-    torch.compiler.set_stance("force_eager")  # no fp32 recompilation of the compiled layers
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
-    model.float()
+    torch.compiler.set_stance("force_eager")  # the seed path again, uncompiled, as it was timed
+    spread = seed_spread(model, seed, data[: args.seed_clips])
+    for name, logits in spread.items():
+        print(f"max |delta| seed vs the seed path itself, {name}: {deltas(logits, seed_logits)}")
+    # the same comparison in fp32
+    to_fp32(model)
     spec32 = {**spec, "dtype": "fp32"}
     few = data[: min(8, args.seed_clips)]
     seed32 = AudioLLMDetector(AudioLLMSpec(**spec32, mode="generate", padding="padded", batch_size=1), model, processor)
@@ -478,6 +482,8 @@ def main() -> None:
     print(f"bf16 error against fp32, {args.seed_clips} clips:")
     print(f"  seed path (batch 1, padded, generate): {deltas(seed_logits, truth)}")
     print(f"  seed's own path, another kernel order: {deltas(floor_logits, truth)}")
+    for name, logits in spread.items():
+        print(f"  seed path, {name}: {deltas(logits, truth)}")
     print(f"  lab path (batched, trimmed, eager): {deltas(common, truth)}")
     if args.compile:
         print(f"  lab path, compiled layers: {deltas(fast_logits[: args.seed_clips], truth)}")
