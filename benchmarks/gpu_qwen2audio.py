@@ -297,12 +297,21 @@ def seed_spread(model, seed: AudioLLMDetector, data: list[np.ndarray]) -> dict[s
     return spread
 
 
-def to_fp32(model) -> None:
-    """The model in fp32 with TF32 off for matmuls and convolutions: the bf16 weights are exact in fp32."""
-    torch.compiler.set_stance("force_eager")  # no fp32 recompilation of layers compiled for bf16
+def seed_path(spec: dict, model, processor) -> AudioLLMDetector:
+    """The seed's way of scoring: batch 1, every clip padded to 30 s, `generate()` one token."""
+    return AudioLLMDetector(AudioLLMSpec(**spec, mode="generate", padding="padded", batch_size=1), model, processor)
+
+
+def to_fp32(model, processor, spec: dict) -> tuple[AudioLLMDetector, AudioLLMDetector]:
+    """The model in fp32 (TF32 off for matmuls and convolutions; the bf16 weights are exact in fp32).
+
+    Returns the seed path and the lab path (batch 8) on it: the latter is the reference answer.
+    """
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     model.float()
+    spec32 = {**spec, "dtype": "fp32"}
+    return seed_path(spec32, model, processor), AudioLLMDetector(AudioLLMSpec(**spec32, batch_size=8), model, processor)
 
 
 def compiled_lab(spec: dict, batch: int, model, processor, data: list[np.ndarray]) -> AudioLLMDetector:
@@ -370,13 +379,12 @@ def main() -> None:
     print(f"prompt: {layout}; {before} tokens before the audio, {len(ids) - 1 - before} after it")
     if args.floor:
         few = data[: args.seed_clips]
-        seed = AudioLLMDetector(AudioLLMSpec(**spec, mode="generate", padding="padded", batch_size=1), model, processor)
+        seed = seed_path(spec, model, processor)
         seed.score(few[:2], 16000)  # warm-up
         seed_logits, seconds = timed(seed.score, few, 16000)
         print(f"seed path, {len(few)} clips: {len(few) / seconds:.2f} clips/s")
         spread = seed_spread(model, seed, few)
-        to_fp32(model)
-        truth = AudioLLMDetector(AudioLLMSpec(**{**spec, "dtype": "fp32"}, batch_size=8), model, processor)
+        _, truth = to_fp32(model, processor, spec)
         truth_logits = truth.score(few, 16000)
         print(f"seed path, this script's setting, against fp32: {deltas(seed_logits, truth_logits)}")
         for name, logits in spread.items():
@@ -392,7 +400,7 @@ def main() -> None:
         if args.evaluate:
             through_evaluate(fast, data)
         return
-    seed = AudioLLMDetector(AudioLLMSpec(**spec, mode="generate", padding="padded", batch_size=1), model, processor)
+    seed = seed_path(spec, model, processor)
     lab = AudioLLMDetector(
         AudioLLMSpec(**spec, mode="logits", padding="trimmed", batch_size=args.batch), model, processor
     )
@@ -465,16 +473,14 @@ def main() -> None:
             timeline(fast, data)
         if args.profile:
             profile(fast, data[: 4 * args.batch])
-    torch.compiler.set_stance("force_eager")  # the seed path again, uncompiled, as it was timed
+    # uncompiled from here: the seed path again as it was timed, and no fp32 recompilation of the layers
+    torch.compiler.set_stance("force_eager")
     spread = seed_spread(model, seed, data[: args.seed_clips])
     for name, logits in spread.items():
         print(f"max |delta| seed vs the seed path itself, {name}: {deltas(logits, seed_logits)}")
     # the same comparison in fp32
-    to_fp32(model)
-    spec32 = {**spec, "dtype": "fp32"}
+    seed32, lab32 = to_fp32(model, processor, spec)
     few = data[: min(8, args.seed_clips)]
-    seed32 = AudioLLMDetector(AudioLLMSpec(**spec32, mode="generate", padding="padded", batch_size=1), model, processor)
-    lab32 = AudioLLMDetector(AudioLLMSpec(**spec32, batch_size=8), model, processor)
     parity = deltas(lab32.score(few, 16000), seed32.score(few, 16000))
     print(f"max |delta| seed vs lab, fp32 (same weights, {len(few)} clips): {parity}")
     # how far each bf16 path is from the fp32 answer: the bf16 error of the method, not of the reference
