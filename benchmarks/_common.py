@@ -12,10 +12,10 @@ def bench_dataset(audit: bool = False):
     Uses a temporary LAB_DATA_DIR unless one is set, so benchmarks never touch data/.
     """
     os.environ.setdefault("LAB_DATA_DIR", tempfile.mkdtemp(prefix="lab-bench-"))
-    from core.audit import audit_split
-    from core.datasets import load_dataset
-    from core.default_dataset import build_default
-    from core.splits import make_split, save_split
+    from core.data.audit import audit_split
+    from core.data.datasets import load_dataset
+    from core.data.default_dataset import build_default
+    from core.data.splits import make_split, save_split
 
     build_default()
     ds = load_dataset("default")

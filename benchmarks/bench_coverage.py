@@ -15,7 +15,7 @@ import time
 import numpy as np
 from scipy.special import expit
 
-from core.stats import paired_bootstrap_diff
+from core.analysis.stats import paired_bootstrap_diff
 
 # Probability of a correct answer: expit(base + u_g ± v_g/2) for A (+) and B (−): u_g makes a
 # group hard for both models, v_g makes one model better on some groups and worse on others.

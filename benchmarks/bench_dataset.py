@@ -14,11 +14,11 @@ import numpy as np
 
 def main() -> None:
     os.environ["LAB_DATA_DIR"] = tempfile.mkdtemp(prefix="lab-bench-")
-    from core import audio
-    from core.audit import audit
-    from core.datasets import load_dataset
-    from core.default_dataset import build_default
-    from core.splits import make_split
+    from core.data import audio
+    from core.data.audit import audit
+    from core.data.datasets import load_dataset
+    from core.data.default_dataset import build_default
+    from core.data.splits import make_split
 
     t = time.perf_counter()
     build_default(force=True)

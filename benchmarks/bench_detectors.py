@@ -12,9 +12,10 @@ def main() -> None:
     import torch
 
     from benchmarks._common import bench_dataset
+    from core.data.splits import select_clips
     from core.detectors import make_detector
     from core.detectors.audio_llm import QUESTION_FIRST_PROMPT
-    from core.evaluate import score_clips, select_clips
+    from core.scoring.evaluate import score_clips
 
     ds = bench_dataset()
     clips = select_clips(ds, "bench", "test")

@@ -17,7 +17,7 @@ import numpy as np
 
 
 def bootstrap_speed() -> None:
-    from core import psychometrics as pm
+    from core.analysis import psychometrics as pm
 
     rng = np.random.default_rng(0)
     for axis, x, units in (
@@ -44,7 +44,7 @@ def threshold_coverage(sims: int = 200, units: int = 60, n_boot: int = 1000, see
     Responses drawn from a logistic ψ with threshold parameter α = 0 dB, slope β = 3 dB and
     lapse 0.04, `units` base clips × 6 SNRs (−10 … +20 dB), each clip answering once per SNR.
     """
-    from core import psychometrics as pm
+    from core.analysis import psychometrics as pm
 
     rng = np.random.default_rng(seed)
     snr = np.array([-10, -5, 0, 5, 10, 20.0])
@@ -74,12 +74,12 @@ def main() -> None:
     )
 
     from benchmarks._common import bench_dataset
-    from core import conditions as cond
-    from core import psychometrics as pm
-    from core.datasets import load_dataset
+    from core.analysis import psychometrics as pm
+    from core.data import conditions as cond
+    from core.data.datasets import load_dataset
     from core.detectors import make_detector
-    from core.evaluate import evaluate
-    from core.predictions import load
+    from core.scoring.evaluate import evaluate
+    from core.scoring.predictions import load
 
     ds = bench_dataset()
     t0 = time.perf_counter()

@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 
-from core.calibration import TemperatureScaling
-from core.thresholds import ThresholdIndex
+from core.analysis.calibration import TemperatureScaling
+from core.analysis.thresholds import ThresholdIndex
 
 
 def main() -> None:

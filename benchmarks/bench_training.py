@@ -14,11 +14,11 @@ def main() -> None:
     import argparse
 
     from benchmarks._common import bench_dataset
-    from core import runs
+    from core.data.splits import select_clips
     from core.detectors import make_detector
     from core.detectors.audio_llm import DEFAULT_PROMPT, QUESTION_FIRST_PROMPT
-    from core.evaluate import select_clips
-    from core.training import TrainConfig, dev_metrics, short_noisy_mask, train_run
+    from core.runs import registry
+    from core.runs.training import TrainConfig, dev_metrics, short_noisy_mask, train_run
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--question-first", action="store_true")
@@ -32,7 +32,7 @@ def main() -> None:
     )
     base_m = dev_metrics(dev["label"].to_numpy(), base, short_noisy)
     t0 = time.perf_counter()
-    res = train_run(runs.runs_dir() / runs.create_run(TrainConfig(split="bench", prompt=prompt)))
+    res = train_run(registry.runs_dir() / registry.create_run(TrainConfig(split="bench", prompt=prompt)))
     seconds = time.perf_counter() - t0
     layout = ", question before the clip" if question_first else ""
     print(f"default fine-tuning run{layout} (train + dev/test evaluation): {seconds:.0f} s (target ≤ 180 s)")

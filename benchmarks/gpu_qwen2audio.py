@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import core.detectors.audio_llm as llm  # noqa: E402
-from core import lab_model  # noqa: E402
+from core.detectors import lab_model  # noqa: E402
 from core.detectors.audio_llm import AudioLLMDetector, AudioLLMSpec  # noqa: E402
 
 # Qwen/Qwen2-Audio-7B-Instruct config.json (architecture only; the tokenizer here is the lab's)
@@ -211,11 +211,11 @@ def through_evaluate(detector, data: list[np.ndarray]) -> None:
 
     import soundfile as sf
 
-    from core import predictions
-    from core.datasets import load_dataset
-    from core.evaluate import evaluate
-    from core.importers import import_dataset
-    from core.splits import make_split, save_split
+    from core.data.datasets import load_dataset
+    from core.data.importers import import_dataset
+    from core.data.splits import make_split, save_split
+    from core.scoring import predictions
+    from core.scoring.evaluate import evaluate
 
     root = Path(tempfile.mkdtemp(prefix="gpubench-"))
     os.environ["LAB_DATA_DIR"] = str(root / "data")

@@ -28,12 +28,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import runs  # noqa: E402
-from core.datasets import load_dataset  # noqa: E402
+from core.data.datasets import load_dataset  # noqa: E402
+from core.data.splits import select_clips  # noqa: E402
+from core.decision import correct  # noqa: E402
 from core.detectors import make_detector  # noqa: E402
-from core.evaluate import select_clips  # noqa: E402
-from core.metrics import correct  # noqa: E402
-from core.training import TrainConfig  # noqa: E402
+from core.runs import registry, sweeps  # noqa: E402
+from core.runs.training import TrainConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -50,9 +50,9 @@ def timed_score(detector, audio: list[np.ndarray]) -> tuple[np.ndarray, float]:
 
 def train(cfg: TrainConfig, launcher: list[str]) -> tuple[str, float]:
     """Register a run, train it in a fresh process (`launcher` + `-m core train`); (run id, seconds)."""
-    run_id = runs.create_run(cfg)
+    run_id = registry.create_run(cfg)
     t0 = time.perf_counter()
-    cmd = [*launcher, "-m", "core", "train", "--run-dir", str(runs.runs_dir() / run_id)]
+    cmd = [*launcher, "-m", "core", "train", "--run-dir", str(registry.runs_dir() / run_id)]
     r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     if r.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}")
@@ -60,12 +60,12 @@ def train(cfg: TrainConfig, launcher: list[str]) -> tuple[str, float]:
 
 
 def losses(run_id: str) -> np.ndarray:
-    lines = (runs.runs_dir() / run_id / "metrics.jsonl").read_text().splitlines()
+    lines = (registry.runs_dir() / run_id / "metrics.jsonl").read_text().splitlines()
     return np.array([json.loads(x)["loss"] for x in lines if '"train"' in x])
 
 
 def test_metrics(run_id: str) -> str:
-    t = json.loads((runs.runs_dir() / run_id / "result.json").read_text())["test"]
+    t = json.loads((registry.runs_dir() / run_id / "result.json").read_text())["test"]
     return ", ".join(f"{k} {t[k]:.4f}" for k in ("accuracy", "balanced_accuracy", "roc_auc", "nll"))
 
 
@@ -77,7 +77,7 @@ def adapter_moved(run_id: str) -> str:
     """
     from safetensors.torch import load_file
 
-    weights = load_file(runs.runs_dir() / run_id / "adapter" / "adapter_model.safetensors")
+    weights = load_file(registry.runs_dir() / run_id / "adapter" / "adapter_model.safetensors")
     norm = {part: 0.0 for part in ("audio tower", "LLM")}
     for name, w in weights.items():
         if "lora_B" in name:
@@ -137,11 +137,11 @@ def main() -> None:
         )
         # a sweep puts one run on each GPU at a time
         t0 = time.perf_counter()
-        sweep = runs.create_sweep(cfg, {"lora_r": [8, 16]}, list(range(gpus)))
-        while runs.sweep_status(sweep)["state"] not in ("finished", "cancelled", "failed"):
+        sweep = sweeps.create_sweep(cfg, {"lora_r": [8, 16]}, list(range(gpus)))
+        while sweeps.sweep_status(sweep)["state"] not in ("finished", "cancelled", "failed"):
             time.sleep(1)
-        members = runs.sweep_status(sweep)["runs"]
-        states = [runs.status(r)["state"] for r in members]
+        members = sweeps.sweep_status(sweep)["runs"]
+        states = [registry.status(r)["state"] for r in members]
         print(
             f"sweep of {len(members)} runs (lora_r 8, 16 x {gpus} seeds), one per GPU at a time: "
             f"{time.perf_counter() - t0:.0f} s against {s_one:.0f} s for one run alone; states {states}"

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from core import predictions
-from core.calibration_report import reliability_frame, report
+from core.analysis.calibration_report import reliability_frame, report
+from core.scoring import predictions
 from ui.charts import reliability_diagram
 from ui.state import load_table, pick_table
 

@@ -3,9 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from core import predictions, runs
-from core.compare import aggregate, compare
+from core.analysis.compare import aggregate, compare
 from core.errors import LabError
+from core.runs import sweeps
+from core.scoring import predictions
 from ui.charts import intervals
 from ui.state import load_table, pick_table
 
@@ -91,14 +92,14 @@ else:
     )
 
 st.subheader("Seeds of one configuration")
-sweeps = runs.list_sweeps()
+sweep_ids = sweeps.list_sweeps()
 mode = st.radio("Aggregate", ["predictions tables", "a sweep"], horizontal=True, key="agg_mode")
 if mode == "a sweep":
-    if not sweeps:
+    if not sweep_ids:
         st.info("No sweeps yet (Runs page).")
     else:
-        sweep = st.selectbox("Sweep", sweeps, key="agg_sweep")
-        matrix, per_seed = runs.results_matrix(sweep)
+        sweep = st.selectbox("Sweep", sweep_ids, key="agg_sweep")
+        matrix, per_seed = sweeps.results_matrix(sweep)
         st.dataframe(matrix, hide_index=True, width="stretch", key="agg_matrix")
         st.dataframe(per_seed, hide_index=True, width="stretch", key="agg_per_seed")
 else:

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.audit import split_status
-from core.datasets import condition_columns
+from core.data.audit import split_status
+from core.data.datasets import condition_columns
+from core.data.splits import list_splits, load_split
 from core.errors import LabError
-from core.splits import list_splits, load_split
 from ui import plots
 from ui.state import pick_dataset
 

@@ -3,9 +3,8 @@
 import plotly.express as px
 import streamlit as st
 
-from core import annotations, predictions
-from core.calibration_report import fit as fit_calibrator
-from core.error_analysis import (
+from core.analysis.calibration_report import fit as fit_calibrator
+from core.analysis.error_analysis import (
     clean_source,
     confident_errors,
     consistently_wrong,
@@ -13,7 +12,9 @@ from core.error_analysis import (
     filter_clips,
     per_clip,
 )
+from core.data import annotations
 from core.errors import LabError
+from core.scoring import predictions
 from ui import plots
 from ui.state import get_dataset, load_table
 

@@ -2,11 +2,13 @@
 
 import streamlit as st
 
-from core import annotations, jobs, predictions, runs
+from core.data import annotations
+from core.decision import correct
 from core.detectors import DESCRIPTIONS, DETECTORS
 from core.detectors.audio_llm import check_prompt, require_available
 from core.errors import LabError
-from core.metrics import correct
+from core.runs import jobs, registry
+from core.scoring import predictions
 from ui.state import pick_dataset_with_splits
 
 st.title("Evaluate")
@@ -77,7 +79,7 @@ if start:
         except LabError as exc:
             st.error(str(exc))
             st.stop()
-        if runs.scoring_prompt(adapter, prompt if prompt.strip() else "")[1]:
+        if registry.scoring_prompt(adapter, prompt if prompt.strip() else "")[1]:
             st.warning("Scoring with another prompt than the adapter was trained with (empty = its own).")
     job_id = jobs.launch("evaluate", args, label=f"{detector} on {ds.name}/{split}/{part}")
     st.session_state["last_eval_job"] = job_id

@@ -3,10 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from core import predictions
-from core import psychometrics as pm
-from core.datasets import dataset_info
+from core.analysis import psychometrics as pm
+from core.data.datasets import dataset_info
 from core.errors import LabError
+from core.scoring import predictions
 from ui.charts import psychometric_panels
 from ui.state import load_table
 

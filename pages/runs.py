@@ -4,10 +4,11 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core import annotations, runs
-from core.audit import split_status
+from core.data import annotations
+from core.data.audit import split_status
 from core.errors import LabError
-from core.training import TrainConfig
+from core.runs import registry, sweeps
+from core.runs.training import TrainConfig
 from ui.state import pick_dataset_with_splits
 
 st.title("Runs")
@@ -116,11 +117,11 @@ if submitted:
         st.stop()
     try:
         if grid or len(seed_list) > 1:
-            sweep_id = runs.create_sweep(cfg, grid, seed_list, parallel=int(parallel))
+            sweep_id = sweeps.create_sweep(cfg, grid, seed_list, parallel=int(parallel))
             st.success(f"sweep {sweep_id} queued")
         else:
-            run_id = runs.create_run(cfg)
-            runs.launch(run_id)
+            run_id = registry.create_run(cfg)
+            registry.launch(run_id)
             st.session_state["run_pick"] = run_id  # show the new run below
             st.success(f"run {run_id} started")
     except LabError as exc:
@@ -129,7 +130,7 @@ if submitted:
 
 @st.fragment(run_every=2.0)
 def runs_panel() -> None:
-    table = runs.list_runs()
+    table = registry.list_runs()
     if table.empty:
         st.info("No runs yet.")
         return
@@ -162,18 +163,18 @@ def runs_panel() -> None:
     if st.session_state.get("run_pick") not in ids:
         st.session_state["run_pick"] = ids[0]
     run_id = st.selectbox("Run", ids, key="run_pick")
-    s = runs.status(run_id)
-    cfg = runs.config(run_id)
+    s = registry.status(run_id)
+    cfg = registry.config(run_id)
     if cfg["provenance"].get("leaky_override"):
         st.warning("This run trained on a split the audit marked LEAKY (explicit override).")
     eta = f", ETA {int(s['eta_s'])} s" if s.get("eta_s") is not None and s["state"] == "running" else ""
     st.progress(min(1.0, float(s.get("progress", 0.0))), text=f"{s['state']}: {s.get('message', '')}{eta}")
     c = st.columns(3)
     if s["state"] in ("running", "queued") and c[0].button("Cancel", key=f"cancel_{run_id}"):
-        runs.cancel(run_id)
+        registry.cancel(run_id)
     if s["state"] in ("failed", "cancelled") and c[1].button("Resume", key=f"resume_{run_id}"):
-        runs.launch(run_id, resume=True)
-    log = runs.metrics_log(run_id)
+        registry.launch(run_id, resume=True)
+    log = registry.metrics_log(run_id)
     if not log.empty:
         train = log[log["type"] == "train"]
         dev = log[log["type"] == "dev"]
@@ -189,26 +190,26 @@ def runs_panel() -> None:
             right.plotly_chart(
                 px.line(dev, x="epoch", y=cols, markers=True, title="dev metrics", height=300), width="stretch"
             )
-    res = runs.result(run_id)
+    res = registry.result(run_id)
     if res:
         st.markdown("**Final metrics**")
         st.dataframe(pd.DataFrame({p: res[p] for p in ("dev", "test")}).T, width="stretch")
     with st.expander("Log tail"):
-        path = runs.runs_dir() / run_id / "log.txt"
+        path = registry.runs_dir() / run_id / "log.txt"
         st.code("\n".join(path.read_text(errors="replace").splitlines()[-30:]) if path.exists() else "(no log yet)")
 
 
 runs_panel()
 
-sweeps = runs.list_sweeps()
-if sweeps:
+sweep_ids = sweeps.list_sweeps()
+if sweep_ids:
     st.subheader("Sweep results")
-    sweep_id = st.selectbox("Sweep", sweeps, key="sweep_pick")
-    sw = runs.sweep_status(sweep_id)
+    sweep_id = st.selectbox("Sweep", sweep_ids, key="sweep_pick")
+    sw = sweeps.sweep_status(sweep_id)
     st.caption(f"{sw['state']}: {sw.get('message', '')}")
     if sw["state"] in ("queued", "running") and st.button("Cancel sweep", key="cancel_sweep"):
-        runs.cancel_sweep(sweep_id)
-    matrix, per_seed = runs.results_matrix(sweep_id)
+        sweeps.cancel_sweep(sweep_id)
+    matrix, per_seed = sweeps.results_matrix(sweep_id)
     if matrix.empty:
         st.info("No finished runs in this sweep yet.")
     else:

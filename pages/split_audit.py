@@ -3,9 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from core.audit import NEAR_THRESHOLD, audit_split, load_audit, split_status
+from core.data.audit import NEAR_THRESHOLD, audit_split, load_audit, split_status
+from core.data.splits import check_split, list_splits, load_split, make_split, save_split, split_info
 from core.errors import LabError
-from core.splits import check_split, list_splits, load_split, make_split, save_split, split_info
 from ui.state import pick_dataset
 
 st.title("Split & leakage audit")

@@ -4,10 +4,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import predictions
-from core.calibration import ece, sigmoid
-from core.calibration_report import fit
-from core.thresholds import ThresholdIndex, dev_to_test, roc_curve
+from core.analysis.calibration import ece
+from core.analysis.calibration_report import fit
+from core.analysis.thresholds import ThresholdIndex, dev_to_test, roc_curve
+from core.decision import sigmoid
+from core.scoring import predictions
 from ui.charts import confusion, roc_with_point
 from ui.state import load_table, pick_table
 

@@ -21,8 +21,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def default_ds(data_dir: Path):
-    from core.datasets import load_dataset
-    from core.default_dataset import build_default
+    from core.data.datasets import load_dataset
+    from core.data.default_dataset import build_default
 
     build_default()
     return load_dataset("default")

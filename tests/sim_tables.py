@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from core import predictions
-from core.evaluate import select_clips
-from core.splits import make_split, save_split
+from core.data.splits import make_split, save_split, select_clips
+from core.scoring import predictions
 
 
 def simulated_logits(

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core import audio
+from core.data import audio
 from core.errors import AudioError
 
 

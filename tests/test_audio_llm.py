@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from core import lab_model, predictions
 from core.detectors import audio_llm as L
+from core.detectors import lab_model
 from core.errors import LabError
+from core.scoring import predictions
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from core import audio
-from core.audit import audit, audit_split, require_clean_split, split_status
+from core.data import audio
+from core.data.audit import audit, audit_split, require_clean_split, split_status
+from core.data.splits import make_split, save_split
 from core.errors import SplitError
-from core.splits import make_split, save_split
 
 
 def _loader(ds, extra: dict):
@@ -103,7 +103,7 @@ def test_saved_audit_gates_training(default_ds):
 
 
 def test_fingerprint_scores_copies_high_and_strangers_low(default_ds):
-    from core.fingerprint import fingerprint, match_scores
+    from core.data.fingerprint import fingerprint, match_scores
 
     m = default_ds.manifest
     ids = m[(m["label"] == "speech") & (m["duration_ms"] == 1000)]["clip_id"].iloc[[0, 200]]

@@ -48,11 +48,11 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(default_ds):
     """Psychometric predictions prepared through core, then the app served on a free localhost port."""
-    from core import conditions as cond
-    from core.datasets import load_dataset
+    from core.data import conditions as cond
+    from core.data.datasets import load_dataset
+    from core.data.splits import make_split, save_split
     from core.detectors import make_detector
-    from core.evaluate import evaluate
-    from core.splits import make_split, save_split
+    from core.scoring.evaluate import evaluate
 
     save_split(default_ds, "browser-psy-src", make_split(default_ds.manifest, seed=31), {"seed": 31})
     spec = cond.ConditionSpec(durations_ms=(20, 80, 200, 1000), snrs_db=(-10.0, 0.0, 20.0), bases_per_label=3)

@@ -7,7 +7,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 from statsmodels.stats.proportion import proportion_confint
 
-from core import calibration, calibration_report, compare, metrics, stats, thresholds
+from core.analysis import calibration, calibration_report, compare, metrics, stats, thresholds
 
 
 def _table(n=400, groups=20, seed=0, shift=0.0):

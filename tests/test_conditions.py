@@ -5,10 +5,10 @@ import pytest
 import soundfile as sf
 from scipy.signal import periodogram
 
-from core import audio
-from core import conditions as cond
+from core.data import audio
+from core.data import conditions as cond
+from core.data.splits import make_split, save_split
 from core.errors import LabError
-from core.splits import make_split, save_split
 
 SR = 16_000
 
@@ -102,7 +102,7 @@ def test_generated_set_keeps_base_clips_and_conditions(default_ds, condition_set
         y, sr = sf.read(ds.root / row.path)
         assert sr == SR and len(y) == round(row.duration_ms * SR / 1000)
         assert np.abs(y).max() == pytest.approx(audio.PEAK_LEVEL, abs=2e-4)
-    from core.splits import load_split
+    from core.data.splits import load_split
 
     assert (load_split(ds, "conditions") == "test").all()
 
@@ -133,6 +133,6 @@ def test_bad_requests_fail_clearly(default_ds, condition_set):
         cond.generate(
             default_ds, "condsplit", "test", "condx", cond.ConditionSpec(noise="folder", noise_folder="/nonexistent")
         )
-    from core.datasets import list_datasets
+    from core.data.datasets import list_datasets
 
     assert "condx" not in list_datasets()

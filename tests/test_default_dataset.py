@@ -2,10 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import audio, default_dataset, nonspeech
-from core.datasets import REQUIRED_COLUMNS, load_dataset
-from core.speech import VOICES, sentences_for
-from core.tts import Voice, synthesize
+from core.data import audio, default_dataset, nonspeech
+from core.data.datasets import REQUIRED_COLUMNS, load_dataset
+from core.data.speech import VOICES, sentences_for
+from core.data.tts import Voice, synthesize
 
 
 def test_group_and_condition_coverage(default_ds):

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from core import audio
+from core.data import audio
+from core.data.splits import make_split
+from core.data.tts import Voice, synthesize
 from core.detectors import make_detector
-from core.splits import make_split
-from core.tts import Voice, synthesize
 
 
 def p_speech(logits: np.ndarray) -> np.ndarray:

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import annotations, predictions
-from core.error_analysis import clean_source, confident_errors, consistently_wrong, filter_clips, per_clip
+from core.analysis.error_analysis import clean_source, confident_errors, consistently_wrong, filter_clips, per_clip
+from core.data import annotations
+from core.data.splits import make_split, save_split, select_clips
 from core.errors import LabError
-from core.evaluate import select_clips
-from core.splits import make_split, save_split
+from core.scoring import predictions
 from tests.conftest import REPO
 
 RUNS = [f"errseed{s}-test" for s in range(3)]

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import jobs, predictions
-from core.datasets import load_dataset
-from core.splits import make_split, save_split
+from core.data.datasets import load_dataset
+from core.data.splits import make_split, save_split
+from core.runs import jobs
+from core.scoring import predictions
 from tests.conftest import REPO, wait_for
 
 
@@ -72,8 +73,9 @@ def test_cli_answer_tokens_are_configurable(default_ds, split_name):
 
 def test_a_split_streams_from_disk_through_worker_processes(default_ds, split_name, tmp_path):
     """core.evaluate hands an audio LLM the split unread; its workers read each batch from disk."""
+    from core.data.splits import select_clips
     from core.detectors import make_detector
-    from core.evaluate import score_clips, select_clips
+    from core.scoring.evaluate import score_clips
 
     clips = select_clips(default_ds, split_name, "test")
     streaming = make_detector("lab-base", batch_size=32, workers=2)

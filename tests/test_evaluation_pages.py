@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import metrics, predictions
-from core.calibration import TemperatureScaling
+from core.analysis import metrics
+from core.analysis.calibration import TemperatureScaling
+from core.scoring import predictions
 from tests import sim_tables
 from tests.conftest import REPO
 

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from core.datasets import load_dataset
+from core.data.datasets import load_dataset
+from core.data.importers import import_dataset, parse_rttm
 from core.errors import AudioError, LabError, ManifestError
-from core.importers import import_dataset, parse_rttm
 
 
 def _noise(seconds: float, sr: int, seed: int, channels: int = 1) -> np.ndarray:

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from core.datasets import read_manifest, validate_manifest
+from core.data.datasets import read_manifest, validate_manifest
 from core.errors import ManifestError
 
 

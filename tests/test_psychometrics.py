@@ -11,7 +11,7 @@ from scipy.optimize import minimize
 from statsmodels.stats.proportion import proportion_confint
 from streamlit.testing.v1 import AppTest
 
-from core import psychometrics as pm
+from core.analysis import psychometrics as pm
 from tests.conftest import REPO
 
 SNR = np.array([-10.0, -5.0, 0.0, 5.0, 10.0, 20.0])
@@ -138,11 +138,11 @@ def test_glm_recovers_a_planted_interaction():
 
 @pytest.fixture(scope="module")
 def scored_conditions(default_ds):
-    from core import conditions as cond
-    from core.datasets import load_dataset
+    from core.data import conditions as cond
+    from core.data.datasets import load_dataset
+    from core.data.splits import make_split, save_split
     from core.detectors import make_detector
-    from core.evaluate import evaluate
-    from core.splits import make_split, save_split
+    from core.scoring.evaluate import evaluate
 
     save_split(default_ds, "psysplit", make_split(default_ds.manifest, seed=12), {"seed": 12})
     spec = cond.ConditionSpec(
@@ -174,7 +174,7 @@ def test_psychometrics_page_draws_curves_for_two_detectors(scored_conditions):
 
 
 def test_cli_psychometric_writes_fits_next_to_the_predictions(scored_conditions):
-    from core import predictions
+    from core.scoring import predictions
 
     r = subprocess.run(
         [

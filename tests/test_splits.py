@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.data.splits import check_split, list_splits, load_split, make_split, save_split, split_units
 from core.errors import SplitError
-from core.splits import check_split, list_splits, load_split, make_split, save_split, split_units
 
 
 @st.composite

@@ -8,7 +8,7 @@ from sklearn.metrics import brier_score_loss, log_loss
 from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 from statsmodels.stats.proportion import proportion_confint
 
-from core import calibration, stats
+from core.analysis import calibration, stats
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from core.thresholds import ThresholdIndex
+from core.analysis.thresholds import ThresholdIndex
 
 
 def brute(y, z, t):

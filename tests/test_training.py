@@ -14,14 +14,14 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core import lab_model, predictions, runs
-from core.audit import audit_split
-from core.detectors import make_detector
+from core.data.audit import audit_split
+from core.data.splits import make_split, save_split, select_clips
+from core.detectors import lab_model, make_detector
 from core.detectors.audio_llm import DEFAULT_PROMPT, QUESTION_FIRST_PROMPT, answer_loss, prepare
 from core.errors import LabError, SplitError
-from core.evaluate import select_clips
-from core.splits import make_split, save_split
-from core.training import TrainConfig, dev_metrics, enable_checkpointing, shard, target_regex, train_run
+from core.runs import registry, sweeps
+from core.runs.training import TrainConfig, dev_metrics, enable_checkpointing, shard, target_regex, train_run
+from core.scoring import predictions
 from tests.conftest import REPO, wait_for
 
 TINY = dict(max_train_clips=48, max_dev_clips=48, epochs=1, batch_size=16)
@@ -35,7 +35,7 @@ def clean_split(default_ds):
 
 
 def _wait(run_id, states=("finished", "failed", "cancelled"), timeout=600):
-    return wait_for(runs.status, run_id, states, timeout)
+    return wait_for(registry.status, run_id, states, timeout)
 
 
 def test_loss_reads_only_the_answer_token():
@@ -104,7 +104,7 @@ def test_gradient_checkpointing_keeps_every_adapter_gradient():
 
 
 def test_spec_augment_masks_only_valid_frames():
-    from core.training import spec_augment
+    from core.runs.training import spec_augment
 
     feats = torch.ones(2, 128, 60)
     spec_augment(feats, torch.tensor([40, 60]), np.random.default_rng(1))
@@ -119,16 +119,16 @@ def test_noise_augmented_specaugment_run(default_ds, clean_split, tmp_path):
     for i in range(2):
         sf.write(tmp_path / f"noise{i}.wav", 0.1 * rng.standard_normal(16000), 16000)
     cfg = TrainConfig(split=clean_split, noise_dir=str(tmp_path), noise_prob=1.0, spec_augment=True, **TINY)
-    a = train_run(runs.runs_dir() / runs.create_run(cfg))
-    b = train_run(runs.runs_dir() / runs.create_run(replace(cfg, noise_dir="", spec_augment=False)))
+    a = train_run(registry.runs_dir() / registry.create_run(cfg))
+    b = train_run(registry.runs_dir() / registry.create_run(replace(cfg, noise_dir="", spec_augment=False)))
     assert np.isfinite(a["test"]["accuracy"]) and a["test"] != b["test"]
 
 
 def test_same_seed_same_metrics(default_ds, clean_split):
     cfg = TrainConfig(split=clean_split, seed=3, **TINY)
-    a, b = (train_run(runs.runs_dir() / runs.create_run(cfg)) for _ in range(2))
+    a, b = (train_run(registry.runs_dir() / registry.create_run(cfg)) for _ in range(2))
     assert a["test"] == b["test"] and a["dev"] == b["dev"]
-    c = train_run(runs.runs_dir() / runs.create_run(replace(cfg, seed=4)))
+    c = train_run(registry.runs_dir() / registry.create_run(replace(cfg, seed=4)))
     assert c["test"] != a["test"]
 
 
@@ -140,16 +140,16 @@ def test_fine_tuning_fixes_short_noisy_clips(default_ds, clean_split):
     )
     base_bacc = dev_metrics(dev["label"].to_numpy(), base, short_noisy)["short_noisy_balanced_accuracy"]
     t0 = time.time()
-    run_id = runs.create_run(TrainConfig(split=clean_split))  # default settings, full train split
-    result = train_run(runs.runs_dir() / run_id)
+    run_id = registry.create_run(TrainConfig(split=clean_split))  # default settings, full train split
+    result = train_run(registry.runs_dir() / run_id)
     tuned = result["dev"]["short_noisy_balanced_accuracy"]
     print(
         f"\ndev balanced accuracy on short noisy clips: base {base_bacc:.3f} -> fine-tuned {tuned:.3f} "
         f"({time.time() - t0:.0f} s of training and evaluation)"
     )
     assert tuned >= base_bacc + 0.15
-    assert (runs.runs_dir() / run_id / "adapter" / "adapter_config.json").exists()
-    assert len(json.loads((runs.runs_dir() / run_id / "status.json").read_text())) > 0
+    assert (registry.runs_dir() / run_id / "adapter" / "adapter_config.json").exists()
+    assert len(json.loads((registry.runs_dir() / run_id / "status.json").read_text())) > 0
     # the run's test table carries the sidecar any evaluation does; its model and adapter reproduce it
     table, meta = predictions.load(predictions.resolve(f"run-{run_id}-test"))
     assert meta["clips_per_s"] > 0 and meta["n_clips"] == len(table) and meta["excluded_clips"] == []
@@ -162,32 +162,32 @@ def test_cancel_and_kill_then_resume(default_ds, clean_split):
     cfg = TrainConfig(
         split=clean_split, max_train_clips=320, max_dev_clips=48, epochs=2, batch_size=8, checkpoint_every=5, seed=5
     )
-    reference = train_run(runs.runs_dir() / runs.create_run(cfg))
+    reference = train_run(registry.runs_dir() / registry.create_run(cfg))
 
-    cancelled = runs.create_run(cfg)
-    runs.launch(cancelled)
-    while runs.metrics_log(cancelled).empty:
+    cancelled = registry.create_run(cfg)
+    registry.launch(cancelled)
+    while registry.metrics_log(cancelled).empty:
         time.sleep(0.2)
-    runs.cancel(cancelled)
+    registry.cancel(cancelled)
     assert _wait(cancelled)["state"] == "cancelled"
 
-    killed = runs.create_run(cfg)
-    runs.launch(killed)
-    while len(runs.metrics_log(killed)) < 12:  # mid-epoch, past a checkpoint
+    killed = registry.create_run(cfg)
+    registry.launch(killed)
+    while len(registry.metrics_log(killed)) < 12:  # mid-epoch, past a checkpoint
         time.sleep(0.1)
-    pid = json.loads((runs.runs_dir() / killed / "pid.json").read_text())["pid"]
+    pid = json.loads((registry.runs_dir() / killed / "pid.json").read_text())["pid"]
     os.killpg(pid, signal.SIGKILL)
     s = _wait(killed)
     assert s["state"] == "failed" and "without reporting" in s["message"]
-    runs.launch(killed, resume=True)
+    registry.launch(killed, resume=True)
     assert _wait(killed)["state"] == "finished"
-    log = runs.metrics_log(killed)
+    log = registry.metrics_log(killed)
     assert (log["type"] == "resume").sum() == 1
     train = log[log["type"] == "train"]
     assert train["micro_batch"].max() == 2 * 40 and set(train["micro_batch"]) == set(range(1, 81))
     # resuming is exact: the same result as the run that was never interrupted
-    assert runs.result(killed)["test"] == pytest.approx(reference["test"], abs=1e-9)
-    assert runs.list_runs().set_index("run").loc[killed, "state"] == "finished"
+    assert registry.result(killed)["test"] == pytest.approx(reference["test"], abs=1e-9)
+    assert registry.list_runs().set_index("run").loc[killed, "state"] == "finished"
 
 
 def test_leaky_split_needs_an_explicit_override(default_ds):
@@ -198,43 +198,43 @@ def test_leaky_split_needs_an_explicit_override(default_ds):
     save_split(default_ds, "leaky", split, {"seed": 9})
     audit_split(default_ds, "leaky", content=False)
     with pytest.raises(SplitError, match="leaky"):
-        runs.create_run(TrainConfig(split="leaky", **TINY))
-    run_id = runs.create_run(TrainConfig(split="leaky", allow_leaky=True, **TINY))
-    assert runs.config(run_id)["provenance"]["leaky_override"] is True
-    assert runs.list_runs().set_index("run").loc[run_id, "leaky_override"]
-    prov = runs.config(run_id)["provenance"]
+        registry.create_run(TrainConfig(split="leaky", **TINY))
+    run_id = registry.create_run(TrainConfig(split="leaky", allow_leaky=True, **TINY))
+    assert registry.config(run_id)["provenance"]["leaky_override"] is True
+    assert registry.list_runs().set_index("run").loc[run_id, "leaky_override"]
+    prov = registry.config(run_id)["provenance"]
     assert len(prov["manifest_sha256"]) == 64 and prov["versions"]["torch"] and prov["git_commit"]
 
 
 def test_settings_a_run_would_fail_on_are_refused_before_anything_is_registered(default_ds, clean_split, tmp_path):
-    before = len(runs.list_runs())
+    before = len(registry.list_runs())
     with pytest.raises(LabError, match="noise folder .* not found"):
-        runs.create_run(TrainConfig(split=clean_split, noise_dir=str(tmp_path / "missing")))
+        registry.create_run(TrainConfig(split=clean_split, noise_dir=str(tmp_path / "missing")))
     with pytest.raises(LabError, match="holds no .wav"):
-        runs.create_run(TrainConfig(split=clean_split, noise_dir=str(tmp_path)))
+        registry.create_run(TrainConfig(split=clean_split, noise_dir=str(tmp_path)))
     with pytest.raises(LabError, match="cannot be fetched here"):
-        runs.create_run(TrainConfig(split=clean_split, base_model="someone/not-cached-audio-model"))
+        registry.create_run(TrainConfig(split=clean_split, base_model="someone/not-cached-audio-model"))
     with pytest.raises(LabError, match="one audio slot"):
-        runs.create_run(TrainConfig(split=clean_split, prompt="<audio> then <audio>?"))
+        registry.create_run(TrainConfig(split=clean_split, prompt="<audio> then <audio>?"))
     # a sweep whose second grid point is invalid registers none of its runs
     with pytest.raises(LabError, match="targets must be"):
-        runs.create_sweep(TrainConfig(split=clean_split), {"targets": ["attention", "mlp-only"]}, [0], False)
-    assert len(runs.list_runs()) == before
+        sweeps.create_sweep(TrainConfig(split=clean_split), {"targets": ["attention", "mlp-only"]}, [0], False)
+    assert len(registry.list_runs()) == before
 
 
 def test_an_adapter_is_scored_with_the_prompt_it_was_trained_with(default_ds, clean_split):
     question_first = QUESTION_FIRST_PROMPT
-    run_id = runs.create_run(TrainConfig(split=clean_split, prompt=question_first, seed=1, **TINY))
-    train_run(runs.runs_dir() / run_id)
-    adapter = runs.runs_dir() / run_id / "adapter"
-    assert runs.trained_prompt(adapter) == question_first and runs.trained_prompt(default_ds.root) is None
+    run_id = registry.create_run(TrainConfig(split=clean_split, prompt=question_first, seed=1, **TINY))
+    train_run(registry.runs_dir() / run_id)
+    adapter = registry.runs_dir() / run_id / "adapter"
+    assert registry.trained_prompt(adapter) == question_first and registry.trained_prompt(default_ds.root) is None
     cmd = [sys.executable, "-m", "core", "evaluate", "--split", clean_split, "--part", "test", "--detector", "lab-base"]
     r = subprocess.run([*cmd, f"--adapter={adapter}"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     table, meta = predictions.load(r.stdout.split("predictions: ")[-1].strip())
     assert set(table["prompt"]) == {question_first} and meta["prompt"] == question_first
     # the same logits as the run's own test table, which training scored with its prompt
-    own = pd.read_csv(runs.runs_dir() / run_id / "predictions" / "test.csv")
+    own = pd.read_csv(registry.runs_dir() / run_id / "predictions" / "test.csv")
     merged = table.merge(own, on="clip_id")
     assert len(merged) == len(own)
     np.testing.assert_allclose(merged["logit_x"], merged["logit_y"], atol=1e-4)
@@ -264,8 +264,8 @@ def test_data_parallel_run_matches_the_one_process_run(default_ds, clean_split):
     """2 data-parallel processes (torchrun on CPU, gloo; `accelerate launch` does the same on GPUs)
     reproduce the one-process run, with activations recomputed (QLoRA's memory recipe) under DDP."""
     cfg = TrainConfig(split=clean_split, lora_dropout=0.0, seed=2, **TINY)  # no dropout: same random draws
-    one, two = runs.create_run(cfg), runs.create_run(replace(cfg, gradient_checkpointing=True))
-    train_run(runs.runs_dir() / one)
+    one, two = registry.create_run(cfg), registry.create_run(replace(cfg, gradient_checkpointing=True))
+    train_run(registry.runs_dir() / one)
     launch = [
         sys.executable,
         "-m",
@@ -277,43 +277,43 @@ def test_data_parallel_run_matches_the_one_process_run(default_ds, clean_split):
         "train",
         "--run-dir",
     ]
-    r = subprocess.run([*launch, str(runs.runs_dir() / two)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    r = subprocess.run([*launch, str(registry.runs_dir() / two)], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
 
     def records(run_id):
-        lines = (runs.runs_dir() / run_id / "metrics.jsonl").read_text().splitlines()
+        lines = (registry.runs_dir() / run_id / "metrics.jsonl").read_text().splitlines()
         return [json.loads(line) for line in lines if '"train"' in line]
 
     a, b = records(one), records(two)
     assert [x["processes"] for x in b] == [2] * len(a)  # two processes, each batch logged once
     np.testing.assert_allclose([x["loss"] for x in b], [x["loss"] for x in a], rtol=1e-5)
-    res_a, res_b = (json.loads((runs.runs_dir() / i / "result.json").read_text()) for i in (one, two))
+    res_a, res_b = (json.loads((registry.runs_dir() / i / "result.json").read_text()) for i in (one, two))
     for key in ("accuracy", "balanced_accuracy", "roc_auc", "nll"):
         assert res_b["test"][key] == pytest.approx(res_a["test"][key], abs=1e-5)
 
 
 def test_sweep_slots_one_gpu_each_or_a_share_of_the_cores():
-    assert runs.sweep_slots(0, 4, 64) == [{"CUDA_VISIBLE_DEVICES": str(i)} for i in range(4)]
-    assert runs.sweep_slots(2, 4, 64) == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
-    assert runs.sweep_slots(8, 2, 64) == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
-    assert runs.sweep_slots(0, 0, 2) == [{}]  # no CUDA: one run at a time unless asked
-    assert runs.sweep_slots(2, 0, 2) == [{"OMP_NUM_THREADS": "1"}] * 2
+    assert sweeps.sweep_slots(0, 4, 64) == [{"CUDA_VISIBLE_DEVICES": str(i)} for i in range(4)]
+    assert sweeps.sweep_slots(2, 4, 64) == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
+    assert sweeps.sweep_slots(8, 2, 64) == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
+    assert sweeps.sweep_slots(0, 0, 2) == [{}]  # no CUDA: one run at a time unless asked
+    assert sweeps.sweep_slots(2, 0, 2) == [{"OMP_NUM_THREADS": "1"}] * 2
 
 
 def test_sweep_runs_grid_times_seeds_and_aggregates(default_ds, clean_split):
-    sweep = runs.create_sweep(TrainConfig(split=clean_split, **TINY), {"lora_r": [4, 8]}, [0, 1], parallel=2)
+    sweep = sweeps.create_sweep(TrainConfig(split=clean_split, **TINY), {"lora_r": [4, 8]}, [0, 1], parallel=2)
     t0 = time.time()
-    while runs.sweep_status(sweep)["state"] not in ("finished", "cancelled", "failed"):
+    while sweeps.sweep_status(sweep)["state"] not in ("finished", "cancelled", "failed"):
         assert time.time() - t0 < 600
         time.sleep(0.5)
     # two at a time: the first two runs trained at the same time
     spans = []
-    for run_id in runs.sweep_status(sweep)["runs"][:2]:
-        lines = (runs.runs_dir() / run_id / "metrics.jsonl").read_text().splitlines()
+    for run_id in sweeps.sweep_status(sweep)["runs"][:2]:
+        lines = (registry.runs_dir() / run_id / "metrics.jsonl").read_text().splitlines()
         times = [json.loads(line)["time"] for line in lines]
         spans.append((min(times), max(times)))
     assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1], spans
-    matrix, per_seed = runs.results_matrix(sweep)
+    matrix, per_seed = sweeps.results_matrix(sweep)
     assert list(matrix["lora_r"]) == [4, 8] and (matrix["seeds"] == 2).all()
     assert len(per_seed) == 4
     for r, sub in per_seed.groupby("lora_r"):
@@ -326,20 +326,20 @@ def test_runs_page_launches_and_shows_a_run(default_ds, clean_split):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
     at.switch_page("pages/runs.py").run()
     assert not at.exception
-    before = len(runs.list_runs())
+    before = len(registry.list_runs())
     at.text_input(key="sw_seeds").input("0,x")  # a typo in the sweep's seeds: a message, nothing launched
     at.button[0].click().run()
     assert not at.exception and any("whole numbers" in e.value for e in at.error)
-    assert len(runs.list_runs()) == before
+    assert len(registry.list_runs()) == before
     at.text_input(key="sw_seeds").input("0")
     at.selectbox(key="run_split").set_value(clean_split)
     at.number_input(key="run_epochs").set_value(1)
     at.number_input(key="run_max_train").set_value(48)
-    before = set(runs.list_runs()["run"]) if len(runs.list_runs()) else set()
+    before = set(registry.list_runs()["run"]) if len(registry.list_runs()) else set()
     at.button[0].click().run()
     assert not at.exception
     assert any("started" in s.value for s in at.success), [e.value for e in at.error]
-    new = [r for r in runs.list_runs()["run"] if r not in before]
+    new = [r for r in registry.list_runs()["run"] if r not in before]
     assert len(new) == 1
     assert at.selectbox(key="run_pick").value == new[0]
     assert len(at.get("progress")) >= 1  # the run's progress bar (with ETA once it runs)

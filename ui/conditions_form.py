@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import conditions as cond
-from core import jobs
-from core.datasets import dataset_info, list_datasets
-from core.splits import list_splits
+from core.data import conditions as cond
+from core.data.datasets import dataset_info, list_datasets
+from core.data.splits import list_splits
+from core.runs import jobs
 from ui.state import get_dataset
 
 

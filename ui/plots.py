@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from core.audio import log_mel
+from core.data.audio import log_mel
 
 
 def waveform(x: np.ndarray, sr: int, title: str = "") -> go.Figure:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.datasets import Dataset, list_datasets, load_dataset
-from core.default_dataset import build_default
+from core.data.datasets import Dataset, list_datasets, load_dataset
+from core.data.default_dataset import build_default
 from core.errors import LabError
 
 
@@ -16,7 +16,7 @@ def _load(name: str, mtime: float) -> Dataset:
 
 def get_dataset(name: str) -> Dataset:
     """Load a dataset, re-reading it only when its manifest file changes."""
-    from core.datasets import dataset_root
+    from core.data.datasets import dataset_root
 
     manifest = dataset_root(name) / "manifest.csv"
     if not manifest.exists():
@@ -52,7 +52,7 @@ def pick_dataset() -> Dataset | None:
 
 def pick_dataset_with_splits(hint: str) -> tuple[Dataset, list[str]]:
     """The sidebar dataset and its saved splits; stops the page (showing `hint`) if either is missing."""
-    from core.splits import list_splits
+    from core.data.splits import list_splits
 
     ds = pick_dataset()
     if ds is None:
@@ -66,14 +66,14 @@ def pick_dataset_with_splits(hint: str) -> tuple[Dataset, list[str]]:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _table(path: str, mtime: float):
-    from core import predictions
+    from core.scoring import predictions
 
     return predictions.load(path)
 
 
 def load_table(name: str):
     """(table, sidecar) of a saved predictions table, cached until the file changes."""
-    from core import predictions
+    from core.scoring import predictions
 
     path = predictions.resolve(name)
     return _table(str(path), path.stat().st_mtime)
@@ -91,7 +91,7 @@ def pick_table(
 
     `tables`: the `describe_tables()` listing the page already read (it reads every sidecar).
     """
-    from core import predictions
+    from core.scoring import predictions
 
     tables = predictions.describe_tables() if tables is None else tables
     if tables.empty:

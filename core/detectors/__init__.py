@@ -1,4 +1,5 @@
-"""Detector registry: every detector family behind the small interface in `base.py`.
+"""Stage 2, detectors: every detector family behind the small interface in `base.py`, and this
+registry of them (imports data, for the lab base model's recipe; nothing above).
 
 Adding a detector = one module with a class implementing `score` and `info`, plus one entry here.
 """
@@ -13,7 +14,7 @@ from core.detectors.base import Detector
 
 def _lab_base(**opts: Any) -> Detector:
     from core.detectors.audio_llm import AudioLLMDetector, AudioLLMSpec
-    from core.lab_model import ensure_base_model
+    from core.detectors.lab_model import ensure_base_model
 
     spec = AudioLLMSpec(model=str(ensure_base_model()), **opts)
     return AudioLLMDetector(spec, name="lab-base")

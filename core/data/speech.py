@@ -11,7 +11,7 @@ import itertools
 
 import numpy as np
 
-from core.tts import Voice
+from core.data.tts import Voice
 
 # 16 speaker groups: 4 English accents and 12 other languages, with varied variant, pitch and rate.
 VOICES: dict[str, Voice] = {
@@ -237,6 +237,6 @@ def sentences_for(group: str, n: int) -> list[str]:
 
 def synthesize_sentence(group: str, text: str) -> tuple[np.ndarray, int]:
     """Speak `text` with the voice of speaker `group`; float32 samples and their rate."""
-    from core.tts import synthesize
+    from core.data.tts import synthesize
 
     return synthesize(text, ALL_VOICES[group])

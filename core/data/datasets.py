@@ -19,6 +19,7 @@ import pandas as pd
 
 from core import atomic
 from core.errors import LabError, ManifestError
+from core.paths import data_root
 
 LABELS = ("speech", "nonspeech")
 REQUIRED_COLUMNS = ("clip_id", "path", "label", "group_id", "base_clip_id")
@@ -35,14 +36,6 @@ OPTIONAL_COLUMNS: dict[str, Any] = {
 # Columns that describe a clip's condition and are offered as filters; any extra column too.
 CORE_COLUMNS = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS) | {"split", "sample_rate"}
 
-
-def repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
-
-
-def data_root() -> Path:
-    """Where datasets live: $LAB_DATA_DIR, else `data/` in the checkout."""
-    return Path(os.environ.get("LAB_DATA_DIR") or repo_root() / "data")
 
 
 def datasets_dir() -> Path:
@@ -75,7 +68,7 @@ class Dataset:
 
     def load_clip(self, clip_id: str):
         """The clip's audio (a `core.audio.LoadedAudio`), cut to its segment if it has one."""
-        from core.audio import load_audio
+        from core.data.audio import load_audio
 
         row = self.row(clip_id)
         start = None if pd.isna(row.get("start_s", np.nan)) else float(row["start_s"])

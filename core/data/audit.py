@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.audio import content_hash
-from core.fingerprint import Fingerprint, fingerprint, match_scores
+from core.data.audio import content_hash
+from core.data.fingerprint import Fingerprint, fingerprint, match_scores
 
 Progress = Callable[[float, str], None]
 FINDING_COLUMNS = ["kind", "clip_a", "split_a", "clip_b", "split_b", "score", "detail"]
@@ -207,7 +207,7 @@ def audit(
 
 
 def _audit_path(ds, name: str):
-    from core.splits import splits_dir, validate_split_name
+    from core.data.splits import splits_dir, validate_split_name
 
     return splits_dir(ds) / f"{validate_split_name(name)}.audit.json"
 
@@ -223,7 +223,7 @@ def audit_split(
 ) -> AuditReport:
     """Audit the saved split `name` of dataset `ds` and save the report beside it."""
     from core import atomic
-    from core.splits import file_hash, load_split, splits_dir
+    from core.data.splits import file_hash, load_split, splits_dir
 
     manifest = ds.manifest.assign(split=load_split(ds, name).to_numpy())
     report = audit(
@@ -254,7 +254,7 @@ def load_audit(ds, name: str) -> dict[str, Any] | None:
     """The saved audit of split `name`, or None if never audited or the split changed since."""
     import json
 
-    from core.splits import file_hash, splits_dir
+    from core.data.splits import file_hash, splits_dir
 
     path = _audit_path(ds, name)
     if not path.exists():
@@ -310,7 +310,7 @@ def audit_against(
     The reference is treated as one more split named `ref:<name>`, so every finding names a
     clip of `part` and a clip of the reference that share a group, a base clip or audio.
     """
-    from core.splits import load_split
+    from core.data.splits import load_split
 
     side = ds.manifest.assign(split=load_split(ds, split_name).to_numpy())
     if part != "all":

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core import metrics, stats
+from core.analysis import metrics, stats
+from core.decision import correct
 from core.errors import LabError
 
 
@@ -38,8 +39,8 @@ def pair(a: pd.DataFrame, b: pd.DataFrame, threshold_a: float = 0.0, threshold_b
             "clip_id": m["clip_id"],
             "label": m["label_a"],
             "group_id": m["group_id_a"],
-            "correct_a": metrics.correct(m["label_a"], m["logit_a"], threshold_a),
-            "correct_b": metrics.correct(m["label_a"], m["logit_b"], threshold_b),
+            "correct_a": correct(m["label_a"], m["logit_a"], threshold_a),
+            "correct_b": correct(m["label_a"], m["logit_b"], threshold_b),
         }
     )
 

@@ -295,7 +295,7 @@ def fit_counts(
 def scored(table: pd.DataFrame, threshold: float = 0.0, axis: str | None = None) -> pd.DataFrame:
     """The table with per-clip `correct` (`logit > threshold` vs the label), keeping only rows with a
     usable value on `axis` (clean clips have no SNR; durations must be positive for log units)."""
-    from core.metrics import correct
+    from core.decision import correct
 
     t = table.assign(correct=correct(table["label"], table["logit"], threshold))
     if axis is None:
@@ -343,7 +343,7 @@ def fit_table(
 
 def observed(table: pd.DataFrame, axis: str, by: list[str] | None = None, threshold: float = 0.0) -> pd.DataFrame:
     """Observed proportion correct per level (and stratum) with Wilson 95% intervals."""
-    from core.stats import wilson
+    from core.analysis.stats import wilson
 
     t = scored(table, threshold, axis)
     g = t.groupby([*(by or []), axis], dropna=False)["correct"].agg(["sum", "size"]).reset_index()

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from core import atomic, metrics
+from core import atomic
+from core.analysis import metrics
 
 ATTENTION = r".*language_model\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|o_proj)"
 MLP = r".*language_model\.layers\.\d+\.mlp\.(gate_proj|up_proj|down_proj)"
@@ -151,11 +152,15 @@ def enable_checkpointing(model) -> None:
 
 
 class Stop(Exception):
-    """Raised inside the loop when the run was asked to stop (SIGTERM)."""
+    """Raised inside the loop when the run was asked to stop (SIGTERM), at micro-batch `done`."""
+
+    def __init__(self, done: int = 0) -> None:
+        super().__init__(f"stopped at micro-batch {done}")
+        self.done = done
 
 
 def _status(run_dir: Path, state: str, progress: float, message: str, **extra: Any) -> None:
-    from core.jobs import write_status
+    from core.runs.jobs import write_status
 
     write_status(run_dir, state, progress, message, **extra)
 
@@ -187,13 +192,13 @@ def noise_files(folder: str) -> list[Path]:
 
 
 def _load_noises(folder: str) -> list[np.ndarray]:
-    from core.audio import load_audio
+    from core.data.audio import load_audio
 
     return [load_audio(p).samples for p in noise_files(folder)]
 
 
 def _augment(clips: list[np.ndarray], noises: list[np.ndarray], cfg: TrainConfig, rng: np.random.Generator):
-    from core.audio import mix_at_snr, peak_normalise
+    from core.data.audio import mix_at_snr, peak_normalise
 
     out = []
     for x in clips:
@@ -247,28 +252,69 @@ def dev_metrics(
     return out
 
 
-def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
-    """Train the run in `run_dir` (config.json) to the end; return the final metrics.
+@dataclass
+class Context:
+    """One process's share of a run: its folder, settings and accelerator, and who writes files."""
 
-    Writes status.json, metrics.jsonl, checkpoint.pt, adapter/ and predictions/ in the folder.
-    Under `accelerate launch` only the main process writes them and returns the metrics; the
-    others return {}.
-    """
+    run_dir: Path
+    cfg: TrainConfig
+    prompt: str
+    accelerator: Any
+    stop: dict[str, bool]
+    t_start: float
+
+    @property
+    def main(self) -> bool:
+        """The one process that writes the run's files (all others only compute)."""
+        return self.accelerator.is_main_process
+
+    def status(self, *args: Any, **kw: Any) -> None:
+        if self.main:
+            _status(self.run_dir, *args, **kw)
+
+    def log(self, record: dict[str, Any]) -> None:
+        if self.main:
+            _log_metrics(self.run_dir, record)
+
+
+@dataclass
+class TrainData:
+    """The clips a run learns from (train) and early-stops on (dev), read once into memory."""
+
+    ds: Any
+    train: Any  # manifest rows
+    dev: Any
+    train_audio: list[np.ndarray]
+    dev_audio: list[np.ndarray]
+    labels: np.ndarray  # train clip is speech
+    noises: list[np.ndarray]
+    tags: list[str]
+    excluded: dict[str, Any]
+
+
+@dataclass
+class Trainer:
+    """The model with its adapters, the loss as a (data-parallel) module, and the optimiser."""
+
+    model: Any
+    processor: Any
+    base_path: str
+    objective: Any
+    optimizer: Any
+    scheduler: Any
+    per_epoch: int  # micro-batches
+    total: int  # micro-batches over the run
+
+
+def start(run_dir: str | Path) -> Context:
+    """Read the run's config, take SIGTERM as "stop", and set up the accelerator."""
     import torch
     from accelerate import Accelerator, DataLoaderConfiguration, InitProcessGroupKwargs
-    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
-    from transformers import get_scheduler
 
-    from core import predictions
-    from core.audit import require_clean_split
-    from core.datasets import load_dataset
-    from core.detectors.audio_llm import DEFAULT_PROMPT, AudioLLMDetector, AudioLLMSpec, answer_loss, load, prepare
-    from core.evaluate import evaluate, select_clips
-    from core.lab_model import ensure_base_model
+    from core.detectors.audio_llm import DEFAULT_PROMPT
 
     run_dir = Path(run_dir)
     cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-    prompt = cfg.prompt or DEFAULT_PROMPT
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
     t_start = time.time()
@@ -281,17 +327,14 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
         # the others wait while the main process scores dev after each epoch: room for a large model
         kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(hours=2))],
     )
-    main = accelerator.is_main_process  # the one process that writes the run's files
+    return Context(run_dir, cfg, cfg.prompt or DEFAULT_PROMPT, accelerator, stop, t_start)
 
-    def status(*args: Any, **kw: Any) -> None:
-        if main:
-            _status(run_dir, *args, **kw)
 
-    def log(record: dict[str, Any]) -> None:
-        if main:
-            _log_metrics(run_dir, record)
-
-    status("running", 0.0, "loading data and model")
+def load_data(cfg: TrainConfig) -> TrainData:
+    """The split's train and dev clips (the audit gate first), tagged clips left out, caps applied."""
+    from core.data.audit import require_clean_split
+    from core.data.datasets import load_dataset
+    from core.data.splits import select_clips
 
     ds = load_dataset(cfg.dataset)
     require_clean_split(ds, cfg.split, allow_leaky=cfg.allow_leaky)
@@ -303,11 +346,29 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
         train = train.sample(min(cfg.max_train_clips, len(train)), random_state=cfg.seed).reset_index(drop=True)
     if cfg.max_dev_clips:
         dev = dev.sample(min(cfg.max_dev_clips, len(dev)), random_state=cfg.seed).reset_index(drop=True)
-    train_audio = [ds.load_clip(c).samples for c in train["clip_id"]]
-    dev_audio = [ds.load_clip(c).samples for c in dev["clip_id"]]
-    labels = (train["label"] == "speech").to_numpy()
-    noises = _load_noises(cfg.noise_dir) if cfg.noise_dir else []
+    return TrainData(
+        ds=ds,
+        train=train,
+        dev=dev,
+        train_audio=[ds.load_clip(c).samples for c in train["clip_id"]],
+        dev_audio=[ds.load_clip(c).samples for c in dev["clip_id"]],
+        labels=(train["label"] == "speech").to_numpy(),
+        noises=_load_noises(cfg.noise_dir) if cfg.noise_dir else [],
+        tags=tags,
+        excluded=excluded,
+    )
 
+
+def build_trainer(ctx: Context, n_train: int) -> Trainer:
+    """Base model (seeded; 4-bit for QLoRA), LoRA adapters on the chosen modules, optimiser, schedule."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import get_scheduler
+
+    from core.detectors.audio_llm import AudioLLMSpec, answer_loss, load
+    from core.detectors.lab_model import ensure_base_model
+
+    cfg, accelerator = ctx.cfg, ctx.accelerator
     torch.manual_seed(cfg.seed)
     with accelerator.main_process_first():  # the lab base model is built once if missing
         base_path = cfg.base_model or str(ensure_base_model())
@@ -327,8 +388,7 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
         bias="none",
     )
     model = get_peft_model(model, lora)
-    answer = {True: "A", False: "B"}
-    per_epoch = math.ceil(len(train) / cfg.batch_size)  # micro-batches
+    per_epoch = math.ceil(n_train / cfg.batch_size)  # micro-batches
     opt_steps = math.ceil(per_epoch / cfg.grad_accum) * cfg.epochs
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     scheduler = get_scheduler(
@@ -340,149 +400,171 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
     # the loss goes through the prepared module's forward, so under data parallelism DDP sees
     # it and averages gradients; `model` stays the PEFT model, for saving and scoring
     objective, optimizer, scheduler = accelerator.prepare(answer_objective(model, answer_loss), optimizer, scheduler)
+    return Trainer(model, processor, base_path, objective, optimizer, scheduler, per_epoch, per_epoch * cfg.epochs)
 
-    done = 0  # micro-batches completed over the whole run
-    ckpt = run_dir / "checkpoint.pt"
-    if resume and ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        set_peft_model_state_dict(model, state["adapter"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        done = state["micro_batches"]
-        torch.set_rng_state(state["torch_rng"])
-        log({"type": "resume", "micro_batches": done, "time": time.time()})
 
-    def save_checkpoint() -> None:
-        if not main:
-            return
-        state = {
-            "adapter": get_peft_model_state_dict(model),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "micro_batches": done,
-            "torch_rng": torch.get_rng_state(),
-        }
-        atomic.write_with(ckpt, lambda p: torch.save(state, p))
+def restore(ctx: Context, tr: Trainer) -> int:
+    """Load the run's checkpoint (adapter, optimiser, schedule, RNG); the micro-batches already done."""
+    import torch
+    from peft import set_peft_model_state_dict
 
-    total = per_epoch * cfg.epochs
-    t_loop = time.time()
-    start_done = done
-    try:
-        for epoch in range(done // per_epoch, cfg.epochs):
-            order = _epoch_order(len(train), labels, cfg, epoch)
-            objective.train()
-            for b in range(done - epoch * per_epoch, per_epoch):
-                if _any_process(accelerator, stop["now"]):
-                    raise Stop
-                idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                rng = np.random.default_rng([cfg.seed, epoch, b, 11])
-                clips = _augment([train_audio[i] for i in idx], noises, cfg, rng)
-                batch = prepare(processor, clips, prompt, padded=False, answers=[answer[bool(labels[i])] for i in idx])
-                if cfg.spec_augment:
-                    spec_augment(batch["input_features"], batch["feature_attention_mask"].sum(-1), rng)
-                rows, weight = shard(len(idx), accelerator.num_processes, accelerator.process_index)
-                batch = {k: v[rows] for k, v in batch.items()}
-                ids = batch["input_ids"]
-                answer_mask = torch.arange(ids.shape[1])[None, :] == (batch["attention_mask"].sum(-1) - 1)[:, None]
-                with accelerator.accumulate(objective):
-                    loss = objective(batch, ids, answer_mask) * weight
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(objective.parameters(), 1.0)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad()
-                done += 1
-                rate = (done - start_done) / max(time.time() - t_loop, 1e-9)
-                eta = (total - done) / max(rate, 1e-9)
-                # the batch's loss: the weighted shares of every process, averaged
-                batch_loss = float(accelerator.reduce(loss.detach(), "mean"))
-                log(
-                    {
-                        "type": "train",
-                        "micro_batch": done,
-                        "epoch": epoch,
-                        "processes": accelerator.num_processes,
-                        "loss": batch_loss,
-                        "lr": float(scheduler.get_last_lr()[0]),
-                        "time": time.time(),
-                    },
+    ckpt = ctx.run_dir / "checkpoint.pt"
+    if not ckpt.exists():
+        return 0
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    set_peft_model_state_dict(tr.model, state["adapter"])
+    tr.optimizer.load_state_dict(state["optimizer"])
+    tr.scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    ctx.log({"type": "resume", "micro_batches": state["micro_batches"], "time": time.time()})
+    return state["micro_batches"]
+
+
+def save_checkpoint(ctx: Context, tr: Trainer, done: int) -> None:
+    """Adapter, optimiser, scheduler, position and RNG, written atomically (main process only)."""
+    import torch
+    from peft import get_peft_model_state_dict
+
+    if not ctx.main:
+        return
+    state = {
+        "adapter": get_peft_model_state_dict(tr.model),
+        "optimizer": tr.optimizer.state_dict(),
+        "scheduler": tr.scheduler.state_dict(),
+        "micro_batches": done,
+        "torch_rng": torch.get_rng_state(),
+    }
+    atomic.write_with(ctx.run_dir / "checkpoint.pt", lambda p: torch.save(state, p))
+
+
+def train_epochs(ctx: Context, data: TrainData, tr: Trainer, done: int) -> int:
+    """Train from micro-batch `done` to the end, scoring dev after each epoch; raises Stop on SIGTERM.
+
+    Each batch's clips, augmentation and SpecAugment draws are functions of (seed, epoch, batch),
+    so a resumed run computes exactly what an uninterrupted one would.
+    """
+    import torch
+
+    from core.detectors.audio_llm import prepare
+
+    cfg, accelerator = ctx.cfg, ctx.accelerator
+    answer = {True: "A", False: "B"}
+    per_epoch, total = tr.per_epoch, tr.total
+    t_loop, start_done = time.time(), done
+    for epoch in range(done // per_epoch, cfg.epochs):
+        order = _epoch_order(len(data.train), data.labels, cfg, epoch)
+        tr.objective.train()
+        for b in range(done - epoch * per_epoch, per_epoch):
+            if _any_process(accelerator, ctx.stop["now"]):
+                raise Stop(done)
+            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            rng = np.random.default_rng([cfg.seed, epoch, b, 11])
+            clips = _augment([data.train_audio[i] for i in idx], data.noises, cfg, rng)
+            answers = [answer[bool(data.labels[i])] for i in idx]
+            batch = prepare(tr.processor, clips, ctx.prompt, padded=False, answers=answers)
+            if cfg.spec_augment:
+                spec_augment(batch["input_features"], batch["feature_attention_mask"].sum(-1), rng)
+            rows, weight = shard(len(idx), accelerator.num_processes, accelerator.process_index)
+            batch = {k: v[rows] for k, v in batch.items()}
+            ids = batch["input_ids"]
+            answer_mask = torch.arange(ids.shape[1])[None, :] == (batch["attention_mask"].sum(-1) - 1)[:, None]
+            with accelerator.accumulate(tr.objective):
+                loss = tr.objective(batch, ids, answer_mask) * weight
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(tr.objective.parameters(), 1.0)
+                tr.optimizer.step()
+                tr.scheduler.step()
+                tr.optimizer.zero_grad()
+            done += 1
+            rate = (done - start_done) / max(time.time() - t_loop, 1e-9)
+            eta = (total - done) / max(rate, 1e-9)
+            # the batch's loss: the weighted shares of every process, averaged
+            batch_loss = float(accelerator.reduce(loss.detach(), "mean"))
+            ctx.log(
+                {
+                    "type": "train",
+                    "micro_batch": done,
+                    "epoch": epoch,
+                    "processes": accelerator.num_processes,
+                    "loss": batch_loss,
+                    "lr": float(tr.scheduler.get_last_lr()[0]),
+                    "time": time.time(),
+                },
+            )
+            if done % 5 == 0 or done == total:
+                ctx.status(
+                    "running",
+                    0.9 * done / total,
+                    f"epoch {epoch + 1}/{cfg.epochs}, batch {b + 1}/{per_epoch}, loss {batch_loss:.3f}",
+                    eta_s=round(eta),
+                    step=done,
+                    total=total,
                 )
-                if done % 5 == 0 or done == total:
-                    status(
-                        "running",
-                        0.9 * done / total,
-                        f"epoch {epoch + 1}/{cfg.epochs}, batch {b + 1}/{per_epoch}, loss {batch_loss:.3f}",
-                        eta_s=round(eta),
-                        step=done,
-                        total=total,
-                    )
-                if done % (cfg.checkpoint_every * cfg.grad_accum) == 0:
-                    save_checkpoint()
-            model.eval()
-            if main:
-                dev_logits = _score(model, processor, prompt, dev_audio)
-                log(
-                    {
-                        "type": "dev",
-                        "epoch": epoch + 1,
-                        "micro_batch": done,
-                        "time": time.time(),
-                        **dev_metrics(dev["label"].to_numpy(), dev_logits, short_noisy_mask(dev)),
-                    },
-                )
-            save_checkpoint()
-            accelerator.wait_for_everyone()
-    except Stop:
-        save_checkpoint()
-        status(
-            "cancelled",
-            0.9 * done / total,
-            f"cancelled at batch {done}/{total}; resumable",
-            step=done,
-            total=total,
-        )
-        raise
+            if done % (cfg.checkpoint_every * cfg.grad_accum) == 0:
+                save_checkpoint(ctx, tr, done)
+        tr.model.eval()
+        if ctx.main:
+            dev_logits = _score(tr.model, tr.processor, ctx.prompt, data.dev_audio)
+            ctx.log(
+                {
+                    "type": "dev",
+                    "epoch": epoch + 1,
+                    "micro_batch": done,
+                    "time": time.time(),
+                    **dev_metrics(data.dev["label"].to_numpy(), dev_logits, short_noisy_mask(data.dev)),
+                },
+            )
+        save_checkpoint(ctx, tr, done)
+        accelerator.wait_for_everyone()
+    return done
 
-    if not main:  # the main process saves and evaluates alone; the others are done
-        return {}
+
+def finish(ctx: Context, data: TrainData, tr: Trainer) -> dict[str, Any]:
+    """Save the adapter, then score dev and test exactly as `python -m core evaluate` would."""
+    from core.detectors.audio_llm import AudioLLMDetector, AudioLLMSpec
+    from core.scoring import predictions
+    from core.scoring.evaluate import evaluate
+
+    cfg, run_dir = ctx.cfg, ctx.run_dir
     _status(run_dir, "running", 0.92, "saving adapter and evaluating on dev and test")
-    model.save_pretrained(run_dir / ".adapter.tmp")
+    tr.model.save_pretrained(run_dir / ".adapter.tmp")
     if (run_dir / "adapter").exists():
         import shutil
 
         shutil.rmtree(run_dir / "adapter")
     os.replace(run_dir / ".adapter.tmp", run_dir / "adapter")
-    model.eval()
-    result: dict[str, Any] = {"train_seconds": round(time.time() - t_start, 1)}
+    tr.model.eval()
+    result: dict[str, Any] = {"train_seconds": round(time.time() - ctx.t_start, 1)}
     # scored and saved exactly as `python -m core evaluate` would (same table, same sidecar facts)
     detector = AudioLLMDetector(
         AudioLLMSpec(
-            model=base_path,
-            prompt=prompt,
+            model=tr.base_path,
+            prompt=ctx.prompt,
             adapter=str(run_dir / "adapter"),
-            device=str(accelerator.device),
+            device=str(ctx.accelerator.device),
             load_in_4bit=cfg.qlora,
             batch_size=32,
         ),
-        model,
-        processor,
+        tr.model,
+        tr.processor,
         name=f"run:{run_dir.name}",
     )
+    excluded = data.excluded
     for i, part in enumerate(("dev", "test")):
 
         def progress(frac: float, message: str, i: int = i, part: str = part) -> None:
             _status(run_dir, "running", 0.92 + 0.04 * (i + frac), f"evaluating {part}: {message}")
 
         path = evaluate(
-            ds,
+            data.ds,
             cfg.split,
             part,
             detector,
             seed=cfg.seed,
             progress=progress,
             name=f"run-{run_dir.name}-{part}",
-            exclude_tags=tags,
+            exclude_tags=data.tags,
         )
         table, meta = predictions.load(path)
         excluded[part] = meta["excluded_clips"]
@@ -497,7 +579,38 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
         "finished",
         1.0,
         f"test balanced accuracy {result['test']['balanced_accuracy']:.3f}",
-        step=total,
-        total=total,
+        step=tr.total,
+        total=tr.total,
     )
     return result
+
+
+def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Train the run in `run_dir` (config.json) to the end; return the final metrics.
+
+    The phases: start → load_data → build_trainer → restore (when resuming) → train_epochs →
+    finish. Writes status.json, metrics.jsonl, checkpoint.pt, adapter/ and predictions/ in the
+    folder. Under `accelerate launch` only the main process writes them and returns the
+    metrics; the others return {}.
+    """
+    ctx = start(run_dir)
+    ctx.status("running", 0.0, "loading data and model")
+    data = load_data(ctx.cfg)
+    tr = build_trainer(ctx, len(data.train))
+    done = restore(ctx, tr) if resume else 0
+    try:
+        done = train_epochs(ctx, data, tr, done)
+    except Stop as stop:
+        done = stop.done
+        save_checkpoint(ctx, tr, done)
+        ctx.status(
+            "cancelled",
+            0.9 * done / tr.total,
+            f"cancelled at batch {done}/{tr.total}; resumable",
+            step=done,
+            total=tr.total,
+        )
+        raise
+    if not ctx.main:  # the main process saves and evaluates alone; the others are done
+        return {}
+    return finish(ctx, data, tr)

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.calibration import brier, ece, mce, nll, sigmoid
-
-
-def correct(labels: np.ndarray, logits: np.ndarray, threshold: float = 0.0) -> np.ndarray:
-    """Per-clip correctness of the decision `logit > threshold` (speech)."""
-    return (np.asarray(logits) > threshold) == (np.asarray(labels) == "speech")
+from core.analysis.calibration import brier, ece, mce, nll
+from core.decision import correct, sigmoid
 
 
 def summary(

@@ -123,7 +123,7 @@ POOL_DATASET = "lab-base-pool"
 
 
 def base_model_dir() -> Path:
-    from core.datasets import repo_root
+    from core.paths import repo_root
 
     return repo_root() / "models" / BASE_NAME
 
@@ -131,8 +131,8 @@ def base_model_dir() -> Path:
 def pool_recipe():
     """The separate pool: 8 speakers and 15 procedural sources (new seeds) never in the lab's dataset;
     clean clips of 500 and 1000 ms only, like a base model that never heard short or noisy audio."""
-    from core.default_dataset import PROCEDURAL_GROUPS, Recipe
-    from core.speech import POOL_VOICES
+    from core.data.default_dataset import PROCEDURAL_GROUPS, Recipe
+    from core.data.speech import POOL_VOICES
 
     return Recipe(
         seed=7_000_001,
@@ -173,8 +173,8 @@ def train_base_model(out_dir: str | Path | None = None, training: BaseTraining |
     from transformers import get_cosine_schedule_with_warmup
 
     from core import atomic
-    from core.datasets import load_dataset
-    from core.default_dataset import build_default
+    from core.data.datasets import load_dataset
+    from core.data.default_dataset import build_default
     from core.detectors.audio_llm import answer_token_ids, next_token_logits, prepare
 
     training = training or BaseTraining()

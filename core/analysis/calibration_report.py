@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core import calibration, metrics
-from core.calibration import sigmoid
+from core.analysis import calibration, metrics
+from core.decision import sigmoid
 
 MIN_BIN_CLIPS = 20
 

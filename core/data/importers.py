@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.audio import content_hash, load_audio
-from core.datasets import LABELS, dataset_root, resolve_path, save_dataset, validate_manifest
+from core.data.audio import content_hash, load_audio
+from core.data.datasets import LABELS, dataset_root, resolve_path, save_dataset, validate_manifest
 from core.errors import AudioError, LabError, ManifestError
 
 Progress = Callable[[float, str], None]

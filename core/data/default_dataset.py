@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core import atomic, audio, speech
+from core import atomic
+from core.data import audio, speech
 
 # Kept light at import: groups are built in fresh worker processes, and scipy.signal,
 # pandas and librosa would cost each of them seconds. Heavier modules are imported lazily.
@@ -121,7 +122,7 @@ def _base_audio(recipe: Recipe, group: str, kind: str, i: int) -> tuple[np.ndarr
         text = speech.sentences_for(name, recipe.speech_bases_per_group)[i]
         x, tts_sr = speech.synthesize_sentence(name, text)
         return audio.resample(x, tts_sr, sr), speech.ALL_VOICES[name].name, text
-    from core import nonspeech
+    from core.data import nonspeech
 
     if kind == "procedural":
         name = group.split("src-", 1)[1]
@@ -187,7 +188,7 @@ def build_default(
     Built in a temporary sibling folder and renamed into place, so an interrupted build
     leaves any earlier dataset untouched. Existing datasets are kept unless `force`.
     """
-    from core.datasets import dataset_root
+    from core.data.datasets import dataset_root
 
     recipe = recipe or Recipe()
     root = dataset_root(name)
@@ -211,7 +212,7 @@ def build_default(
                         progress(done / len(groups), f"built group {futures[fut]} ({done}/{len(groups)})")
         import pandas as pd
 
-        from core.datasets import save_dataset
+        from core.data.datasets import save_dataset
 
         manifest = pd.DataFrame(rows).sort_values("clip_id").reset_index(drop=True)
         info = {

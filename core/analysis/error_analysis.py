@@ -10,9 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from core.calibration import sigmoid
+from core.decision import correct, sigmoid
 from core.errors import LabError
-from core.metrics import correct
 
 SKIP = {"logit_A", "logit_B", "logit", "p_speech", "detector", "adapter", "seed", "prompt"}
 

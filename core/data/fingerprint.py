@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.audio import TARGET_SR, log_mel
+from core.data.audio import TARGET_SR, log_mel
 
 N_MELS = 48
 FMAX_HZ = 4000.0

@@ -10,10 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
 
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Probability from log-odds (tanh form: no overflow warnings at large |x|)."""
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
+from core.decision import sigmoid
 
 
 def nll(y: np.ndarray, p: np.ndarray, eps: float = 1e-12) -> float:

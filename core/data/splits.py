@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from core import atomic
-from core.datasets import Dataset
-from core.errors import SplitError
+from core.data.datasets import Dataset
+from core.errors import LabError, SplitError
 
 DEFAULT_FRACTIONS = {"train": 0.7, "dev": 0.15, "test": 0.15}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -148,6 +148,26 @@ def load_split(ds: Dataset, name: str) -> pd.Series:
         missing = ds.manifest["clip_id"][split.isna()]
         raise SplitError(f"{path}: {len(missing)} clip(s) of the dataset have no split, e.g. {missing.iloc[0]!r}")
     return split
+
+
+def select_clips(
+    ds: Dataset, split_name: str, part: str, exclude_tags: list[str] | tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Manifest rows of one side (`part`: train/dev/test/all) of a saved split, with the split column.
+
+    Clips tagged with any of `exclude_tags` (see core.annotations) are dropped; their ids are
+    left in `.attrs["excluded"]` so callers can record what they left out.
+    """
+    from core.data import annotations
+
+    m = ds.manifest.assign(split=load_split(ds, split_name).to_numpy())
+    if part != "all":
+        m = m[m["split"] == part]
+        if m.empty:
+            raise LabError(f"split {split_name!r} of dataset {ds.name!r} has no {part!r} clips")
+    kept, excluded = annotations.exclude(m.reset_index(drop=True), ds, list(exclude_tags))
+    kept.attrs["excluded"] = excluded
+    return kept
 
 
 def split_info(ds: Dataset, name: str) -> dict[str, Any]:

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from core import atomic
-from core.calibration import sigmoid
-from core.datasets import data_root, repo_root
+from core.decision import sigmoid
 from core.errors import LabError
+from core.paths import results_root
 
 REQUIRED = [
     "clip_id",
@@ -42,17 +42,6 @@ REQUIRED = [
 
 class PredictionsError(LabError):
     """A predictions table is malformed or holds NaN logits."""
-
-
-def results_root() -> Path:
-    """$LAB_RESULTS_DIR, else `results/` beside `data/` ($LAB_DATA_DIR's parent) or in the checkout."""
-    import os
-
-    if os.environ.get("LAB_RESULTS_DIR"):
-        return Path(os.environ["LAB_RESULTS_DIR"])
-    if os.environ.get("LAB_DATA_DIR"):
-        return data_root() / "results"
-    return repo_root() / "results"
 
 
 def build_table(

@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from core import atomic
-from core.datasets import repo_root
 from core.errors import LabError
-from core.predictions import results_root
+from core.paths import repo_root, results_root
 
 TERMINAL = {"finished", "failed", "cancelled"}
 

@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core import atomic, audio
-from core.datasets import Dataset, dataset_root, load_dataset, save_dataset
+from core import atomic
+from core.data import audio
+from core.data.datasets import Dataset, dataset_root, load_dataset, save_dataset
 from core.errors import LabError
 
 Progress = Callable[[float, str], None]
@@ -251,8 +252,8 @@ def generate(
 
     Written into a temporary folder and renamed into place: an interrupted build leaves nothing half-made.
     """
-    from core.evaluate import select_clips
-    from core.splits import save_split
+    from core.data.splits import select_clips
+    from core.data.splits import save_split
 
     spec = spec or ConditionSpec()
     for b in spec.bands:

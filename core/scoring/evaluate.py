@@ -12,34 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core import predictions
-from core.datasets import Dataset
+from core.data.datasets import Dataset
+from core.data.splits import select_clips
+from core.decision import correct
 from core.detectors.base import Detector
-from core.errors import LabError
-from core.metrics import correct
-from core.splits import load_split
+from core.scoring import predictions
 
 Progress = Callable[[float, str], None]
-
-
-def select_clips(
-    ds: Dataset, split_name: str, part: str, exclude_tags: list[str] | tuple[str, ...] = ()
-) -> pd.DataFrame:
-    """Manifest rows of one side (`part`: train/dev/test/all) of a saved split, with the split column.
-
-    Clips tagged with any of `exclude_tags` (see core.annotations) are dropped; their ids are
-    left in `.attrs["excluded"]` so callers can record what they left out.
-    """
-    from core import annotations
-
-    m = ds.manifest.assign(split=load_split(ds, split_name).to_numpy())
-    if part != "all":
-        m = m[m["split"] == part]
-        if m.empty:
-            raise LabError(f"split {split_name!r} of dataset {ds.name!r} has no {part!r} clips")
-    kept, excluded = annotations.exclude(m.reset_index(drop=True), ds, list(exclude_tags))
-    kept.attrs["excluded"] = excluded
-    return kept
 
 
 class DiskClips:

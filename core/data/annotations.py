@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from core import atomic
-from core.datasets import Dataset
+from core.data.datasets import Dataset
 from core.errors import LabError
 
 COLUMNS = ["clip_id", "tag", "note", "created"]

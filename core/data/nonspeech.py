@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from scipy import signal as sps
 
-from core.audio import TARGET_SR, coloured_noise, load_audio, resample
+from core.data.audio import TARGET_SR, coloured_noise, load_audio, resample
 
 Generator = Callable[[np.random.Generator, int, int], np.ndarray]
 

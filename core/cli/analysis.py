@@ -1,0 +1,208 @@
+"""`python -m core calibrate | compare | aggregate | psychometric | errors`: analyses of tables."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core.errors import LabError
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from core import atomic
+    from core.analysis.calibration_report import as_json, report
+    from core.scoring import predictions
+
+    dev_path, test_path = predictions.resolve(args.dev), predictions.resolve(args.test)
+    dev, _ = predictions.load(dev_path)
+    test, _ = predictions.load(test_path)
+    rep, _, test_c = report(dev, test, args.method, args.bins, args.strategy)
+    out = predictions.analysis_dir(test_path)
+    payload = {**as_json(rep), "fitted_on": dev_path.name, "applied_to": test_path.name, "bins": args.bins}
+    atomic.write_json(out / f"calibration-{args.method}.json", payload)
+    atomic.write_csv(out / f"calibrated-{args.method}.csv", test_c)
+    cols = ["split", "stage", "accuracy", "balanced_accuracy", "roc_auc", "ece", "ece_quantile", "brier", "nll"]
+    print(f"{args.method} fitted on {dev_path.name}: {rep.params}")
+    print(rep.table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for w in rep.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"wrote {out}/calibration-{args.method}.json and calibrated-{args.method}.csv")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from core import atomic
+    from core.analysis.compare import compare
+    from core.scoring import predictions
+
+    pa, pb = predictions.resolve(args.a), predictions.resolve(args.b)
+    a, _ = predictions.load(pa)
+    b, _ = predictions.load(pb)
+    c = compare(a, b, args.threshold_a, args.threshold_b, n_boot=args.n_boot, delta=args.delta)
+    out = predictions.analysis_dir(pa) / f"compare-{pb.stem}.json"
+    atomic.write_json(out, {"a": pa.name, "b": pb.name, **c.as_json()})
+    t = c.table
+    print(f"A = {pa.stem}\nB = {pb.stem}\n{c.n_clips} paired clips in {c.n_groups} groups")
+    for k in ("a", "b"):
+        lo, hi = c.wilson[k]
+        print(f"accuracy {k.upper()}: {c.accuracy[k]:.4f}  (Wilson 95% {lo:.4f}–{hi:.4f})")
+    print(f"2×2: both right {t[0, 0]}, only A {t[0, 1]}, only B {t[1, 0]}, both wrong {t[1, 1]}")
+    print("McNemar p: " + ", ".join(f"{k} {v:.4g}" for k, v in c.mcnemar.items()))
+    print(
+        f"A − B = {c.diff:+.4f}; 95% CI clustered by group [{c.ci_clustered[0]:+.4f}, {c.ci_clustered[1]:+.4f}], "
+        f"naive by clip [{c.ci_naive[0]:+.4f}, {c.ci_naive[1]:+.4f}]"
+    )
+    print(f"power: {c.power['note']}")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_aggregate(args: argparse.Namespace) -> int:
+    from core import atomic
+    from core.analysis.compare import aggregate
+    from core.scoring import predictions
+
+    if args.sweep:
+        from core.runs import sweeps
+
+        matrix, per_seed = sweeps.results_matrix(args.sweep, args.part)
+        folder = sweeps.sweeps_dir() / args.sweep
+        atomic.write_csv(folder / f"matrix-{args.part}.csv", matrix)
+        atomic.write_csv(folder / f"per-seed-{args.part}.csv", per_seed)
+        print(matrix.to_string(index=False) if len(matrix) else "no finished runs yet")
+        print(f"wrote {folder}/matrix-{args.part}.csv")
+        return 0
+    if not args.tables:
+        raise LabError("give predictions tables (runs of one configuration, different seeds) or --sweep ID")
+    paths = [predictions.resolve(t) for t in args.tables]
+    per, summary = aggregate({p.stem: predictions.load(p)[0] for p in paths})
+    name = args.name or f"{paths[0].stem}-x{len(paths)}"
+    folder = predictions.results_root() / "aggregates"
+    atomic.write_csv(folder / f"{name}-per-seed.csv", per)
+    atomic.write_csv(folder / f"{name}.csv", summary)
+    print(per.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"wrote {folder}/{name}.csv")
+    return 0
+
+
+def cmd_psychometric(args: argparse.Namespace) -> int:
+    from core import atomic
+    from core.analysis import psychometrics as pm
+    from core.scoring import predictions
+
+    by = [c for c in (args.by or []) if c]
+    frames = []
+    for name in args.tables:
+        path = predictions.resolve(name)
+        table, meta = predictions.load(path)
+        detector = meta.get("detector", path.stem)
+        fits = pm.fit_table(
+            table,
+            args.axis,
+            by,
+            args.threshold,
+            function=args.function,
+            target=args.target,
+            n_boot=args.n_boot,
+            boot=args.boot,
+            lapse_max=args.lapse_max,
+        )
+        rows = pm.summary_rows(fits, detector)
+        frames.append(rows)
+        out = predictions.analysis_dir(path)
+        tag = f"{args.axis}" + (f"-by-{'-'.join(by)}" if by else "")
+        payload = {
+            "table": path.name,
+            "axis": args.axis,
+            "by": by,
+            "function": args.function,
+            "target": args.target,
+            "fits": [{"stratum": s, "note": note, **(f.as_dict() if f else {})} for s, f, note in fits],
+        }
+        if args.glm:
+            g = pm.interaction_glm(table, args.threshold)
+            payload["glm"] = {**g, "coefficients": g["coefficients"].to_dict(orient="records")}
+            print(
+                f"{detector}: GEE {g['formula']} (clusters: {g['n_clusters']} base clips); "
+                f"interaction p = {g['interaction_p']:.3g}; McFadden R² = {g['mcfadden_r2']:.3f}"
+            )
+            print(g["coefficients"].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        atomic.write_json(out / f"psychometric-{tag}.json", payload)
+        atomic.write_csv(out / f"observed-{tag}.csv", pm.observed(table, args.axis, by, args.threshold))
+        print(f"wrote {out}/psychometric-{tag}.json")
+    import pandas as pd
+
+    summary = pd.concat(frames, ignore_index=True)
+    cols = [c for c in ["detector", *by, "result", "lapse", "deviance", "p_deviance", "clips"] if c in summary]
+    print(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    return 0
+
+
+def cmd_errors(args: argparse.Namespace) -> int:
+    from core import atomic
+    from core.analysis.error_analysis import consistently_wrong, per_clip
+    from core.scoring import predictions
+
+    paths = [predictions.resolve(t) for t in args.tables]
+    wide = per_clip({p.stem: predictions.load(p)[0] for p in paths}, args.threshold)
+    top = consistently_wrong(wide, args.min_frac)
+    cols = ["clip_id", "label", "group_id", "duration_ms", "snr_db", "runs_wrong", "runs", "mean_abs_logit_wrong"]
+    print(
+        f"{len(wide)} clips, {int((wide['runs_wrong'] > 0).sum())} wrong in at least one of {len(paths)} tables; "
+        f"{len(top)} wrong in ≥ {args.min_frac:.0%}:"
+    )
+    print(top[cols].head(30).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    if args.csv:
+        atomic.write_csv(args.csv, wide)
+        print(f"wrote {args.csv}")
+    return 0
+
+
+def register(top: argparse._SubParsersAction) -> None:
+    """`calibrate`, `compare`, `aggregate`, `psychometric` and `errors`: analyses of predictions tables."""
+    from core.analysis import psychometrics as pm
+
+    c = top.add_parser("calibrate", help="fit a calibrator on a dev table, apply and judge it on a test table")
+    c.add_argument("--dev", required=True, help="predictions table (name or path) to fit on")
+    c.add_argument("--test", required=True, help="predictions table (name or path) to apply to")
+    c.add_argument("--method", choices=["temperature", "platt", "isotonic"], default="temperature")
+    c.add_argument("--bins", type=int, default=10)
+    c.add_argument("--strategy", choices=["uniform", "quantile"], default="uniform")
+    c.set_defaults(func=cmd_calibrate)
+
+    cp = top.add_parser("compare", help="McNemar, paired clustered bootstrap and power for two tables")
+    cp.add_argument("a", help="predictions table A (name or path)")
+    cp.add_argument("b", help="predictions table B, scored on the same clips")
+    cp.add_argument("--threshold-a", type=float, default=0.0, help="decision threshold on A's log-odds")
+    cp.add_argument("--threshold-b", type=float, default=0.0)
+    cp.add_argument("--n-boot", type=int, default=2000)
+    cp.add_argument("--delta", type=float, default=None, help="difference to power for (default: observed)")
+    cp.set_defaults(func=cmd_compare)
+
+    ag = top.add_parser("aggregate", help="mean ± std over seeds: tables of one configuration, or a sweep")
+    ag.add_argument("tables", nargs="*", help="predictions tables (names or paths)")
+    ag.add_argument("--sweep", help="a sweep id: its results matrix over seeds")
+    ag.add_argument("--part", choices=["dev", "test"], default="test")
+    ag.add_argument("--name", help="output name under results/aggregates")
+    ag.set_defaults(func=cmd_aggregate)
+
+    ps = top.add_parser("psychometric", help="psychometric fits, thresholds with bootstrap CIs, GLM")
+    ps.add_argument("tables", nargs="+", help="predictions tables scored on a condition set")
+    ps.add_argument("--axis", choices=list(pm.AXES), default="snr_db")
+    ps.add_argument("--by", nargs="*", default=[], help="strata, e.g. duration_ms band reverb")
+    ps.add_argument("--function", choices=list(pm.FUNCTIONS), default="logistic")
+    ps.add_argument("--target", type=float, default=0.75, help="proportion correct at the threshold")
+    ps.add_argument("--n-boot", type=int, default=1000)
+    ps.add_argument("--boot", choices=["nonparametric", "parametric"], default="nonparametric")
+    ps.add_argument("--lapse-max", type=float, default=pm.LAPSE_MAX)
+    ps.add_argument("--threshold", type=float, default=0.0, help="decision threshold on the log-odds")
+    ps.add_argument("--glm", action="store_true", help="also fit the GEE of correct ~ log2(duration) × SNR")
+    ps.set_defaults(func=cmd_psychometric)
+
+    er = top.add_parser("errors", help="per-clip errors across runs: consistently wrong and confident errors")
+    er.add_argument("tables", nargs="+", help="predictions tables scored on the same clips (runs, seeds, detectors)")
+    er.add_argument("--threshold", type=float, default=0.0)
+    er.add_argument("--min-frac", type=float, default=0.5, help="consistently wrong: wrong in at least this fraction")
+    er.add_argument("--csv", help="write the per-clip table here")
+    er.set_defaults(func=cmd_errors)

@@ -1,0 +1,222 @@
+"""`python -m core data ...`, `tag`, `conditions`: datasets, splits, audits, annotations, condition sets."""
+
+from __future__ import annotations
+
+import argparse
+
+from core.cli.common import run_job, tqdm_progress
+from core.errors import LabError
+
+
+def cmd_build_default(args: argparse.Namespace) -> int:
+    from core.data.default_dataset import build_default
+
+    update, close = tqdm_progress("building embedded dataset")
+    try:
+        root = build_default(args.name, force=args.force, workers=args.workers, progress=update)
+    finally:
+        close()
+    print(f"dataset ready: {root}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from core.data.importers import import_dataset
+
+    options = {}
+    if args.kind == "voxconverse":
+        options = {"include_gaps": args.include_gaps}
+    update, close = tqdm_progress(f"importing {args.kind}")
+    try:
+        root = import_dataset(
+            args.kind, args.source, args.name, skip_bad=args.skip_bad, force=args.force, progress=update, **options
+        )
+    finally:
+        close()
+    from core.data.datasets import load_dataset
+
+    ds = load_dataset(args.name)
+    print(f"imported {len(ds.manifest)} clips into {root}")
+    for note, n in ds.info.get("load_notes", {}).items():
+        print(f"  note: {note} ({n} clips)")
+    for problem in ds.info.get("skipped", []):
+        print(f"  skipped: {problem}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from core.data.audit import split_status
+    from core.data.datasets import list_datasets, load_dataset
+    from core.data.splits import list_splits
+
+    for name in list_datasets():
+        ds = load_dataset(name)
+        splits = ", ".join(f"{s} [{split_status(ds, s)}]" for s in list_splits(ds)) or "no splits"
+        print(f"{name}: {len(ds.manifest)} clips, {ds.manifest['group_id'].nunique()} groups; {splits}")
+    return 0
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    from core.data.datasets import load_dataset
+    from core.data.splits import check_split, make_split, save_split
+
+    ds = load_dataset(args.dataset)
+    fractions = dict(zip(("train", "dev", "test"), args.fractions))
+    split = make_split(ds.manifest, fractions, seed=args.seed)
+    problems = check_split(ds.manifest, split)
+    if problems:
+        raise LabError("split is invalid: " + "; ".join(problems))
+    path = save_split(ds, args.name, split, {"fractions": fractions, "seed": args.seed, "method": "group-stratified"})
+    table = ds.manifest.assign(split=split.to_numpy()).groupby(["split", "label"]).size().unstack(fill_value=0)
+    print(f"saved {path}\n{table.to_string()}")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from core.data.audit import audit_split
+    from core.data.datasets import load_dataset
+
+    ds = load_dataset(args.dataset)
+    update, close = tqdm_progress("auditing")
+    try:
+        if args.against_base:
+            from core.data.audit import audit_against
+            from core.data.default_dataset import build_default
+            from core.detectors.lab_model import POOL_DATASET, pool_recipe
+
+            build_default(POOL_DATASET, pool_recipe())  # deterministic: rebuilt if missing
+            reference = load_dataset(POOL_DATASET)
+            report = audit_against(ds, args.split, args.part, reference, threshold=args.threshold, progress=update)
+        else:
+            report = audit_split(
+                ds, args.split, content=not args.structural_only, threshold=args.threshold, progress=update
+            )
+    finally:
+        close()
+    verdict = "LEAKY" if report.leaky else "clean"
+    print(f"split {args.split!r}: {verdict} — {report.counts() or 'no findings'} ({report.seconds:.1f} s)")
+    if report.leaky:
+        print(report.findings.head(args.show).to_string(index=False))
+    return 1 if report.leaky and args.fail_on_leak else 0
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    from core.data import annotations
+    from core.data.datasets import load_dataset
+
+    ds = load_dataset(args.dataset)
+    if args.clip and args.tag:
+        if args.remove:
+            annotations.remove_tag(ds, args.clip, args.tag)
+        else:
+            annotations.set_tag(ds, args.clip, args.tag, args.note)
+    elif args.clip or args.tag:
+        raise LabError("give both a clip id and a tag (or neither, to list the tags)")
+    t = annotations.load(ds)
+    print(t.to_string(index=False) if len(t) else f"no tags in {ds.name}")
+    return 0
+
+
+def cmd_conditions(args: argparse.Namespace) -> int:
+    from core.data.conditions import ConditionSpec, generate
+    from core.data.datasets import load_dataset
+
+    spec = ConditionSpec(
+        durations_ms=tuple(args.durations),
+        snrs_db=tuple(args.snrs),
+        include_clean=not args.no_clean,
+        noise=args.noise,
+        noise_folder=args.noise_folder or "",
+        bands=tuple(args.bands),
+        rooms=tuple(args.rooms),
+        bases_per_label=args.bases_per_label,
+        seed=args.seed,
+    )
+    ds = run_job(
+        args,
+        f"conditions {args.name}",
+        lambda update, should_stop: generate(
+            load_dataset(args.dataset), args.split, args.part, args.name, spec, args.force, update, should_stop
+        ),
+        lambda d: (f"{d.name}: {len(d.manifest)} clips", d.name),
+    )
+    print(
+        f"condition set {ds.name}: {len(ds.manifest)} clips from {ds.info['base_clips']} base clips; split 'conditions'"
+    )
+    print(f"score it: python -m core evaluate --dataset {ds.name} --split conditions --part test --detector silero-vad")
+    return 0
+
+
+def register(top: argparse._SubParsersAction) -> None:
+    """`data ...` (datasets, splits, audits), `tag` and `conditions`."""
+    from core.data import conditions as cond
+    from core.data.audit import NEAR_THRESHOLD
+    from core.data.importers import SCANNERS
+
+    data = top.add_parser("data", help="datasets, splits and leakage audits").add_subparsers(dest="cmd", required=True)
+
+    b = data.add_parser("build-default", help="build the embedded default dataset (offline)")
+    b.add_argument("--name", default="default")
+    b.add_argument("--force", action="store_true", help="rebuild even if it exists")
+    b.add_argument("--workers", type=int, default=2)
+    b.set_defaults(func=cmd_build_default)
+
+    i = data.add_parser("import", help="import a real corpus (audio read in place)")
+    i.add_argument("kind", choices=sorted(SCANNERS))
+    i.add_argument("source", help="folder (or CSV file for 'csv')")
+    i.add_argument("--name", required=True, help="dataset name")
+    i.add_argument("--skip-bad", action="store_true", help="skip unusable clips instead of failing")
+    i.add_argument("--force", action="store_true", help="replace an existing dataset of that name")
+    i.add_argument("--include-gaps", action="store_true", help="voxconverse: gaps between turns as non-speech")
+    i.set_defaults(func=cmd_import)
+
+    ls = data.add_parser("list", help="datasets and their splits")
+    ls.set_defaults(func=cmd_list)
+
+    s = data.add_parser("split", help="make and save a group-aware, label-stratified split")
+    s.add_argument("--dataset", default="default")
+    s.add_argument("--name", default="default", help="split name")
+    s.add_argument("--fractions", type=float, nargs=3, default=[0.7, 0.15, 0.15], metavar=("TRAIN", "DEV", "TEST"))
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_split)
+
+    a = data.add_parser("audit", help="audit a saved split for leakage")
+    a.add_argument("--dataset", default="default")
+    a.add_argument("--split", default="default")
+    a.add_argument("--threshold", type=float, default=NEAR_THRESHOLD, help="near-duplicate match score")
+    a.add_argument("--structural-only", action="store_true", help="skip the content (audio) checks")
+    a.add_argument("--show", type=int, default=20, help="findings to print")
+    a.add_argument("--fail-on-leak", action="store_true", help="exit 1 if the split is leaky")
+    a.add_argument(
+        "--against-base",
+        action="store_true",
+        help="check --part of the split against the lab base model's training pool instead",
+    )
+    a.add_argument("--part", default="test", help="with --against-base: train, dev, test or all")
+    a.set_defaults(func=cmd_audit)
+
+    tg = top.add_parser("tag", help="tag a clip in the dataset's annotations (or --remove the tag); list with no clip")
+    tg.add_argument("--dataset", default="default")
+    tg.add_argument("clip", nargs="?", help="clip id")
+    tg.add_argument("tag", nargs="?", help="e.g. 'label wrong', 'ambiguous'")
+    tg.add_argument("--note", default="")
+    tg.add_argument("--remove", action="store_true")
+    tg.set_defaults(func=cmd_tag)
+
+    cd = top.add_parser("conditions", help="a psychoacoustic condition set (durations × SNRs × bands × rooms)")
+    cd.add_argument("--dataset", default="default", help="source dataset")
+    cd.add_argument("--split", required=True, help="a saved split of the source dataset")
+    cd.add_argument("--part", default="test", help="which part supplies the base clips (the rest supply babble)")
+    cd.add_argument("--name", required=True, help="name of the new dataset")
+    cd.add_argument("--durations", type=int, nargs="+", default=list(cond.DURATIONS_MS), help="milliseconds")
+    cd.add_argument("--snrs", type=float, nargs="+", default=list(cond.SNRS_DB), help="dB")
+    cd.add_argument("--no-clean", action="store_true", help="leave out the noise-free variants")
+    cd.add_argument("--noise", choices=list(cond.NOISES), default="white")
+    cd.add_argument("--noise-folder", help="folder of noise recordings (with --noise folder)")
+    cd.add_argument("--bands", nargs="+", choices=list(cond.BANDS), default=["clean"])
+    cd.add_argument("--rooms", nargs="+", choices=list(cond.ROOMS), default=["none"])
+    cd.add_argument("--bases-per-label", type=int, default=24)
+    cd.add_argument("--seed", type=int, default=0)
+    cd.add_argument("--force", action="store_true", help="replace an existing dataset of that name")
+    cd.add_argument("--job-dir", help=argparse.SUPPRESS)
+    cd.set_defaults(func=cmd_conditions)
