@@ -194,6 +194,22 @@ def audio_token_count(n_frames: int) -> int:
     return (((n_frames - 1) // 2 + 1) - 2) // 2 + 1
 
 
+def trimmed_features(feature_extractor, clips: Sequence[np.ndarray]) -> dict:
+    """Log-mel features padded to the batch's longest clip plus a margin (not to 30 s), with their mask."""
+    longest = max(len(c) for c in clips)
+    n_frames = -(-longest // HOP) + MARGIN_FRAMES
+    n_frames += (-n_frames) % 4  # two stride-2 stages
+    return feature_extractor(
+        list(clips),
+        sampling_rate=16000,
+        padding="max_length",
+        max_length=n_frames * HOP,
+        truncation=True,
+        return_attention_mask=True,
+        return_tensors="pt",
+    )
+
+
 def prepare(processor, clips: list[np.ndarray], prompt: str, padded: bool, answers: list[str] | None = None) -> dict:
     """Model inputs for a batch: token ids, mel features and masks.
 
@@ -208,19 +224,7 @@ def prepare(processor, clips: list[np.ndarray], prompt: str, padded: bool, answe
             text=[text] * len(clips), audio=list(clips), sampling_rate=16000, return_tensors="pt", padding=True
         )
     else:
-        fe = processor.feature_extractor
-        longest = max(len(c) for c in clips)
-        n_frames = -(-longest // HOP) + MARGIN_FRAMES
-        n_frames += (-n_frames) % 4  # two stride-2 stages
-        feats = fe(
-            list(clips),
-            sampling_rate=16000,
-            padding="max_length",
-            max_length=n_frames * HOP,
-            truncation=True,
-            return_attention_mask=True,
-            return_tensors="pt",
-        )
+        feats = trimmed_features(processor.feature_extractor, clips)
         lengths = feats["attention_mask"].sum(-1).tolist()
         audio_token = processor.audio_token
         texts = [text.replace(audio_token, audio_token * audio_token_count(int(n)), 1) for n in lengths]
@@ -243,6 +247,26 @@ def prepare(processor, clips: list[np.ndarray], prompt: str, padded: bool, answe
 
 def _base(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def decode(lm, cache=None, **kw):
+    """Run the language model `lm` on top of `cache` (None: from scratch); returns its output.
+
+    transformers renamed `past_key_values` to `cache` in 5.x (the old name is deprecated there);
+    requirements allow both generations, so the keyword is chosen by the model's signature.
+    """
+    import inspect
+
+    if cache is not None:
+        name = "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
+        kw[name] = cache
+    return lm(**kw)
+
+
+def output_cache(out):
+    """The key/value cache of a decoder output, under either generation's attribute name."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
 
 
 def encode_trimmed(model, input_features, feature_attention_mask):
@@ -308,12 +332,12 @@ def trimmed_states(model, batch: dict, shared_prefix: bool = False):
     same_prefix = bool((host_ids[:, :p] == host_ids[:1, :p]).all())
     if not shared_prefix or p == 0 or not same_prefix or ids.shape[0] == 1:
         return base.model(inputs_embeds=embeds, use_cache=False).last_hidden_state
-    head = base.model(inputs_embeds=embeds[:1, :p], use_cache=True)
-    cache = head.past_key_values
+    head = decode(base.model, inputs_embeds=embeds[:1, :p], use_cache=True)
+    cache = output_cache(head)
     cache.batch_repeat_interleave(ids.shape[0])
     positions = torch.arange(p, ids.shape[1], device=device)[None].expand(ids.shape[0], -1)
-    tail = base.model(
-        inputs_embeds=embeds[:, p:], past_key_values=cache, position_ids=positions, use_cache=True
+    tail = decode(
+        base.model, cache, inputs_embeds=embeds[:, p:], position_ids=positions, use_cache=True
     ).last_hidden_state
     return torch.cat([head.last_hidden_state.expand(ids.shape[0], -1, -1), tail], dim=1)
 
@@ -404,7 +428,9 @@ class PreparedBatches:
     child deadlocks OpenMP (seen here), so throughput comes from several workers instead.
     """
 
-    def __init__(self, processor, clips: Sequence[np.ndarray], groups: list[np.ndarray], prompt: str, padded: bool):
+    def __init__(
+        self, processor, clips: Sequence[np.ndarray], groups: list[np.ndarray], prompt: str | None, padded: bool
+    ):
         self.processor, self.clips, self.groups, self.prompt, self.padded = processor, clips, groups, prompt, padded
 
     def __len__(self) -> int:
@@ -412,7 +438,11 @@ class PreparedBatches:
 
     def __getitem__(self, i: int) -> dict:
         try:
-            return prepare(self.processor, [self.clips[j] for j in self.groups[i]], self.prompt, padded=self.padded)
+            clips = [self.clips[j] for j in self.groups[i]]
+            if self.prompt is None:  # features only: the prompts are put around them later (prompt_batch)
+                feats = trimmed_features(self.processor.feature_extractor, clips)
+                return {"input_features": feats["input_features"], "feature_attention_mask": feats["attention_mask"]}
+            return prepare(self.processor, clips, self.prompt, padded=self.padded)
         except LabError as exc:  # e.g. a corrupt clip read in a worker: raised as itself, not a worker traceback
             return {"error": exc}
 
@@ -426,23 +456,35 @@ class AudioLLMDetector:
     reads_lazily = True
 
     def __init__(self, spec: AudioLLMSpec | None = None, model=None, processor=None, name: str | None = None):
+        from core.detectors.prompt_batch import Prompt, check_prompt_text, tokens
+
         self.spec = spec or AudioLLMSpec()
-        check_prompt(self.spec.prompt)  # before a model is loaded
+        check_prompt_text(Prompt(self.spec.prompt, *self.spec.answers))  # before a model is loaded
         if model is None:
             model, processor = load(self.spec)
         self.model, self.processor = model, processor
         if self.spec.compile:
             compile_layers(model)
-        self.ids = answer_token_ids(processor.tokenizer, tuple(self.spec.answers))
+        self.tokens = tokens(processor, Prompt(self.spec.prompt, *self.spec.answers))
+        # single-token answers: their next-token logits (`ids`); longer ones: sequence log-likelihoods
+        self.ids = (self.tokens.answers[0][0], self.tokens.answers[1][0]) if self.tokens.single else None
+        if self.ids is None and (self.spec.padding == "padded" or self.spec.mode == "generate"):
+            raise LabError(
+                f"answers {tuple(self.spec.answers)} are several tokens long; they are scored by their log-likelihood "
+                "on the trimmed path only (padding 'trimmed', mode 'logits')"
+            )
         self.name = name or f"audio-llm:{Path(self.spec.model).name}"
         self.prompt = self.spec.prompt
         self.adapter = self.spec.adapter
         self.device = _base(model).lm_head.weight.device
         self.workers = self.spec.workers if self.spec.workers >= 0 else (4 if self.device.type == "cuda" else 0)
 
-    def batches(self, clips: Sequence[np.ndarray], groups: list[np.ndarray], padded: bool):
-        """Prepared batches in order: by worker processes when there are several, else here."""
-        dataset = PreparedBatches(self.processor, clips, groups, self.spec.prompt, padded)
+    def batches(self, clips: Sequence[np.ndarray], groups: list[np.ndarray], padded: bool, features_only: bool = False):
+        """Prepared batches in order: by worker processes when there are several, else here.
+
+        `features_only`: the trimmed audio features alone, for scoring several prompts on them.
+        """
+        dataset = PreparedBatches(self.processor, clips, groups, None if features_only else self.spec.prompt, padded)
         if self.workers == 0 or len(groups) < 2:
             return (dataset[i] for i in range(len(groups)))
         workers = min(self.workers, len(groups))
@@ -467,6 +509,10 @@ class AudioLLMDetector:
         """
         if sr != 16000:
             raise ValueError(f"Qwen2-Audio takes 16 kHz audio, got {sr} Hz")
+        if self.ids is None:  # answers of several tokens: their log-likelihoods, on the shared-audio path
+            from core.detectors.prompt_batch import Prompt
+
+            return self.score_prompts(clips, sr, [Prompt(self.spec.prompt, *self.spec.answers)], on_batch)[0]
         torch = _torch()
         padded = self.spec.padding == "padded"
         bs = max(1, self.spec.batch_size)
@@ -502,6 +548,25 @@ class AudioLLMDetector:
                 scored(pending[0], pending[1].cpu().numpy())
         return out
 
+    def score_prompts(
+        self, clips: Sequence[np.ndarray], sr: int, prompts: list, on_batch: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """(len(prompts), n, 2) answer scores of several `prompt_batch.Prompt`s on the same clips.
+
+        Each batch's audio features and encoder output are computed once for all prompts, and the
+        decoder's work up to the question once per distinct text before it (see `prompt_batch`):
+        equal to scoring each prompt alone (tested in fp32). `on_batch(clips done)` as in `score`.
+        """
+        from core.detectors.prompt_batch import score_prompts, tokens
+
+        if sr != 16000:
+            raise ValueError(f"Qwen2-Audio takes 16 kHz audio, got {sr} Hz")
+        planned = [tokens(self.processor, p) for p in prompts]  # every prompt checked before any work
+        lengths = clips.lengths if hasattr(clips, "lengths") else [len(c) for c in clips]
+        groups = length_groups(lengths, max(1, self.spec.batch_size), ramp=self.workers > 0)
+        prepared = self.batches(clips, groups, padded=False, features_only=True)
+        return score_prompts(self.model, prepared, groups, len(clips), planned, on_batch)
+
     def generate_logits(self, clips: list[np.ndarray]) -> np.ndarray:
         """The seed's path: 30 s padding and `generate()`, one new token constrained to the two answers.
 
@@ -523,6 +588,18 @@ class AudioLLMDetector:
         )
         return gen.logits[0][:, allowed].float().cpu().numpy()
 
+    def prompt_info(self, prompt) -> dict[str, Any]:
+        """The sidecar facts that belong to one prompt (`prompt_batch.Prompt`) scored by this detector."""
+        from core.detectors.prompt_batch import tokens
+
+        pt = tokens(self.processor, prompt)
+        return {
+            "prompt": prompt.text,
+            "answers": list(prompt.answers),
+            "answer_token_ids": [list(a) for a in pt.answers],
+            "answer_scoring": "next-token logits" if pt.single else "answer log-likelihood",
+        }
+
     def info(self) -> dict[str, Any]:
         device, dtype = resolve_device_dtype(self.spec)
         spec = {k: v for k, v in asdict(self.spec).items() if k not in ("extra", "device", "dtype")}
@@ -531,6 +608,7 @@ class AudioLLMDetector:
             "model_id": self.spec.model,
             "dtype": str(dtype).replace("torch.", ""),
             "device": device,
-            "answer_token_ids": list(self.ids),
+            # single-token answers: next-token logits; longer ones: log-likelihood of the whole answer
+            **self.prompt_info(self.tokens.prompt),
             "workers": self.workers,  # as resolved for this device
         }

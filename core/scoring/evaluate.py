@@ -16,6 +16,7 @@ from core.data.datasets import Dataset
 from core.data.splits import select_clips
 from core.decision import correct
 from core.detectors.base import Detector
+from core.errors import LabError
 from core.scoring import predictions
 
 Progress = Callable[[float, str], None]
@@ -102,24 +103,103 @@ def evaluate(
     Clips tagged with any of `exclude_tags` are left out and listed in the sidecar.
     """
     clips = select_clips(ds, split_name, part, exclude_tags)
-    excluded = clips.attrs.get("excluded", [])
     t0 = time.perf_counter()
     logits = score_clips(ds, clips, detector, batch_size, progress, should_stop)
     seconds = time.perf_counter() - t0
     table = predictions.build_table(
         clips, logits, detector=detector.name, adapter=detector.adapter, seed=seed, prompt=detector.prompt
     )
-    meta: dict[str, Any] = {
+    meta = _sidecar(ds, split_name, part, detector.name, detector.info(), table, seconds, exclude_tags, clips)
+    return predictions.save(table, meta, name)
+
+
+def _sidecar(ds, split_name, part, detector, info, table, seconds, exclude_tags, clips, per_s=None) -> dict[str, Any]:
+    """What a predictions table's JSON sidecar records about how it was made."""
+    return {
         "dataset": ds.name,
         "split_name": split_name,
         "part": part,
-        "detector": detector.name,
-        **detector.info(),
+        "detector": detector,
+        **info,
         "seconds": round(seconds, 2),
-        "clips_per_s": round(len(clips) / max(seconds, 1e-9), 2),
+        "clips_per_s": round((per_s or len(table)) / max(seconds, 1e-9), 2),
         "host": platform.node(),
         "accuracy": float(correct(table["label"], table["logit"]).mean()),
         "excluded_tags": list(exclude_tags),
-        "excluded_clips": excluded,
+        "excluded_clips": clips.attrs.get("excluded", []),
     }
-    return predictions.save(table, meta, name)
+
+
+def score_prompt_clips(
+    ds: Dataset,
+    clips: pd.DataFrame,
+    detector: Detector,
+    prompts: list,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> np.ndarray:
+    """(prompts, clips, 2) answer scores of several prompts on `clips`, the audio work shared (audio LLMs)."""
+    if not hasattr(detector, "score_prompts"):
+        raise LabError(f"detector {detector.name!r} takes no prompt: only audio-LLM detectors score prompts")
+    n = len(clips)
+
+    def report(done: int) -> None:
+        if should_stop and should_stop():
+            raise KeyboardInterrupt("cancelled")
+        if progress:
+            progress(done / max(n, 1), f"scored {done}/{n} clips × {len(prompts)} prompts")
+
+    report(0)
+    ids = clips["clip_id"].to_numpy()
+    source = DiskClips(ds, ids, clips["duration_ms"].to_numpy())
+    return detector.score_prompts(source, 16000, prompts, on_batch=report)
+
+
+def evaluate_prompts(
+    ds: Dataset,
+    split_name: str,
+    part: str,
+    detector: Detector,
+    prompts: list,
+    *,
+    clip_ids: list[str] | None = None,
+    names: list[str] | None = None,
+    seed: int | None = None,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    exclude_tags: list[str] | tuple[str, ...] = (),
+    folder: Path | None = None,
+    extra: dict[str, Any] | None = None,
+) -> list[Path]:
+    """Score several prompts (`prompt_batch.Prompt`) on `part` of a split; one predictions table each.
+
+    The clips are read and encoded once for all prompts. `clip_ids` restricts scoring to those
+    clips of the part (a fixed subset, as prompt optimisation uses); every table records its
+    prompt and answers, so every later view reads it like any other table. `folder`: where the
+    tables go (default results/predictions); `extra`: more sidecar facts (e.g. the prompt study).
+    """
+    clips = select_clips(ds, split_name, part, exclude_tags)
+    if clip_ids is not None:
+        unknown = sorted(set(clip_ids) - set(clips["clip_id"]))
+        if unknown:
+            raise LabError(f"{len(unknown)} chosen clip(s) are not in the {part!r} part, e.g. {unknown[0]!r}")
+        keep = clips["clip_id"].isin(set(clip_ids)).to_numpy()
+        excluded = clips.attrs.get("excluded", [])
+        clips = clips[keep].reset_index(drop=True)
+        clips.attrs["excluded"] = excluded
+    if names is not None and len(names) != len(prompts):
+        raise LabError(f"{len(prompts)} prompts but {len(names)} table names")
+    t0 = time.perf_counter()
+    scores = score_prompt_clips(ds, clips, detector, prompts, progress, should_stop)
+    seconds = time.perf_counter() - t0
+    paths = []
+    for k, prompt in enumerate(prompts):
+        table = predictions.build_table(
+            clips, scores[k], detector=detector.name, adapter=detector.adapter, seed=seed, prompt=prompt.text
+        )
+        info = {**detector.info(), **detector.prompt_info(prompt), "prompts_scored_together": len(prompts)}
+        meta = _sidecar(ds, split_name, part, detector.name, info, table, seconds, exclude_tags, clips)
+        meta["clips_per_s"] = round(len(clips) * len(prompts) / max(seconds, 1e-9), 2)  # clip-prompts per second
+        meta.update(extra or {})
+        paths.append(predictions.save(table, meta, names[k] if names else None, folder))
+    return paths

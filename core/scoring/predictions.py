@@ -93,8 +93,8 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:80] or "x"
 
 
-def save(table: pd.DataFrame, meta: dict[str, Any], name: str | None = None) -> Path:
-    """Write results/predictions/<name>.csv and .json atomically; return the CSV path."""
+def save(table: pd.DataFrame, meta: dict[str, Any], name: str | None = None, folder: Path | None = None) -> Path:
+    """Write results/predictions/<name>.csv and .json atomically (or into `folder`); return the CSV path."""
     validate(table)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     name = _slug(
@@ -102,7 +102,7 @@ def save(table: pd.DataFrame, meta: dict[str, Any], name: str | None = None) -> 
         or f"{meta.get('dataset', 'data')}-{meta.get('split_name', '')}-{meta.get('part', '')}-"
         f"{meta.get('detector', '')}-{stamp}"
     )
-    folder = results_root() / "predictions"
+    folder = Path(folder) if folder is not None else results_root() / "predictions"
     path = atomic.write_csv(folder / f"{name}.csv", table)
     atomic.write_json(folder / f"{name}.json", {**meta, "created": stamp, "n_clips": len(table)})
     return path
