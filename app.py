@@ -13,6 +13,7 @@ PAGES = [
     st.Page("pages/split_audit.py", title="Split & leakage audit", icon=":material/call_split:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/speed:"),
     st.Page("pages/runs.py", title="Runs", icon=":material/model_training:"),
+    st.Page("pages/prompts.py", title="Prompts", icon=":material/edit_note:"),
     st.Page("pages/calibration.py", title="Calibration", icon=":material/straighten:"),
     st.Page("pages/thresholds.py", title="Thresholds", icon=":material/tune:"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),

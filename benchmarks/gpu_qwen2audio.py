@@ -65,6 +65,27 @@ def clips(n: int, seed: int = 0) -> list[np.ndarray]:
     return out
 
 
+def build_7b():
+    """(model, processor): Qwen2-Audio-7B's architecture with random bf16 weights on the GPU, the lab's processor."""
+    from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration
+
+    processor = lab_model.build_processor()
+    audio_id = processor.tokenizer.convert_tokens_to_ids("<|AUDIO|>")
+    config = Qwen2AudioConfig(
+        audio_config=AUDIO_7B, text_config={"model_type": "qwen2", **TEXT_7B}, audio_token_index=audio_id
+    )
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    torch.set_default_dtype(torch.bfloat16)
+    with torch.device("cuda"):
+        model = Qwen2AudioForConditionalGeneration(config).eval()
+    torch.set_default_dtype(torch.float32)
+    n_params = sum(p.numel() for p in model.parameters())
+    name = torch.cuda.get_device_name()
+    print(f"device: {name}; built {n_params / 1e9:.2f} B parameters (bf16, random) in {time.perf_counter() - t0:.0f} s")
+    return model, processor
+
+
 def host_syncs(fn, *args) -> list[str]:
     """Where `fn` makes the host wait for the GPU (torch's sync debug mode): "count× file:line code"."""
     import traceback
@@ -350,24 +371,11 @@ def main() -> None:
         "--evaluate", action="store_true", help="with --quick: also through core.evaluate, clips read from disk"
     )
     args = ap.parse_args()
-    from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration
-
-    name = torch.cuda.get_device_name()
     # full fp32 accumulation in bf16 GEMM reductions: fewer kernel-order rounding differences
     torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
-    processor = lab_model.build_processor()
+    model, processor = build_7b()
+    name = torch.cuda.get_device_name()
     audio_id = processor.tokenizer.convert_tokens_to_ids("<|AUDIO|>")
-    config = Qwen2AudioConfig(
-        audio_config=AUDIO_7B, text_config={"model_type": "qwen2", **TEXT_7B}, audio_token_index=audio_id
-    )
-    torch.manual_seed(0)
-    t0 = time.perf_counter()
-    torch.set_default_dtype(torch.bfloat16)
-    with torch.device("cuda"):
-        model = Qwen2AudioForConditionalGeneration(config).eval()
-    torch.set_default_dtype(torch.float32)
-    n_params = sum(p.numel() for p in model.parameters())
-    print(f"device: {name}; built {n_params / 1e9:.2f} B parameters (bf16, random) in {time.perf_counter() - t0:.0f} s")
 
     data = clips(args.clips)
     print(f"measured bf16 GEMM ceiling (28672x4096 @ 4096x11008): {gemm_ceiling() / 1e12:.0f} TFLOP/s")

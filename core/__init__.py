@@ -10,6 +10,7 @@ a stage imports only the stages before it (tests/test_layout.py checks this):
     scoring   score a split with a detector -> a predictions table
     analysis  metrics, calibration, thresholds, statistics, psychometrics, errors (reads tables)
     runs      background jobs, run registry, sweeps, the training loop
+    prompts   prompt trials and the OPRO search (a background job of its own)
     cli       `python -m core ...`, one module per stage, mirroring the pages
 """
 

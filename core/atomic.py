@@ -48,14 +48,14 @@ def write_text(target: str | os.PathLike[str], text: str) -> Path:
 
 
 def write_json(target: str | os.PathLike[str], obj: Any) -> Path:
-    return write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    return write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
 
 
 def write_csv(target: str | os.PathLike[str], df: pd.DataFrame) -> Path:
     return write_with(target, lambda p: df.to_csv(p, index=False), suffix=".csv")
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
     if hasattr(obj, "item"):  # numpy scalars
         return obj.item()
     if isinstance(obj, Path):

@@ -127,3 +127,52 @@ def groups_needed(n_clips: int, clips_per_group: float, icc: float) -> tuple[int
     m = max(1.0, float(clips_per_group))
     n = int(np.ceil(n_clips * (1 + (m - 1) * max(0.0, icc))))
     return n, int(np.ceil(n / m))
+
+
+def balanced_accuracy_ci(
+    labels: np.ndarray,
+    correct: np.ndarray,
+    groups: np.ndarray,
+    n_boot: int = 2000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Balanced accuracy (mean of the two recalls) with a percentile CI that resamples groups.
+
+    Groups (speakers, sources) are resampled with replacement within their label (a group's
+    majority label), so each replicate keeps both classes and every clip of a group moves with
+    it: clips of one speaker are right or wrong together, and a CI that resampled clips would
+    be too narrow. Returns (estimate, lower, upper); NaN bounds when a class is missing.
+    """
+    labels, ok = np.asarray(labels) == "speech", np.asarray(correct, bool)
+    codes = np.unique(np.asarray(groups), return_inverse=True)[1]
+    g = codes.max() + 1 if len(codes) else 0
+    # per group: right speech, all speech, right non-speech, all non-speech
+    counts = np.stack(
+        [
+            np.bincount(codes, weights=ok & labels, minlength=g),
+            np.bincount(codes, weights=labels, minlength=g),
+            np.bincount(codes, weights=ok & ~labels, minlength=g),
+            np.bincount(codes, weights=~labels, minlength=g),
+        ],
+        axis=1,
+    )
+
+    def bacc(c: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (c[..., 0] / c[..., 1] + c[..., 2] / c[..., 3]) / 2
+
+    est = float(bacc(counts.sum(0)))
+    if not labels.any() or labels.all():
+        return est, float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    weights = np.zeros((n_boot, g))
+    speech_groups = counts[:, 1] >= counts[:, 3]
+    for members in (np.flatnonzero(speech_groups), np.flatnonzero(~speech_groups)):
+        if len(members):
+            pick = members[rng.integers(0, len(members), size=(n_boot, len(members)))]
+            np.add.at(weights, (np.arange(n_boot)[:, None], pick), 1.0)
+    boots = bacc(weights @ counts)
+    boots = boots[np.isfinite(boots)]
+    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2]) if len(boots) else (np.nan, np.nan)
+    return est, float(lo), float(hi)

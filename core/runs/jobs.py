@@ -147,5 +147,10 @@ def cancel(job_id: str) -> None:
 
 
 def log_tail(job_id: str, lines: int = 20) -> str:
-    path = jobs_dir() / job_id / "log.txt"
+    return log_tail_of(jobs_dir() / job_id, lines)
+
+
+def log_tail_of(folder: Path, lines: int = 20) -> str:
+    """The last `lines` lines of a job, run or study folder's log.txt ("" when none)."""
+    path = Path(folder) / "log.txt"
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""

@@ -1,0 +1,19 @@
+"""Eight candidate prompts of the kinds an OPRO search produces, shared by the prompt benchmarks.
+
+Five ask the question after the clip (their decoder work up to the question is shared), two
+before it, and four have answers of several tokens (scored by their log-likelihood).
+"""
+
+from core.detectors.audio_llm import DEFAULT_PROMPT, QUESTION_FIRST_PROMPT
+from core.detectors.prompt_batch import Prompt
+
+CANDIDATES = [
+    Prompt(DEFAULT_PROMPT),
+    Prompt("Based on the audio file, is it SPEECH or NON-SPEECH?", "SPEECH", "NON-SPEECH"),
+    Prompt("Is there speech in this clip? Answer A for yes or B for no.", "A", "B"),
+    Prompt("Does this recording contain a human voice?", "Yes", "No"),
+    Prompt("Listen to the clip: is anyone speaking?\nA. Yes\nB. No\nAnswer with the letter A or B.", "A", "B"),
+    Prompt(QUESTION_FIRST_PROMPT),
+    Prompt("Is this speech?\n<audio>", "yes", "no"),
+    Prompt("Can you hear spoken words in this audio?", "speech", "non-speech"),
+]
