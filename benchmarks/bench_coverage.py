@@ -1,10 +1,12 @@
-"""Coverage of the paired bootstrap CIs for an accuracy difference under group random effects.
+"""Coverage of 95% intervals for a paired accuracy difference when clips are clustered in groups.
 
-Clips of a group share a random effect (a speaker that both models find hard), so the naive
-bootstrap over clips is too narrow. Prints the clustered and naive coverage of nominal 95%
-intervals; the clustered one should land in 93–97%.
+Clips of a group share random effects (a speaker that both models find hard, u_g; one model
+better on some groups and worse on others, v_g), set so that the intraclass correlation of the
+per-clip difference is `icc` (0.3 by default, solved numerically). Prints, at each number of
+groups, the coverage of: the cluster-robust t interval the lab reports (`clustered_mean_ci`),
+the percentile bootstrap over groups it replaced, and the naive bootstrap over clips.
 
-Usage: .venv/bin/python -m benchmarks.bench_coverage [--sims 1000]
+Usage: .venv/bin/python -m benchmarks.bench_coverage [--sims 1000] [--groups 10 20 50] [--icc 0.3]
 """
 
 from __future__ import annotations
@@ -13,63 +15,85 @@ import argparse
 import time
 
 import numpy as np
+from scipy.optimize import brentq
 from scipy.special import expit
 
-from core.analysis.stats import paired_bootstrap_diff
+from core.analysis.stats import paired_bootstrap_diff, paired_clustered_diff
 
-# Probability of a correct answer: expit(base + u_g ± v_g/2) for A (+) and B (−): u_g makes a
-# group hard for both models, v_g makes one model better on some groups and worse on others.
-BASE_A, BASE_B, GROUP_SD, MODEL_BY_GROUP_SD = 1.2, 0.8, 1.2, 1.0
+# P(correct) = expit(base + u_g ± v_g/2) for A (+) and B (−); one uniform per clip for both models
+BASE_A, BASE_B, GROUP_SD = 1.2, 0.8, 1.2
 
 
-def true_difference(n_nodes: int = 201) -> float:
-    """E[p_A − p_B] over both group effects, by Gauss–Hermite quadrature (clips weigh equally)."""
+def _moments(model_sd: float, n_nodes: int = 121) -> tuple[float, float, float]:
+    """(E[p_A − p_B], Var over groups of p_A − p_B, E|p_A − p_B|) by Gauss–Hermite quadrature."""
     x, w = np.polynomial.hermite_e.hermegauss(n_nodes)
     w = w / w.sum()
-    u, v = GROUP_SD * x[:, None], MODEL_BY_GROUP_SD * x[None, :]
-    diff = expit(BASE_A + u + v / 2) - expit(BASE_B + u - v / 2)
-    return float(np.sum(w[:, None] * w[None, :] * diff))
+    ww = w[:, None] * w[None, :]
+    diff = expit(BASE_A + GROUP_SD * x[:, None] + model_sd * x[None, :] / 2) - expit(
+        BASE_B + GROUP_SD * x[:, None] - model_sd * x[None, :] / 2
+    )
+    mean = float(np.sum(ww * diff))
+    return mean, float(np.sum(ww * diff**2)) - mean**2, float(np.sum(ww * np.abs(diff)))
 
 
-def simulate(rng: np.random.Generator, n_groups: int, per_group: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def icc_of_difference(model_sd: float) -> float:
+    """ICC of d = correct_A − correct_B: between-group variance of E[d | g] over Var(d).
+
+    With one shared uniform per clip, d is ±1 with probability |p_A − p_B| and 0 otherwise,
+    so Var(d) = E|p_A − p_B| − (E[p_A − p_B])².
+    """
+    mean, between, absolute = _moments(model_sd)
+    return between / (absolute - mean**2)
+
+
+def model_sd_for(icc: float) -> float:
+    return brentq(lambda s: icc_of_difference(s) - icc, 0.05, 20.0)
+
+
+def simulate(rng, n_groups: int, per_group: int, model_sd: float):
     groups = np.repeat(np.arange(n_groups), per_group)
     u = rng.normal(0, GROUP_SD, n_groups)[groups]
-    v = rng.normal(0, MODEL_BY_GROUP_SD, n_groups)[groups]
-    shared = rng.random(len(groups))  # one uniform per clip for both models: paired, correlated answers
-    correct_a = shared < expit(BASE_A + u + v / 2)
-    correct_b = shared < expit(BASE_B + u - v / 2)
-    return correct_a, correct_b, groups
+    v = rng.normal(0, model_sd, n_groups)[groups]
+    shared = rng.random(len(groups))
+    return shared < expit(BASE_A + u + v / 2), shared < expit(BASE_B + u - v / 2), groups
 
 
 def coverage(
-    sims: int = 1000, n_groups: int = 60, per_group: int = 20, n_boot: int = 1000, seed: int = 0
+    sims: int = 1000, n_groups: int = 20, per_group: int = 20, icc: float = 0.3, n_boot: int = 1000, seed: int = 0
 ) -> dict[str, float]:
-    """Fraction of simulations whose 95% CI holds the true difference (clustered and naive)."""
+    """Fraction of simulations whose 95% interval holds the true difference, for each interval."""
     rng = np.random.default_rng(seed)
-    truth = true_difference()
-    hits = {"clustered": 0, "naive": 0}
+    model_sd = model_sd_for(icc)
+    truth = _moments(model_sd)[0]
+    hits = {"cluster_t": 0, "group_bootstrap": 0, "naive": 0}
     for i in range(sims):
-        a, b, g = simulate(rng, n_groups, per_group)
-        _, lo, hi = paired_bootstrap_diff(a, b, g, n_boot=n_boot, seed=i)
-        hits["clustered"] += lo <= truth <= hi
-        _, lo, hi = paired_bootstrap_diff(a, b, None, n_boot=n_boot, seed=i)
-        hits["naive"] += lo <= truth <= hi
-    return {k: v / sims for k, v in hits.items()} | {"truth": truth}
+        a, b, g = simulate(rng, n_groups, per_group, model_sd)
+        _, lo, hi = paired_clustered_diff(a, b, g)
+        hits["cluster_t"] += lo <= truth <= hi
+        if n_boot:
+            _, lo, hi = paired_bootstrap_diff(a, b, g, n_boot=n_boot, seed=i)
+            hits["group_bootstrap"] += lo <= truth <= hi
+            _, lo, hi = paired_bootstrap_diff(a, b, None, n_boot=n_boot, seed=i)
+            hits["naive"] += lo <= truth <= hi
+    out = {k: v / sims for k, v in hits.items()}
+    return out | {"truth": truth, "model_sd": model_sd}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sims", type=int, default=1000)
-    ap.add_argument("--groups", type=int, default=60)
+    ap.add_argument("--groups", type=int, nargs="+", default=[10, 20, 50])
     ap.add_argument("--per-group", type=int, default=20)
+    ap.add_argument("--icc", type=float, default=0.3)
     args = ap.parse_args()
-    t0 = time.perf_counter()
-    c = coverage(args.sims, args.groups, args.per_group)
-    print(
-        f"{args.sims} simulations, {args.groups} groups × {args.per_group} clips, true difference {c['truth']:.4f}: "
-        f"clustered-bootstrap 95% CI coverage {c['clustered']:.1%}, naive (by clip) {c['naive']:.1%} "
-        f"({time.perf_counter() - t0:.1f} s)"
-    )
+    for g in args.groups:
+        t0 = time.perf_counter()
+        c = coverage(args.sims, g, args.per_group, args.icc)
+        print(
+            f"{args.sims} simulations, {g} groups × {args.per_group} clips, ICC {args.icc}, true difference "
+            f"{c['truth']:.4f}: cluster-robust t {c['cluster_t']:.1%}, percentile bootstrap over groups "
+            f"{c['group_bootstrap']:.1%}, naive bootstrap over clips {c['naive']:.1%} ({time.perf_counter() - t0:.0f} s)"
+        )
 
 
 if __name__ == "__main__":

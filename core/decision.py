@@ -1,4 +1,4 @@
-"""The log-odds contract every stage shares: p(speech) = sigmoid(logit), decision `logit > threshold`.
+"""The log-odds contract every stage shares: p(speech) = sigmoid(logit), decision `logit / T > threshold`.
 
 Why one module: scoring writes `p_speech`, training reports dev accuracy, and every analysis
 page decides speech vs non-speech; a second copy of either rule would let two pages disagree
@@ -15,6 +15,18 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
 
 
-def correct(labels: np.ndarray, logits: np.ndarray, threshold: float = 0.0) -> np.ndarray:
-    """Per-clip correctness of the decision `logit > threshold` (speech)."""
-    return (np.asarray(logits) > threshold) == (np.asarray(labels) == "speech")
+def decide(logits: np.ndarray, threshold: float = 0.0, temperature: float = 1.0) -> np.ndarray:
+    """Speech where `logit / T > threshold`: the one decision rule of every page and command.
+
+    Computed exactly as written (divide, then compare), so a clip on the boundary is decided
+    the same way wherever it is decided; `ThresholdIndex` reproduces it bit for bit.
+    """
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"the temperature must be a positive number, got {temperature!r}")
+    z = np.asarray(logits, dtype=np.float64)
+    return (z / temperature if temperature != 1.0 else z) > threshold
+
+
+def correct(labels: np.ndarray, logits: np.ndarray, threshold: float = 0.0, temperature: float = 1.0) -> np.ndarray:
+    """Per-clip correctness of the decision `logit / T > threshold` (speech)."""
+    return decide(logits, threshold, temperature) == (np.asarray(labels) == "speech")

@@ -41,8 +41,24 @@ chosen = st.multiselect("Predictions tables (runs, seeds or detectors on the sam
 if not chosen:
     st.stop()
 c = st.columns([2, 2, 3])
-threshold = c[0].number_input("Decision threshold (log-odds)", -20.0, 20.0, 0.0, 0.1, key="err_threshold")
+rule = st.session_state.get("decision_rule")
+use_rule = bool(rule) and c[0].checkbox(
+    "Decide as on the Thresholds page",
+    key="err_use_rule",
+    help="speech if logit / T > t, with the t and T set there",
+)
+if use_rule:
+    threshold, decision_t = rule["threshold"], rule["temperature"]
+    c[0].caption(f"t = {threshold:.3g}, T = {decision_t:.3g} (set for {rule['table']})")
+else:
+    threshold = c[0].number_input("Decision threshold (log-odds)", -20.0, 20.0, 0.0, 0.1, key="err_threshold")
+    decision_t = 1.0
 calibrate = c[1].checkbox("Calibrated p (T fitted on each dev table)", key="err_calibrate")
+st.caption(
+    f"Decisions here: speech if logit / {decision_t:.3g} > {threshold:.3g}"
+    + (" — the Thresholds page's rule." if use_rule else " — not the Thresholds page's rule; tick the box to use it.")
+    + " Calibrated p only changes the probabilities shown, never a decision."
+)
 
 loaded = {n: load_table(n) for n in chosen}
 temperatures = {}
@@ -55,7 +71,7 @@ if calibrate:
         "T: " + ", ".join(f"{k}: {v:.2f}" for k, v in temperatures.items()) if temperatures else "no dev tables"
     )
 try:
-    wide = per_clip({n: t for n, (t, _) in loaded.items()}, threshold, temperatures)
+    wide = per_clip({n: t for n, (t, _) in loaded.items()}, threshold, temperatures, decision_temperature=decision_t)
 except LabError as exc:
     st.error(str(exc))
     st.stop()

@@ -25,6 +25,11 @@ def _index(name: str, mtime: float) -> ThresholdIndex:
     return ThresholdIndex.build((table["label"] == "speech").to_numpy(), table["logit"].to_numpy(float))
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def _roc(name: str, mtime: float) -> dict:
+    return roc_curve(_index(name, mtime))
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def _ece(name: str, mtime: float, temperature: float) -> float:
     table, _ = load_table(name)
@@ -71,9 +76,14 @@ k[4].metric("ECE at this T", f"{_ece(test_name, mtime, temperature):.4f}")
 
 left, right = st.columns(2)
 left.plotly_chart(confusion(int(m["tp"]), int(m["fn"]), int(m["fp"]), int(m["tn"])), key="thr_confusion")
-roc = roc_curve(index, temperature)
-auc = float(np.trapezoid(roc["tpr"][::-1], roc["fpr"][::-1]))
-right.plotly_chart(roc_with_point(roc["fpr"], roc["tpr"], (m["fpr"], m["recall_speech"]), auc), key="thr_roc")
+roc = _roc(test_name, mtime)  # from the raw logits: T changes no ranking, so neither the curve nor its area
+right.plotly_chart(roc_with_point(roc["fpr"], roc["tpr"], (m["fpr"], m["recall_speech"]), roc["auc"]), key="thr_roc")
+# the one decision rule: the Errors page offers to apply exactly this (t, T)
+st.session_state["decision_rule"] = {
+    "table": test_name,
+    "threshold": float(threshold),
+    "temperature": float(temperature),
+}
 
 st.subheader("Chosen on dev, judged on test")
 if not dev_name:

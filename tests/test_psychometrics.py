@@ -85,6 +85,39 @@ def test_thresholds_outside_the_range_are_bounds_not_extrapolations():
     assert fit.bound is not None and fit.bound.startswith("< -10 dB")
 
 
+def test_a_step_like_curve_is_flagged_not_fitted_with_a_collapsed_ci():
+    """Chance up to 0 dB, ceiling from 5 dB: the threshold is somewhere in (0, 5) and the fit must say so."""
+    step = np.zeros((40, 6))
+    step[:20, :3] = 1.0  # 50% at -10, -5, 0 dB
+    step[:, 3:] = 1.0  # 100% at 5, 10, 20 dB
+    fit = pm.fit_counts(SNR, step, np.ones_like(step), "snr_db", n_boot=300)
+    assert fit.step and fit.beta >= pm.slope_floor(SNR) * 0.999
+    assert fit.ci[0] <= 0.0 and fit.ci[1] >= 5.0  # the CI spans the gap the data cannot divide
+    assert "a step between" in fit.label()
+    smooth = pm.fit_counts(SNR, *_simulate(np.random.default_rng(4), beta=4.0, units=60), "snr_db", n_boot=300)
+    assert not smooth.step
+
+
+def test_a_threshold_outside_the_range_is_a_bound_in_the_numbers_too(tmp_path):
+    import json
+
+    flat = np.tile([0, 1, 1, 0, 1, 0], (20, 1)).astype(float)
+    fit = pm.fit_counts(SNR, flat, np.ones_like(flat), "snr_db", n_boot=100)
+    assert np.isnan(fit.threshold) and fit.bound_side == "above" and fit.bound_value == 20.0
+    d = json.loads(json.dumps(fit.as_dict(), allow_nan=False))  # strict JSON: no NaN, no Infinity
+    assert d["threshold"] is None and d["ci"] == [None, None] and d["bound"].startswith("> 20 dB")
+    row = pm.summary_rows([({}, fit, "")]).iloc[0]
+    assert np.isnan(row["threshold"]) and row["bound"].startswith("> 20 dB")
+
+
+def test_a_saturated_fit_reports_no_goodness_of_fit_p():
+    x = np.array([-5.0, 0.0, 5.0])
+    k, n = _simulate(np.random.default_rng(6), x=x, units=50)
+    fit = pm.fit_counts(x, k, n, "snr_db", n_boot=100)
+    assert fit.df == 0 and np.isnan(fit.p_deviance) and "saturated" in fit.extra
+    assert pm.fit_counts(SNR, *_simulate(np.random.default_rng(6)), "snr_db", n_boot=50).df == 3
+
+
 def test_bootstrap_resamples_base_clips():
     # two kinds of base clip: all easy ones move together; the clip bootstrap CI must be wider
     # than the parametric one that treats each response as independent

@@ -51,7 +51,8 @@ def test_reliability_and_scores_match_sklearn():
         np.testing.assert_allclose(r["fraction_positive"], frac, atol=1e-12)
         np.testing.assert_allclose(r["mean_predicted"], mean, atol=1e-12)
     assert calibration.brier(y, p) == pytest.approx(brier_score_loss(y, p))
-    assert calibration.nll(y, p) == pytest.approx(log_loss(y, p))
+    z = np.log(p) - np.log1p(-p)
+    assert calibration.nll(y, z) == pytest.approx(log_loss(y, p))  # no extreme p here: sklearn's clip is idle
 
 
 def test_ece_against_an_independent_implementation():
@@ -83,8 +84,8 @@ def test_platt_and_isotonic_improve_nll_of_a_miscalibrated_model():
     y = rng.random(4000) < 1 / (1 + np.exp(-(0.5 * z + 1)))
     for method in (calibration.PlattScaling(), calibration.IsotonicCalibration(), calibration.TemperatureScaling()):
         cal = method.fit(z[:2000], y[:2000]).transform(z[2000:])
-        before = calibration.nll(y[2000:], 1 / (1 + np.exp(-z[2000:])))
-        assert calibration.nll(y[2000:], 1 / (1 + np.exp(-cal))) < before
+        before = calibration.nll(y[2000:], z[2000:])
+        assert calibration.nll(y[2000:], cal) < before
 
 
 def test_clustered_bootstrap_is_wider_than_naive_under_group_effects():
@@ -113,3 +114,91 @@ def test_sample_size_gives_the_promised_power():
         disc = table[0, 1] + table[1, 0]  # Connor's formula is for the uncorrected statistic
         hits += disc > 0 and chi2.sf((table[0, 1] - table[1, 0]) ** 2 / disc, 1) < 0.05
     assert abs(hits / sims - 0.8) < 0.04, (n, hits / sims)
+
+
+# ---------------------------------------------------------------- exact at the edges (issue 18)
+
+
+def test_probabilities_on_bin_edges_land_where_sklearn_puts_them():
+    p = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0] * 3 + [0.15, 0.35, 0.65])
+    y = (np.arange(len(p)) % 3 == 0).astype(int)
+    for n_bins in (5, 10, 20):
+        r = calibration.reliability(y, p, n_bins)
+        frac, mean = calibration_curve(y, p, n_bins=n_bins)
+        np.testing.assert_array_equal(r["fraction_positive"], frac)
+        np.testing.assert_array_equal(r["mean_predicted"], mean)
+    # ECE, too, as an independent count over sklearn's bins
+    bins = np.searchsorted(np.linspace(0, 1, 11)[1:-1], p)
+    ref = sum(abs(y[bins == b].mean() - p[bins == b].mean()) * (bins == b).sum() for b in np.unique(bins)) / len(p)
+    assert calibration.ece(y, p) == pytest.approx(ref, abs=1e-15)
+
+
+def test_nll_counts_a_confident_wrong_clip_in_full():
+    import torch
+
+    z = np.array([60.0, -45.0, 3.0, -700.0, 0.0])
+    y = np.array([0, 1, 1, 1, 0])  # two clips wrong with |logit| 60 and 45, one with 700
+    ref = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(z, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)
+    ).item()
+    assert calibration.nll(y, z) == pytest.approx(ref, rel=1e-12)
+    assert calibration.nll(y, z) > (60 + 45 + 700) / 5 - 1e-9  # not capped at 27.6 nats per clip
+
+
+def test_temperature_fit_widens_its_bounds_or_says_so():
+    rng = np.random.default_rng(11)
+    true = rng.normal(0, 2, 4000)
+    y = rng.random(4000) < 1 / (1 + np.exp(-true))
+    t = calibration.TemperatureScaling().fit(300 * true, y)  # over-confident by 300x: T beyond the first range
+    assert t.temperature == pytest.approx(300, rel=0.1) and not t.bound_note  # widened, then found
+    noise = rng.normal(0, 3, 4000)  # logits unrelated to the labels: the best T is as large as allowed
+    t = calibration.TemperatureScaling().fit(noise, y)
+    assert t.bound_note.startswith("T reached the search bound") and "no usable calibration signal" in t.bound_note
+    assert calibration.describe(t)["bound_note"] == t.bound_note
+    sep = np.where(y, 1.0, -1.0) * (1 + rng.random(4000))  # perfectly separated: NLL falls as T -> 0
+    assert "perfectly separated" in calibration.TemperatureScaling().fit(sep, y).bound_note
+
+
+def test_balanced_accuracy_ci_matches_the_linearised_formula():
+    """Known answer on a hand-sized case: two groups per class, values worked through by hand."""
+    labels = np.array(["speech"] * 4 + ["nonspeech"] * 4)
+    ok = np.array([1, 1, 0, 1, 1, 0, 0, 0], bool)
+    groups = np.array(["s1", "s1", "s2", "s2", "n1", "n1", "n2", "n2"])
+    est, lo, hi = stats.balanced_accuracy_ci(labels, ok, groups)
+    assert est == pytest.approx((0.75 + 0.25) / 2)
+    # influence e_g: s1 = 2(1 − .75)/8 = .0625, s2 = (−.75 + .25)/8 = −.0625; n1 = (.75 − .25)/8, n2 = −.0625
+    vs = vn = 2 / 1 * (2 * 0.0625**2)
+    df = (vs + vn) ** 2 / (vs**2 + vn**2)
+    from scipy.stats import t as student
+
+    half = student.ppf(0.975, df) * np.sqrt(vs + vn)
+    assert (lo, hi) == pytest.approx((est - half, est + half))
+    assert np.isnan(stats.balanced_accuracy_ci(labels, ok, np.where(labels == "speech", "s", groups))[1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_groups", [10, 20, 50])
+def test_clustered_difference_ci_holds_its_level_with_few_groups(n_groups):
+    from benchmarks.bench_coverage import coverage
+
+    c = coverage(sims=1000, n_groups=n_groups, per_group=20, icc=0.3, n_boot=0)
+    assert c["cluster_t"] >= 0.93, c
+
+
+@pytest.mark.slow
+def test_balanced_accuracy_ci_covers_the_planted_value():
+    from scipy.special import expit
+
+    rng = np.random.default_rng(12)
+    x, w = np.polynomial.hermite_e.hermegauss(81)
+    w = w / w.sum()
+    truth = (np.sum(w * expit(1.0 + 1.2 * x)) + np.sum(w * expit(0.3 + 1.2 * x))) / 2
+    hits, sims = 0, 1000
+    for _ in range(sims):
+        groups = np.repeat(np.arange(24), 15)  # 12 speech groups, 12 non-speech groups
+        speech = groups < 12
+        base = np.where(speech, 1.0, 0.3) + rng.normal(0, 1.2, 24)[groups]
+        ok = rng.random(len(groups)) < expit(base)
+        _, lo, hi = stats.balanced_accuracy_ci(np.where(speech, "speech", "nonspeech"), ok, groups)
+        hits += lo <= truth <= hi
+    assert hits / sims >= 0.93, hits / sims

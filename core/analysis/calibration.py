@@ -13,10 +13,15 @@ from scipy.optimize import minimize_scalar
 from core.decision import sigmoid
 
 
-def nll(y: np.ndarray, p: np.ndarray, eps: float = 1e-12) -> float:
-    p = np.clip(np.asarray(p, float), eps, 1 - eps)
-    y = np.asarray(y, float)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+def nll(y: np.ndarray, logits: np.ndarray) -> float:
+    """Mean negative log-likelihood of the labels under p = sigmoid(logit), from the logits.
+
+    log(1 + e^(−z)) for speech and log(1 + e^z) otherwise, by log-sum-exp (`np.logaddexp`), so a
+    confidently wrong clip counts in full: no probability is clipped (clipping p at 1e-12 would
+    cap one clip's loss at 27.6 nats however wrong it is).
+    """
+    z, y = np.asarray(logits, float), np.asarray(y, bool)
+    return float(np.mean(np.logaddexp(0.0, np.where(y, -z, z))))
 
 
 def brier(y: np.ndarray, p: np.ndarray) -> float:
@@ -24,20 +29,48 @@ def brier(y: np.ndarray, p: np.ndarray) -> float:
 
 
 class TemperatureScaling:
-    """logit / T with T minimising dev NLL, searched on log T over [t_min, t_max]."""
+    """logit / T with T minimising dev NLL, searched on log T over [t_min, t_max], widened when needed.
+
+    When the optimum lies at the edge of the search range the range is widened (×100 each side,
+    up to [1e-6, 1e6]); if it is still at an edge, `bound_note` says why instead of the bound
+    being passed off as a fitted value: at the top, the NLL keeps falling as p → 0.5 (the logits
+    carry no usable signal, or the wrong one); at the bottom, it keeps falling as T → 0 (the dev
+    clips are perfectly separated, so any T that sharpens them looks better).
+    """
+
+    WIDEST = (1e-6, 1e6)
 
     def __init__(self, t_min: float = 0.01, t_max: float = 100.0):
         self.t_min, self.t_max, self.temperature = t_min, t_max, 1.0
+        self.bound_note = ""
 
     def fit(self, logits: np.ndarray, y: np.ndarray) -> TemperatureScaling:
         z, y = np.asarray(logits, float), np.asarray(y, float)
-        res = minimize_scalar(
-            lambda lt: nll(y, sigmoid(z / np.exp(lt))),
-            bounds=(np.log(self.t_min), np.log(self.t_max)),
-            method="bounded",
-            options={"xatol": 1e-6},
-        )
+        lo, hi = np.log(self.t_min), np.log(self.t_max)
+        while True:
+            loss = lambda lt: nll(y, z / np.exp(lt))  # noqa: E731
+            res = minimize_scalar(loss, bounds=(lo, hi), method="bounded", options={"xatol": 1e-7})
+            # at a bound, or on a plateau that reaches it (perfect separation makes the NLL exactly 0 below some T)
+            at_lo = res.x - lo < 1e-3 or loss(lo) <= res.fun + 1e-12
+            at_hi = hi - res.x < 1e-3 or loss(hi) <= res.fun + 1e-12
+            if at_lo and lo > np.log(self.WIDEST[0]):
+                lo = max(lo - np.log(100), np.log(self.WIDEST[0]))
+            elif at_hi and hi < np.log(self.WIDEST[1]):
+                hi = min(hi + np.log(100), np.log(self.WIDEST[1]))
+            else:
+                break
         self.temperature = float(np.exp(res.x))
+        self.bound_note = ""
+        if at_hi:
+            self.bound_note = (
+                f"T reached the search bound {np.exp(hi):g}: the dev NLL keeps falling as p(speech) → 0.5, so "
+                "the logits carry no usable calibration signal (the model is at chance or worse on dev)"
+            )
+        elif at_lo:
+            self.bound_note = (
+                f"T reached the search bound {np.exp(lo):g}: the dev clips are perfectly separated, so the NLL "
+                "keeps falling as T → 0; the fitted T only reflects how few clips were seen"
+            )
         return self
 
     def transform(self, logits: np.ndarray) -> np.ndarray:
@@ -76,7 +109,7 @@ def bin_edges(p: np.ndarray, n_bins: int = 10, strategy: str = "uniform") -> np.
     if strategy == "uniform":
         return np.linspace(0.0, 1.0, n_bins + 1)
     if strategy == "quantile":
-        return np.quantile(np.asarray(p, float), np.linspace(0, 1, n_bins + 1))
+        return np.percentile(np.asarray(p, float), np.linspace(0, 1, n_bins + 1) * 100)
     raise ValueError(f"strategy must be 'uniform' or 'quantile', got {strategy!r}")
 
 
@@ -87,7 +120,9 @@ def reliability(y: np.ndarray, p: np.ndarray, n_bins: int = 10, strategy: str = 
     """
     y, p = np.asarray(y, float), np.asarray(p, float)
     edges = bin_edges(p, n_bins, strategy)
-    idx = np.searchsorted(edges[1:-1], p, side="right")
+    # as calibration_curve: a probability on an inner edge goes to the lower bin (side="left"),
+    # against the same floating-point edges (np.linspace), so 0.2 and 0.3 land where sklearn puts them
+    idx = np.searchsorted(edges[1:-1], p, side="left")
     rows = [
         {
             "bin": int(b),
@@ -141,7 +176,8 @@ def make_calibrator(method: str):
 def describe(calibrator) -> dict[str, float]:
     """The fitted parameters worth showing (T for temperature, a and b for Platt)."""
     if isinstance(calibrator, TemperatureScaling):
-        return {"temperature": calibrator.temperature}
+        out: dict = {"temperature": calibrator.temperature}
+        return {**out, "bound_note": calibrator.bound_note} if calibrator.bound_note else out
     if isinstance(calibrator, PlattScaling):
         return {"a": float(calibrator.model.coef_[0, 0]), "b": float(calibrator.model.intercept_[0])}
     return {"breakpoints": int(len(calibrator.model.X_thresholds_))}

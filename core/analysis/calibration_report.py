@@ -59,6 +59,8 @@ def report(
     cal = fit(dev, method)
     dev_c, test_c = apply(dev, cal), apply(test, cal)
     rows, warnings = [], []
+    if getattr(cal, "bound_note", ""):
+        warnings.append(cal.bound_note)
     if same_clips(dev, test):
         warnings.append(
             f"the calibrator was fitted on clips it is judged on ({len(set(dev['clip_id']) & set(test['clip_id']))} "

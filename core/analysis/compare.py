@@ -1,8 +1,9 @@
 """Honest comparison of two detectors scored on the same clips, and aggregation over seeds.
 
-Why: 24 clips from 3 groups could not tell the seed's models apart (McNemar p = 1.0), yet a
-row bootstrap made the difference look settled. Here the interval resamples groups, the naive
-one is shown beside it, and the sample size needed to settle the question is computed.
+Why: 24 clips from 3 groups could not tell the original models apart (McNemar p = 1.0), yet a
+row bootstrap made the difference look settled. Here the interval treats groups as the unit
+(a cluster-robust t interval, `stats.paired_clustered_diff`), the naive bootstrap over clips
+is shown beside it, and the sample size needed to settle the question is computed.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def compare(
     p = pair(a, b, threshold_a, threshold_b)
     ca, cb = p["correct_a"].to_numpy(), p["correct_b"].to_numpy()
     n = len(p)
-    _, lo_c, hi_c = stats.paired_bootstrap_diff(ca, cb, p["group_id"].to_numpy(), n_boot=n_boot, seed=seed)
+    _, lo_c, hi_c = stats.paired_clustered_diff(ca, cb, p["group_id"].to_numpy())
     d, lo_n, hi_n = stats.paired_bootstrap_diff(ca, cb, None, n_boot=n_boot, seed=seed)
     return Comparison(
         n_clips=n,

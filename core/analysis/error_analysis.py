@@ -20,12 +20,14 @@ def per_clip(
     tables: dict[str, pd.DataFrame],
     threshold: float = 0.0,
     temperatures: dict[str, float] | None = None,
+    decision_temperature: float = 1.0,
 ) -> pd.DataFrame:
     """One row per clip scored by every table: conditions, then per run its logit, calibrated p and correctness.
 
     Adds `runs`, `runs_wrong`, `frac_wrong` and `mean_abs_logit_wrong` (the mean confidence of the
-    wrong answers). `temperatures` (per table, default 1) only change the probabilities shown;
-    decisions are `logit > threshold` on the raw log-odds.
+    wrong answers, |logit / T − threshold|). Decisions are `logit / decision_temperature > threshold`
+    (`core.decision.decide`, the rule of the Thresholds page); `temperatures` (per table, default 1)
+    only change the probabilities shown.
     """
     if not tables:
         raise LabError("choose at least one predictions table")
@@ -41,12 +43,12 @@ def per_clip(
     for name in names:
         t = tables[name].set_index("clip_id").loc[wide["clip_id"]]
         z = t["logit"].to_numpy(float)
-        ok = correct(wide["label"], z, threshold)
+        ok = correct(wide["label"], z, threshold, decision_temperature)
         cols[f"logit · {name}"] = z
         cols[f"p · {name}"] = sigmoid(z / (temperatures or {}).get(name, 1.0))
         cols[f"correct · {name}"] = ok
         right.append(ok)
-        abs_wrong.append(np.where(ok, np.nan, np.abs(z - threshold)))
+        abs_wrong.append(np.where(ok, np.nan, np.abs(z / decision_temperature - threshold)))
     c = np.stack(right, axis=1)
     w = np.stack(abs_wrong, axis=1)
     n_wrong = (~c).sum(axis=1)

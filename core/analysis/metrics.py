@@ -47,7 +47,7 @@ def summary(
                 "ece_quantile": ece(speech, p, n_bins, "quantile"),
                 "mce": mce(speech, p, n_bins),
                 "brier": brier(speech, p),
-                "nll": nll(speech, p),
+                "nll": nll(speech, logits),
             }
         )
     return out

@@ -77,10 +77,12 @@ def fisher_scoring(
     guess: float = GUESS,
     lapse_max: float = LAPSE_MAX,
     iters: int = 300,
+    log_beta_min: float = -12.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Maximise the binomial likelihood for B problems at once; returns (θ (B, 3), log-likelihood (B,)).
 
-    θ = (α, log β, λ) with λ kept in [0, λ_max] by projection; k and n are (B, levels) counts at x.
+    θ = (α, log β, λ) with λ kept in [0, λ_max] and log β ≥ `log_beta_min` by projection; k and n
+    are (B, levels) counts at x.
     """
     x = np.asarray(x, float)
     theta = np.array(theta0, float, copy=True)
@@ -104,7 +106,7 @@ def fisher_scoring(
         damp = info + m[:, None, None] * diag + (1e-8 * (1 + m))[:, None, None] * np.eye(3)
         step = np.linalg.solve(damp, np.nan_to_num(g)[:, :, None])[:, :, 0]
         trial = th + step
-        trial[:, 1] = np.clip(trial[:, 1], -12, 8)
+        trial[:, 1] = np.clip(trial[:, 1], log_beta_min, 8)
         trial[:, 2] = np.clip(trial[:, 2], 0.0, lapse_max)  # projected step: λ stays in its bounds
         ll_trial = _loglik(kind, x, kk, nn, trial, guess, lapse_max)
         better = ll_trial > ll[act]
@@ -118,15 +120,32 @@ def fisher_scoring(
     return theta, ll
 
 
-def _starts(x: np.ndarray) -> np.ndarray:
+def _starts(x: np.ndarray, beta_min: float = 0.0) -> np.ndarray:
     span = max(float(np.ptp(x)), 1e-6)
     grid = [
-        (a, np.log(b), e)
+        (a, np.log(max(b, beta_min)), e)
         for a in np.linspace(x.min(), x.max(), 5)
         for b in (span / 20, span / 6, span / 2)
         for e in (0.0, 0.05)
     ]
     return np.array(grid)
+
+
+STEP_FRACTION = 20  # the steepest slope fitted: β ≥ (smallest level spacing) / 20
+
+
+def slope_floor(u: np.ndarray) -> float:
+    """The smallest β a fit may take: a twentieth of the smallest spacing between tested levels.
+
+    Why: a curve that jumps from chance to ceiling between two adjacent levels (a step) fits
+    equally well with any steeper slope and any threshold inside that gap; left free, β runs to
+    0 and every bootstrap replicate stays where it started, so the CI collapses to a point the
+    data never chose. At this floor the curve rises from 55% to 95% of its range within a fifth of
+    the gap, as steep as the levels can tell apart; a fit that reaches it is flagged as a step.
+    """
+    levels = np.unique(u)
+    spacing = float(np.min(np.diff(levels))) if len(levels) > 1 else 1.0
+    return spacing / STEP_FRACTION
 
 
 @dataclass
@@ -147,11 +166,15 @@ class Fit:
     df: int
     p_deviance: float
     target: float
-    threshold: float  # natural units (ms, dB); inf/-inf when the target is never reached
-    ci: tuple[float, float]
-    bound: str | None  # "> 1000 ms" when the threshold lies outside the tested range
+    threshold: float  # natural units (ms, dB); NaN when it lies outside the tested range (see `bound`)
+    ci: tuple[float, float]  # within the tested range; a side listed in `ci_open` extends beyond it
+    bound: str | None  # "> 1000 ms (not reached in the tested range)" when the threshold lies outside it
     n_boot: int
     boot_method: str
+    bound_side: str | None = None  # "above" / "below" the tested range
+    bound_value: float | None = None  # the tested level it lies beyond
+    ci_open: tuple[str, ...] = ()  # "lower" / "upper": that CI bound lies beyond the tested range
+    step: bool = False  # the curve is a step between two levels: the slope is at its floor
     extra: dict[str, Any] = field(default_factory=dict)
 
     def curve(self, num: int = 200) -> tuple[np.ndarray, np.ndarray]:
@@ -165,13 +188,22 @@ class Fit:
         if self.bound:
             return f"{name} {self.bound}"
         lo, hi = self.ci
-        return f"{name} = {self.threshold:.3g} {unit} [95% CI {_fmt(lo)}, {_fmt(hi)}]"
+        lo_s = f"< {_fmt(lo)}" if "lower" in self.ci_open else _fmt(lo)
+        hi_s = f"> {_fmt(hi)}" if "upper" in self.ci_open else _fmt(hi)
+        text = f"{name} = {self.threshold:.3g} {unit} [95% CI {lo_s}, {hi_s}]"
+        if self.step:
+            text += f" (a step between {_fmt(lo)} and {_fmt(hi)} {unit}: test levels in between to place it)"
+        return text
 
     def as_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in self.__dict__.items() if k not in ("levels", "k", "n")}
         d["levels"] = to_natural(self.axis, self.levels).tolist()
         d["k"], d["n"] = self.k.tolist(), self.n.tolist()
-        d["ci"] = list(self.ci)
+        # JSON has no NaN: a threshold outside the range (or an untestable p) is null, and `bound` says why
+        nan_none = lambda v: None if isinstance(v, float) and not np.isfinite(v) else v  # noqa: E731
+        d["ci"] = [nan_none(v) for v in self.ci]
+        d["threshold"], d["p_deviance"] = nan_none(self.threshold), nan_none(self.p_deviance)
+        d["ci_open"] = list(self.ci_open)
         return d
 
 
@@ -238,15 +270,15 @@ def fit_counts(
     k, n = K.sum(0), N.sum(0)
     if len(u) < 3:
         raise ValueError(f"need at least 3 levels to fit a psychometric function, got {len(u)}")
-    starts = _starts(u)
-    theta, ll = fisher_scoring(
-        function, u, np.tile(k, (len(starts), 1)), np.tile(n, (len(starts), 1)), starts, guess, lapse_max
-    )
+    beta_min = slope_floor(u)
+    fs = {"guess": guess, "lapse_max": lapse_max, "log_beta_min": np.log(beta_min)}
+    starts = _starts(u, beta_min)
+    theta, ll = fisher_scoring(function, u, np.tile(k, (len(starts), 1)), np.tile(n, (len(starts), 1)), starts, **fs)
     best = theta[int(np.argmax(ll))][None, :]
     a, b, lam = (float(v[0, 0]) for v in _unpack(best, lapse_max))
     p_hat = psi(function, u, a, b, lam, guess)
     dev = deviance(k, n, p_hat)
-    df = max(len(u) - 3, 1)
+    df = len(u) - 3  # 3 levels: as many parameters as levels, a saturated fit with nothing left to test
     rng = np.random.default_rng(seed)
     if boot == "nonparametric":
         pick = rng.integers(0, len(K), size=(n_boot, len(K)))
@@ -258,16 +290,36 @@ def fit_counts(
         kb = rng.binomial(n.astype(int), p_hat, size=(n_boot, len(u))).astype(float)
     else:
         raise ValueError(f"boot must be 'nonparametric' or 'parametric', got {boot!r}")
-    tb, _ = fisher_scoring(function, u, kb, nb, np.repeat(best, n_boot, axis=0), guess, lapse_max)
+    # every replicate from three starts (the point estimate, and the threshold near each end of the
+    # range), keeping its best: on a flat likelihood one start would only show where it began
+    span = float(np.ptp(u))
+    shifted = [best.copy() for _ in range(2)]
+    shifted[0][0, 0], shifted[1][0, 0] = u.min() + 0.25 * span, u.min() + 0.75 * span
+    theta0 = np.concatenate([np.repeat(s, n_boot, axis=0) for s in (best, *shifted)])
+    tb3, llb3 = fisher_scoring(function, u, np.tile(kb, (3, 1)), np.tile(nb, (3, 1)), theta0, **fs)
+    pick = np.argmax(llb3.reshape(3, n_boot), axis=0)
+    tb = tb3.reshape(3, n_boot, 3)[pick, np.arange(n_boot)]
     t_boot = thresholds_of(function, tb, target, guess, lapse_max)
     t_hat = float(thresholds_of(function, best, target, guess, lapse_max)[0])
     lo, hi = np.quantile(t_boot, [0.025, 0.975], method="inverted_cdf")
     unit = "ms" if axis == "duration_ms" else "dB"
-    bound = None
+    bound = side = None
+    step = b <= beta_min * 1.05
+    ci_open: list[str] = []
     if t_hat > u.max():
-        bound = f"> {to_natural(axis, u.max()):g} {unit} (not reached in the tested range)"
+        bound, side = f"> {to_natural(axis, u.max()):g} {unit} (not reached in the tested range)", "above"
     elif t_hat < u.min():
-        bound = f"< {to_natural(axis, u.min()):g} {unit} (already above target at the lowest level)"
+        bound, side = f"< {to_natural(axis, u.min()):g} {unit} (already above target at the lowest level)", "below"
+    if bound:
+        threshold, ci = float("nan"), (float("nan"), float("nan"))
+    else:
+        if step:  # the threshold lies somewhere in the gap between the two levels around it
+            lo, hi = min(lo, u[u <= t_hat].max()), max(hi, u[u >= t_hat].min())
+        if lo < u.min():
+            lo, ci_open = u.min(), [*ci_open, "lower"]
+        if hi > u.max():
+            hi, ci_open = u.max(), [*ci_open, "upper"]
+        threshold, ci = float(to_natural(axis, t_hat)), (float(to_natural(axis, lo)), float(to_natural(axis, hi)))
     return Fit(
         function=function,
         axis=axis,
@@ -280,15 +332,24 @@ def fit_counts(
         guess=guess,
         loglik=float(ll.max()),
         deviance=dev,
-        df=df,
-        p_deviance=float(special.chdtrc(df, dev)),  # χ² survival (scipy.stats would load at CLI start-up)
+        df=max(df, 0),
+        # χ² survival (scipy.stats would load at CLI start-up); none for a saturated fit
+        p_deviance=float(special.chdtrc(df, dev)) if df > 0 else float("nan"),
         target=target,
-        threshold=float(to_natural(axis, t_hat)),
-        ci=(float(to_natural(axis, lo)), float(to_natural(axis, hi))),
+        threshold=threshold,
+        ci=ci,
         bound=bound,
         n_boot=n_boot,
         boot_method=boot,
-        extra={"boot_reached": float(np.mean(np.isfinite(t_boot)))},
+        bound_side=side,
+        bound_value=float(to_natural(axis, u.max() if side == "above" else u.min())) if side else None,
+        ci_open=tuple(ci_open),
+        step=bool(step),
+        extra={
+            "boot_reached": float(np.mean(np.isfinite(t_boot))),
+            "slope_floor": float(beta_min),
+            **({"saturated": "3 levels and 3 parameters: no goodness-of-fit test"} if df <= 0 else {}),
+        },
     )
 
 
@@ -410,9 +471,12 @@ def summary_rows(fits: list[tuple[dict[str, Any], Fit | None, str]], detector: s
             {
                 **row,
                 "result": fit.label(),
-                "threshold": fit.threshold if fit.bound is None else np.nan,
+                "threshold": fit.threshold,  # NaN when outside the tested range: see bound
+                "bound": fit.bound or "",
                 "ci_lower": fit.ci[0],
                 "ci_upper": fit.ci[1],
+                "ci_open": ", ".join(fit.ci_open),
+                "step": fit.step,
                 "lapse": fit.lapse,
                 "slope_beta": fit.beta,
                 "deviance": fit.deviance,

@@ -2,11 +2,17 @@
 
 Why: the Thresholds page recomputes the confusion matrix on every slider move, and must stay
 fluid at 10^6 predictions; a full pass per move would not.
+
+The decision is exactly `core.decision.decide`: speech where `logit / T > t`. Dividing a sorted
+array by T > 0 keeps it sorted (IEEE division rounds monotonically), so the index divides the
+sorted logits once per temperature and counts with `searchsorted(..., side="right")`: every clip,
+ties on the boundary included, is decided as `decide` decides it. The ROC curve and its area do
+not depend on T (dividing by T > 0 changes no ranking): they come from the raw logits.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -17,6 +23,7 @@ class ThresholdIndex:
 
     pos: np.ndarray
     neg: np.ndarray
+    _scaled: dict = field(default_factory=dict, repr=False)  # T -> (pos / T, neg / T), the last T only
 
     @classmethod
     def build(cls, is_speech: np.ndarray, logits: np.ndarray) -> ThresholdIndex:
@@ -24,12 +31,24 @@ class ThresholdIndex:
         logits = np.asarray(logits, float)
         return cls(np.sort(logits[is_speech]), np.sort(logits[~is_speech]))
 
+    def scaled(self, temperature: float) -> tuple[np.ndarray, np.ndarray]:
+        """The sorted logits divided by T, computed once per temperature (a T move is O(n), a t move O(log n))."""
+        if not (np.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"the temperature must be a positive number, got {temperature!r}")
+        if temperature == 1.0:
+            return self.pos, self.neg
+        if temperature not in self._scaled:
+            self._scaled.clear()
+            self._scaled[temperature] = (self.pos / temperature, self.neg / temperature)
+        return self._scaled[temperature]
+
     def confusion(self, thresholds: np.ndarray | float, temperature: float = 1.0) -> dict[str, np.ndarray]:
         """tp, fn, tn, fp for the decision `logit / temperature > threshold` (vectorised)."""
-        t = np.asarray(thresholds, float) * temperature  # logit / T > t  ⇔  logit > t · T (T > 0)
-        tp = len(self.pos) - np.searchsorted(self.pos, t, side="right")
-        fp = len(self.neg) - np.searchsorted(self.neg, t, side="right")
-        return {"tp": tp, "fn": len(self.pos) - tp, "tn": len(self.neg) - fp, "fp": fp}
+        pos, neg = self.scaled(temperature)
+        t = np.asarray(thresholds, float)
+        tp = len(pos) - np.searchsorted(pos, t, side="right")
+        fp = len(neg) - np.searchsorted(neg, t, side="right")
+        return {"tp": tp, "fn": len(pos) - tp, "tn": len(neg) - fp, "fp": fp}
 
     def metrics(self, thresholds: np.ndarray | float, temperature: float = 1.0) -> dict[str, np.ndarray]:
         c = self.confusion(thresholds, temperature)
@@ -45,19 +64,33 @@ class ThresholdIndex:
             "fpr": 1 - rec_n,
         }
 
-    def best(self, criterion: str = "balanced_accuracy") -> float:
-        """The threshold maximising `criterion` (balanced_accuracy or youden_j) over all cut points."""
-        cuts = np.unique(np.concatenate([self.pos, self.neg]))
+    def best(self, criterion: str = "balanced_accuracy", temperature: float = 1.0) -> float:
+        """The threshold on `logit / T` maximising `criterion` (balanced_accuracy or youden_j) over all cut points."""
+        pos, neg = self.scaled(temperature)
+        cuts = np.unique(np.concatenate([pos, neg]))
         candidates = np.concatenate([[cuts[0] - 1.0], (cuts[:-1] + cuts[1:]) / 2, [cuts[-1] + 1.0]])
-        return float(candidates[int(np.argmax(self.metrics(candidates)[criterion]))])
+        return float(candidates[int(np.argmax(self.metrics(candidates, temperature)[criterion]))])
 
 
-def roc_curve(index: ThresholdIndex, temperature: float = 1.0) -> dict[str, np.ndarray]:
-    """False- and true-positive rates at every cut point (the ROC curve the operating point sits on)."""
-    cuts = np.unique(np.concatenate([index.pos, index.neg])) / temperature
+def roc_curve(index: ThresholdIndex) -> dict[str, np.ndarray]:
+    """False- and true-positive rates at every cut point of the raw log-odds, and the area under them.
+
+    Independent of any temperature: the operating point of (t, T) lies on this curve. The area is
+    the Mann–Whitney statistic (ties count half), which is what `roc_auc_score` computes.
+    """
+    cuts = np.unique(np.concatenate([index.pos, index.neg]))
     grid = np.concatenate([[-np.inf], cuts, [np.inf]])
-    m = index.metrics(grid, temperature)
-    return {"threshold": grid, "fpr": m["fpr"], "tpr": m["recall_speech"]}
+    m = index.metrics(grid)
+    return {"threshold": grid, "fpr": m["fpr"], "tpr": m["recall_speech"], "auc": roc_auc(index)}
+
+
+def roc_auc(index: ThresholdIndex) -> float:
+    """P(speech logit > non-speech logit) + ½ P(equal): the ROC area, from the sorted arrays in O(n log n)."""
+    if not len(index.pos) or not len(index.neg):
+        return float("nan")
+    below = np.searchsorted(index.neg, index.pos, side="left")  # non-speech strictly below each speech clip
+    ties = np.searchsorted(index.neg, index.pos, side="right") - below
+    return float((below.sum() + 0.5 * ties.sum()) / (len(index.pos) * len(index.neg)))
 
 
 def dev_to_test(
@@ -67,22 +100,23 @@ def dev_to_test(
     test_logits: np.ndarray,
     temperature: float = 1.0,
 ) -> list[dict[str, float]]:
-    """Thresholds chosen on dev (default 0, max balanced accuracy, Youden's J) and what each does on test.
+    """Thresholds on `logit / T` chosen on dev (default 0, max balanced accuracy, Youden's J) and what each does on test.
 
-    Also reports the threshold that would be best *on test* — the one the seed reported — so the
-    optimism of choosing on the data you judge on is visible next to the honest figure.
+    Also reports the threshold that would be best *on test* — the one the original research
+    reported — so the optimism of choosing on the data you judge on is visible next to the
+    honest figure.
     """
-    dev = ThresholdIndex.build(np.asarray(dev_labels) == "speech", np.asarray(dev_logits, float) / temperature)
-    test = ThresholdIndex.build(np.asarray(test_labels) == "speech", np.asarray(test_logits, float) / temperature)
+    dev = ThresholdIndex.build(np.asarray(dev_labels) == "speech", dev_logits)
+    test = ThresholdIndex.build(np.asarray(test_labels) == "speech", test_logits)
     choices = [
         ("default (log-odds 0)", "-", 0.0),
-        ("max balanced accuracy", "dev", dev.best("balanced_accuracy")),
-        ("Youden's J", "dev", dev.best("youden_j")),
-        ("max balanced accuracy", "test (optimistic)", test.best("balanced_accuracy")),
+        ("max balanced accuracy", "dev", dev.best("balanced_accuracy", temperature)),
+        ("Youden's J", "dev", dev.best("youden_j", temperature)),
+        ("max balanced accuracy", "test (optimistic)", test.best("balanced_accuracy", temperature)),
     ]
     rows = []
     for rule, chosen_on, t in choices:
-        d, s = dev.metrics(t), test.metrics(t)
+        d, s = dev.metrics(t, temperature), test.metrics(t, temperature)
         rows.append(
             {
                 "rule": rule,

@@ -2,7 +2,7 @@
 
 Reads predictions tables only, so any prompt's table (from Try prompts, a search, or the
 Evaluate page) can be compared. Balanced accuracy is the score (the two classes are rarely
-balanced in a subset of conditions), with a CI that resamples groups within each label.
+balanced in a subset of conditions), with a cluster-robust CI over speaker and source groups.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from core.analysis.stats import balanced_accuracy_ci
 from core.decision import correct, sigmoid
 from core.prompts.subset import conditions
 
-MIN_GROUPS = 5  # per class; below it a group bootstrap has too few distinct resamples to mean much
+MIN_GROUPS = 5  # per class; below it a clustered CI rests on a handful of speakers or sources
 
 
-def score(table: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> dict[str, float]:
+def score(table: pd.DataFrame) -> dict[str, float]:
     """Balanced accuracy with its group-clustered 95% CI, accuracy, ROC-AUC and ECE of one table."""
     labels, z = table["label"].to_numpy(), table["logit"].to_numpy(float)
-    est, lo, hi = balanced_accuracy_ci(labels, correct(labels, z), table["group_id"].to_numpy(), n_boot, seed=seed)
+    est, lo, hi = balanced_accuracy_ci(labels, correct(labels, z), table["group_id"].to_numpy())
     m = metrics.summary(labels, z)
     return {
         "balanced_accuracy": est,
