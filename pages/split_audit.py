@@ -6,6 +6,7 @@ import streamlit as st
 from core.data.audit import NEAR_THRESHOLD, audit_split, load_audit, split_status
 from core.data.splits import check_split, list_splits, load_split, make_split, save_split, split_info
 from core.errors import LabError
+from ui.charts import copy_score_evidence
 from ui.state import pick_dataset
 
 st.title("Split & leakage audit")
@@ -64,12 +65,13 @@ c2.json({k: info.get(k) for k in ("fractions", "seed", "created", "method")}, ex
 
 c = st.columns(3)
 threshold = c[0].slider(
-    "Near-duplicate threshold",
-    0.5,
+    "Copy threshold",
+    0.1,
     1.0,
     NEAR_THRESHOLD,
     0.01,
-    help="Fingerprint match score above which two clips count as the same audio.",
+    help="Copy score (shared waveform phase, 0–1) from which two clips count as the same audio; "
+    "the last audit's chart below shows where this dataset's copies and strangers fall.",
 )
 content = c[1].checkbox("Content checks (decode all audio)", value=True)
 if c[2].button("Run audit", type="primary"):
@@ -92,6 +94,18 @@ if saved is None:
     st.stop()
 findings = pd.DataFrame(saved["findings"])
 st.caption(f"Last audit: {saved['n_clips']} clips in {saved['seconds']} s, settings {saved['settings']}")
+if saved.get("pair_scores") and saved.get("planted"):
+    with st.expander("Is the threshold right for this dataset? Copy scores of compared pairs vs planted copies"):
+        st.caption(
+            "Each clip was compared with its likeliest copies in other splits (upper panel: nearly all strangers). "
+            "Below, a dozen of this dataset's own clips were copied with noise, band limits, rooms, gain, resampling, "
+            "shifts and lossy coding, and scored against their originals. A threshold between the two finds copies "
+            "without flagging strangers."
+        )
+        st.plotly_chart(
+            copy_score_evidence(saved["pair_scores"], pd.DataFrame(saved["planted"]), saved["settings"]["threshold"]),
+            width="stretch",
+        )
 if findings.empty:
     st.success("No findings: no group or base clip crosses splits, and no duplicate audio across splits.")
     st.stop()

@@ -196,3 +196,42 @@ def psychometric_panels(
     fig.update_yaxes(range=[0.3, 1.02], title_text="proportion correct", col=1)
     fig.update_layout(height=330 * rows, margin={"t": 40, "b": 10})
     return fig
+
+
+def copy_score_evidence(hist: dict, planted: pd.DataFrame, threshold: float) -> go.Figure:
+    """Where copy scores fall: the audit's compared pairs (nearly all strangers) against planted copies.
+
+    Top: histogram of every compared pair's score (log counts). Bottom: this dataset's own clips
+    copied under each transformation, one dot per copy. The threshold is the dashed line.
+    """
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.45, 0.55], vertical_spacing=0.06)
+    edges = np.asarray(hist["edges"])
+    fig.add_trace(
+        go.Bar(
+            x=(edges[:-1] + edges[1:]) / 2,
+            y=hist["counts"],
+            width=np.diff(edges),
+            name="pairs compared (candidates in other splits)",
+            marker_color="#90a4ae",
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=planted["score"],
+            y=planted["transform"],
+            mode="markers",
+            marker={"color": "#c62828", "size": 7, "opacity": 0.7},
+            name="planted copies of this dataset's clips",
+        ),
+        row=2,
+        col=1,
+    )
+    fig.add_vline(x=threshold, line_dash="dash", line_color="black")
+    fig.update_yaxes(type="log", title_text="pairs", row=1, col=1)
+    fig.update_xaxes(range=[0, 1.01], title_text="copy score", row=2, col=1)
+    fig.update_layout(height=520, margin={"t": 30, "b": 10}, legend={"orientation": "h", "y": 1.08})
+    return fig
