@@ -6,7 +6,10 @@ bare Linux browser lacks.
 
 import streamlit as st
 
+from ui.access import gate
+
 st.set_page_config(page_title="Speech Detection Lab", page_icon=":material/graphic_eq:", layout="wide")
+gate()  # sign-in when served beyond localhost (ui/access.py)
 
 PAGES = [
     st.Page("pages/data.py", title="Data", icon=":material/library_music:", default=True),

@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup_env.sh requirements.txt
+.venv/bin/python -m ui.access "${LAB_ADDRESS:-localhost}"   # no open server beyond localhost without sign-in
 .venv/bin/python -m core data build-default
 .venv/bin/python -m core model build-base
+export LAB_ADDRESS="${LAB_ADDRESS:-localhost}"
 exec .venv/bin/streamlit run app.py \
   --server.address "${LAB_ADDRESS:-localhost}" --server.port "${LAB_PORT:-8501}" \
   --browser.gatherUsageStats false "$@"

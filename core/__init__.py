@@ -4,7 +4,8 @@ Every public function is usable from the CLI (`python -m core ...`), from tests 
 dashboard pages, which only call into this package. Packages follow the stages of a study;
 a stage imports only the stages before it (tests/test_layout.py checks this):
 
-    shared    errors, atomic (writes), paths, decision (the log-odds contract)
+    shared    errors, atomic (writes, locks), paths, decision (the log-odds contract), names (the
+              naming rule), csvfiles (reading any CSV the lab reads)
     data      audio, sources, the embedded dataset, importers, splits, audit, condition sets
     detectors the detector interface and its families, the lab base model
     scoring   score a split with a detector -> a predictions table

@@ -88,3 +88,33 @@ def building_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def locked(lock_file: str | os.PathLike[str], what: str, timeout_s: float = 600.0) -> Iterator[None]:
+    """Hold an exclusive lock (flock) on `lock_file` while the block runs; wait for it up to `timeout_s`.
+
+    For work two processes must not do at once on the same thing (importing one dataset name).
+    The lock goes with the process: a killed holder leaves no stale lock behind.
+    """
+    import fcntl
+    import time
+
+    from core.errors import LabError
+
+    path = Path(lock_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        t0 = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() - t0 > timeout_s:
+                    raise LabError(f"{what} is busy (another process holds {path}); try again later") from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

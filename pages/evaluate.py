@@ -5,10 +5,11 @@ import streamlit as st
 from core.data import annotations
 from core.decision import correct
 from core.detectors import DESCRIPTIONS, DETECTORS
-from core.detectors.audio_llm import check_prompt, require_available
+from core.detectors.audio_llm import check_prompt, require_adapter, require_available
 from core.errors import LabError
 from core.runs import jobs, registry
 from core.scoring import predictions
+from ui.access import page_path
 from ui.state import pick_dataset_with_splits
 
 st.title("Evaluate")
@@ -75,7 +76,9 @@ if start:
         try:  # refused now, not by a job that fails after starting
             check_prompt(prompt)
             if detector == "audio-llm":
-                require_available(model)  # a model that is not here
+                require_available(page_path(model, "model"))  # a model that is not here
+            if adapter:
+                require_adapter(page_path(adapter, "adapter"))
         except LabError as exc:
             st.error(str(exc))
             st.stop()

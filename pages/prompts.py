@@ -17,6 +17,7 @@ from core.prompts.proposers.base import TASK
 from core.prompts.subset import ci_halfwidth
 from core.runs import jobs
 from core.scoring import predictions
+from ui.access import page_path
 from ui.state import pick_dataset_with_splits
 
 st.title("Prompts")
@@ -96,11 +97,13 @@ with try_tab:
                 problems.append(f"row {i}: {reason}")
             seen[candidates.key(p)] = f"row {i}"
             prompts.append(p)
-        if detector == "audio-llm":
-            try:
-                require_available(model)
-            except LabError as exc:
-                problems.append(str(exc))
+        try:
+            if detector == "audio-llm":
+                require_available(page_path(model, "model"))
+            if adapter:
+                page_path(adapter, "adapter")
+        except LabError as exc:
+            problems.append(str(exc))
         if problems or not prompts:
             st.error("\n\n".join(problems) or "add at least one prompt")
         else:
@@ -161,8 +164,8 @@ with try_tab:
         )
         if (s["fewest_groups"] < report.MIN_GROUPS).any():
             st.warning(
-                f"⚠ A class has fewer than {report.MIN_GROUPS} groups (speakers or sources) here: a CI that resamples "
-                "groups has too few distinct resamples to hold its level. Differences between prompts need more groups."
+                f"⚠ A class has fewer than {report.MIN_GROUPS} groups (speakers or sources) here: a clustered CI rests "
+                "on a handful of them, so it is wide (or undefined with one). Telling prompts apart needs more groups."
             )
         long = report.by_condition(tables)
         if len(long):
@@ -214,6 +217,8 @@ with opt_tab:
             candidates=int(n_cand), subset=int(size), seed=int(seed), task=task,
         )  # fmt: skip
         try:
+            for value, what in ((model, "model"), (adapter, "adapter"), (opt_model, "optimiser model")):
+                page_path(value, what)
             study_id = study.create(cfg)
             study.launch(study_id)
             st.session_state["po_study"] = study_id

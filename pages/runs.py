@@ -9,6 +9,7 @@ from core.data.audit import split_status
 from core.errors import LabError
 from core.runs import registry, sweeps
 from core.runs.training import TrainConfig
+from ui.access import page_path
 from ui.state import pick_dataset_with_splits
 
 st.title("Runs")
@@ -116,6 +117,8 @@ if submitted:
         st.error(f"sweep ranks, alphas and seeds are comma-separated whole numbers: {exc}")
         st.stop()
     try:
+        page_path(noise_dir, "noise folder")
+        page_path(base_model, "base model")
         if grid or len(seed_list) > 1:
             sweep_id = sweeps.create_sweep(cfg, grid, seed_list, parallel=int(parallel))
             st.success(f"sweep {sweep_id} queued")

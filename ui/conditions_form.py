@@ -7,6 +7,7 @@ import streamlit as st
 from core.data import conditions as cond
 from core.data.datasets import dataset_info, list_datasets
 from core.data.splits import list_splits
+from core.errors import LabError
 from core.runs import jobs
 from ui.state import get_dataset
 
@@ -47,6 +48,18 @@ def conditions_form() -> None:
     if go:
         if not splits:
             st.error("The source dataset has no saved split: make one on the Split & leakage audit page.")
+            return
+        try:  # refused now, not by a job that fails after starting
+            from core.names import check_name
+            from ui.access import page_path
+
+            check_name(name, "dataset")
+            if noise == "folder":
+                from core.data.files import noise_files
+
+                noise_files(page_path(folder, "noise folder"))
+        except LabError as exc:
+            st.error(str(exc))
             return
         args = [
             "conditions",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core.cli.common import finite_float, positive_int, unit_interval
 from core.errors import LabError
 
 
@@ -167,17 +168,17 @@ def register(top: argparse._SubParsersAction) -> None:
     c.add_argument("--dev", required=True, help="predictions table (name or path) to fit on")
     c.add_argument("--test", required=True, help="predictions table (name or path) to apply to")
     c.add_argument("--method", choices=["temperature", "platt", "isotonic"], default="temperature")
-    c.add_argument("--bins", type=int, default=10)
+    c.add_argument("--bins", type=positive_int, default=10)
     c.add_argument("--strategy", choices=["uniform", "quantile"], default="uniform")
     c.set_defaults(func=cmd_calibrate)
 
     cp = top.add_parser("compare", help="McNemar, paired clustered bootstrap and power for two tables")
     cp.add_argument("a", help="predictions table A (name or path)")
     cp.add_argument("b", help="predictions table B, scored on the same clips")
-    cp.add_argument("--threshold-a", type=float, default=0.0, help="decision threshold on A's log-odds")
-    cp.add_argument("--threshold-b", type=float, default=0.0)
-    cp.add_argument("--n-boot", type=int, default=2000)
-    cp.add_argument("--delta", type=float, default=None, help="difference to power for (default: observed)")
+    cp.add_argument("--threshold-a", type=finite_float, default=0.0, help="decision threshold on A's log-odds")
+    cp.add_argument("--threshold-b", type=finite_float, default=0.0)
+    cp.add_argument("--n-boot", type=positive_int, default=2000)
+    cp.add_argument("--delta", type=unit_interval, default=None, help="difference to power for (default: observed)")
     cp.set_defaults(func=cmd_compare)
 
     ag = top.add_parser("aggregate", help="mean ± std over seeds: tables of one configuration, or a sweep")
@@ -192,17 +193,19 @@ def register(top: argparse._SubParsersAction) -> None:
     ps.add_argument("--axis", choices=list(pm.AXES), default="snr_db")
     ps.add_argument("--by", nargs="*", default=[], help="strata, e.g. duration_ms band reverb")
     ps.add_argument("--function", choices=list(pm.FUNCTIONS), default="logistic")
-    ps.add_argument("--target", type=float, default=0.75, help="proportion correct at the threshold")
-    ps.add_argument("--n-boot", type=int, default=1000)
+    ps.add_argument("--target", type=unit_interval, default=0.75, help="proportion correct at the threshold")
+    ps.add_argument("--n-boot", type=positive_int, default=1000)
     ps.add_argument("--boot", choices=["nonparametric", "parametric"], default="nonparametric")
-    ps.add_argument("--lapse-max", type=float, default=pm.LAPSE_MAX)
-    ps.add_argument("--threshold", type=float, default=0.0, help="decision threshold on the log-odds")
+    ps.add_argument("--lapse-max", type=unit_interval, default=pm.LAPSE_MAX)
+    ps.add_argument("--threshold", type=finite_float, default=0.0, help="decision threshold on the log-odds")
     ps.add_argument("--glm", action="store_true", help="also fit the GEE of correct ~ log2(duration) × SNR")
     ps.set_defaults(func=cmd_psychometric)
 
     er = top.add_parser("errors", help="per-clip errors across runs: consistently wrong and confident errors")
     er.add_argument("tables", nargs="+", help="predictions tables scored on the same clips (runs, seeds, detectors)")
-    er.add_argument("--threshold", type=float, default=0.0)
-    er.add_argument("--min-frac", type=float, default=0.5, help="consistently wrong: wrong in at least this fraction")
+    er.add_argument("--threshold", type=finite_float, default=0.0)
+    er.add_argument(
+        "--min-frac", type=unit_interval, default=0.5, help="consistently wrong: wrong in at least this fraction"
+    )
     er.add_argument("--csv", help="write the per-clip table here")
     er.set_defaults(func=cmd_errors)

@@ -9,6 +9,38 @@ from pathlib import Path
 from typing import Any
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number ≥ 1 (batch sizes, counts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (thresholds, SNRs)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    """argparse type: a number in (0, 1] (a match score, a proportion)."""
+    value = finite_float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1], got {value}")
+    return value
+
+
 def tqdm_progress(desc: str) -> tuple[Callable[[float, str], None], Callable[[], None]]:
     from tqdm import tqdm
 

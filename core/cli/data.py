@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from core.cli.common import run_job, tqdm_progress
+from core.cli.common import finite_float, positive_int, run_job, tqdm_progress, unit_interval
 from core.errors import LabError
 
 
@@ -158,7 +158,7 @@ def register(top: argparse._SubParsersAction) -> None:
     b = data.add_parser("build-default", help="build the embedded default dataset (offline)")
     b.add_argument("--name", default="default")
     b.add_argument("--force", action="store_true", help="rebuild even if it exists")
-    b.add_argument("--workers", type=int, default=2)
+    b.add_argument("--workers", type=positive_int, default=2)
     b.set_defaults(func=cmd_build_default)
 
     i = data.add_parser("import", help="import a real corpus (audio read in place)")
@@ -176,16 +176,18 @@ def register(top: argparse._SubParsersAction) -> None:
     s = data.add_parser("split", help="make and save a group-aware, label-stratified split")
     s.add_argument("--dataset", default="default")
     s.add_argument("--name", default="default", help="split name")
-    s.add_argument("--fractions", type=float, nargs=3, default=[0.7, 0.15, 0.15], metavar=("TRAIN", "DEV", "TEST"))
+    s.add_argument(
+        "--fractions", type=finite_float, nargs=3, default=[0.7, 0.15, 0.15], metavar=("TRAIN", "DEV", "TEST")
+    )
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_split)
 
     a = data.add_parser("audit", help="audit a saved split for leakage")
     a.add_argument("--dataset", default="default")
     a.add_argument("--split", default="default")
-    a.add_argument("--threshold", type=float, default=NEAR_THRESHOLD, help="near-duplicate match score")
+    a.add_argument("--threshold", type=unit_interval, default=NEAR_THRESHOLD, help="near-duplicate match score")
     a.add_argument("--structural-only", action="store_true", help="skip the content (audio) checks")
-    a.add_argument("--show", type=int, default=20, help="findings to print")
+    a.add_argument("--show", type=positive_int, default=20, help="findings to print")
     a.add_argument("--fail-on-leak", action="store_true", help="exit 1 if the split is leaky")
     a.add_argument(
         "--against-base",
@@ -208,14 +210,14 @@ def register(top: argparse._SubParsersAction) -> None:
     cd.add_argument("--split", required=True, help="a saved split of the source dataset")
     cd.add_argument("--part", default="test", help="which part supplies the base clips (the rest supply babble)")
     cd.add_argument("--name", required=True, help="name of the new dataset")
-    cd.add_argument("--durations", type=int, nargs="+", default=list(cond.DURATIONS_MS), help="milliseconds")
-    cd.add_argument("--snrs", type=float, nargs="+", default=list(cond.SNRS_DB), help="dB")
+    cd.add_argument("--durations", type=positive_int, nargs="+", default=list(cond.DURATIONS_MS), help="milliseconds")
+    cd.add_argument("--snrs", type=finite_float, nargs="+", default=list(cond.SNRS_DB), help="dB")
     cd.add_argument("--no-clean", action="store_true", help="leave out the noise-free variants")
     cd.add_argument("--noise", choices=list(cond.NOISES), default="white")
     cd.add_argument("--noise-folder", help="folder of noise recordings (with --noise folder)")
     cd.add_argument("--bands", nargs="+", choices=list(cond.BANDS), default=["clean"])
     cd.add_argument("--rooms", nargs="+", choices=list(cond.ROOMS), default=["none"])
-    cd.add_argument("--bases-per-label", type=int, default=24)
+    cd.add_argument("--bases-per-label", type=positive_int, default=24)
     cd.add_argument("--seed", type=int, default=0)
     cd.add_argument("--force", action="store_true", help="replace an existing dataset of that name")
     cd.add_argument("--job-dir", help=argparse.SUPPRESS)

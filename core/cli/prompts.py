@@ -8,7 +8,7 @@ import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from core.cli.common import run_job, tqdm_progress
+from core.cli.common import positive_int, run_job, tqdm_progress
 from core.errors import LabError
 
 
@@ -118,6 +118,8 @@ def _run(study_id: str, resume: bool = False) -> int:
     d = study.folder(study_id)
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
+    if jobs.hold_lock(d) is None:  # kept for the process's life: one search per study
+        raise LabError(f"prompt study {study_id} is already running in another process")
     update, close = tqdm_progress(f"prompt study {study_id}")
 
     def report(frac: float, msg: str) -> None:
@@ -126,7 +128,7 @@ def _run(study_id: str, resume: bool = False) -> int:
 
     jobs.write_status(d, "running", 0.0, "resuming" if resume else "starting")
     try:
-        res = study.run(study_id, report, lambda: stop["now"])
+        res = study.run(study_id, report, lambda: stop["now"] or jobs.cancel_requested(d))
     except KeyboardInterrupt:
         jobs.write_status(d, "cancelled", 0.0, "cancelled; finished iterations are kept, resume continues")
         raise
@@ -200,7 +202,7 @@ def _scoring_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="", help="audio-llm: local folder or cached id")
     p.add_argument("--adapter", default="", help="LoRA adapter folder")
     p.add_argument("--dtype", default="auto")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--load-in-4bit", action="store_true")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--seed", type=int, default=0)
@@ -236,7 +238,7 @@ def register(top: argparse._SubParsersAction) -> None:
     o.add_argument("--optimiser-model", default=None, help="causal-lm: folder or cached id of the optimiser LLM")
     o.add_argument("--optimiser-4bit", action="store_true", default=None)
     for name in ("iterations", "candidates", "subset"):
-        o.add_argument(f"--{name}", type=int, default=None, help=f"default {defaults[name]}")
+        o.add_argument(f"--{name}", type=positive_int, default=None, help=f"default {defaults[name]}")
     o.add_argument("--task", default=None, help="the task description the optimiser reads")
     o.add_argument("--background", action="store_true", help="run as a background job; print its id")
     o.set_defaults(func=cmd_optimise)

@@ -6,16 +6,23 @@ import argparse
 import json
 import sys
 
+from core.errors import LabError
+
 
 def cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from core.runs import jobs
-    from core.runs.training import Stop, train_run
+    from core.runs.training import RunBusy, Stop, train_run
 
     run_dir = Path(args.run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise LabError(f"{run_dir}: not a run folder (no config.json); create runs with `python -m core runs new`")
     try:
         result = train_run(run_dir, resume=args.resume)
+    except RunBusy as exc:  # another trainer has this run: touch nothing
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     except Stop:
         print("cancelled; resumable from its checkpoint", file=sys.stderr)
         return 130
@@ -53,6 +60,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     elif args.action == "list":
         table = registry.list_runs()
         print(table.to_string(index=False) if len(table) else "no runs")
+    elif not args.run:
+        raise LabError(f"give the run: python -m core runs {args.action} RUN (see: python -m core runs list)")
     elif args.action == "cancel":
         registry.cancel(args.run)
     elif args.action == "resume":
@@ -80,6 +89,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.action == "new":
         sweep_id = sweeps.create_sweep(_train_config(args), _grid(args.grid), args.seeds, parallel=args.parallel)
         print(sweep_id)
+    elif not args.sweep:
+        raise LabError(f"give the sweep: python -m core sweep {args.action} SWEEP")
     elif args.action == "matrix":
         matrix, per_seed = sweeps.results_matrix(args.sweep)
         print(matrix.to_string(index=False) if len(matrix) else "no finished runs yet")

@@ -5,17 +5,24 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli.common import run_job
+from core.cli.common import positive_int, run_job
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.data.datasets import load_dataset
     from core.detectors import make_detector
+    from core.detectors.audio_llm import check_prompt, require_adapter, require_available
     from core.runs import registry
     from core.scoring.evaluate import evaluate
 
+    load_dataset(args.dataset)  # refused here, before any job: a missing dataset, model or adapter
     opts = {}
     if args.detector in ("audio-llm", "lab-base"):
+        check_prompt(args.prompt)
+        if args.detector == "audio-llm":
+            require_available(args.model)
+        if args.adapter:
+            require_adapter(args.adapter)
         opts = {
             "batch_size": args.batch_size,
             "padding": args.padding,
@@ -75,7 +82,7 @@ def register(top: argparse._SubParsersAction) -> None:
     e.add_argument("--mode", default="logits", choices=["logits", "generate"])
     e.add_argument("--dtype", default="auto")
     e.add_argument("--load-in-4bit", action="store_true", help="NF4 base weights (CUDA + bitsandbytes)")
-    e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--batch-size", type=positive_int, default=16)
     e.add_argument("--compile", action="store_true", help="audio-llm: torch.compile the layers (GPU throughput)")
     e.add_argument("--seed", type=int, default=None, help="recorded in the table (e.g. the run's seed)")
     e.add_argument("--job-dir", default=None, help=argparse.SUPPRESS)

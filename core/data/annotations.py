@@ -14,6 +14,7 @@ import pandas as pd
 from core import atomic
 from core.data.datasets import Dataset
 from core.errors import LabError
+from core.names import check_tag
 
 COLUMNS = ["clip_id", "tag", "note", "created"]
 SUGGESTED = ("label wrong", "ambiguous", "bad audio", "duplicate")
@@ -25,19 +26,17 @@ def path(ds: Dataset):
 
 def load(ds: Dataset) -> pd.DataFrame:
     """All tags of a dataset (empty table when none were set)."""
+    from core.csvfiles import read_csv
+
     p = path(ds)
     if not p.exists():
         return pd.DataFrame(columns=COLUMNS)
-    return pd.read_csv(p, dtype=str, keep_default_na=False)[COLUMNS]
+    return read_csv(p, "annotations file", COLUMNS, dtype=str, keep_default_na=False, allow_empty=True)[COLUMNS]
 
 
 def set_tag(ds: Dataset, clip_id: str, tag: str, note: str = "") -> pd.DataFrame:
     """Tag a clip (idempotent per clip and tag); the file is replaced atomically."""
-    tag = tag.strip()
-    if not tag:
-        raise LabError("a tag needs some text, e.g. 'label wrong'")
-    if "," in tag:  # a run's config lists the tags it leaves out separated by commas
-        raise LabError(f"tag {tag!r}: a tag cannot contain ','")
+    tag = check_tag(tag)
     if clip_id not in set(ds.manifest["clip_id"]):
         raise LabError(f"dataset {ds.name!r} has no clip {clip_id!r}")
     t = load(ds)

@@ -21,6 +21,7 @@ from core.errors import AudioError
 TARGET_SR = 16_000
 PEAK_LEVEL = 10 ** (-1 / 20)  # -1 dBFS: headroom so PCM16 never clips
 SILENCE_PEAK = 1e-5  # below this absolute peak a clip is treated as silent
+MIN_SAMPLES = 160  # 10 ms at 16 kHz: one feature frame; condition sets go down to 20 ms
 
 
 @dataclass
@@ -49,6 +50,13 @@ def load_audio(
     path = Path(path)
     if not path.exists():
         raise AudioError(f"{path}: file not found")
+    if not path.is_file():
+        raise AudioError(f"{path}: not an audio file (a {'folder' if path.is_dir() else 'special file'})")
+    for name, value in (("start_s", start_s), ("end_s", end_s)):
+        if value is not None and (not np.isfinite(value) or value < 0):
+            raise AudioError(f"{path}: segment {name} = {value!r} must be a number of seconds ≥ 0")
+    if start_s is not None and end_s is not None and end_s <= start_s:
+        raise AudioError(f"{path}: segment end {end_s} s is not after its start {start_s} s")
     try:
         info = sf.info(str(path))
         start = int(round((start_s or 0.0) * info.samplerate))
@@ -74,6 +82,11 @@ def load_audio(
     if sr != target_sr:
         notes.append(f"resampled from {sr} Hz to {target_sr} Hz")
         samples = resample(samples, sr, target_sr)
+    if len(samples) < MIN_SAMPLES:
+        raise AudioError(
+            f"{path}: {1000 * len(samples) / target_sr:.1f} ms of audio; the lab needs at least "
+            f"{1000 * MIN_SAMPLES / TARGET_SR:.0f} ms (one feature frame)"
+        )
     if np.max(np.abs(samples)) < SILENCE_PEAK:
         raise AudioError(f"{path}: silent clip (peak below {SILENCE_PEAK:g}; all-zero audio)")
     return LoadedAudio(samples.astype(np.float32, copy=False), target_sr, notes)

@@ -182,9 +182,12 @@ def _babble_pool(ds: Dataset, exclude_groups: set[str], limit: int = 64) -> tupl
 
 
 def _folder_pool(folder: str, sr: int) -> list[np.ndarray]:
-    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".wav", ".flac", ".ogg"))
-    if not files:
-        raise ConditionsError(f"noise folder {folder!r} holds no .wav/.flac/.ogg files")
+    from core.data.files import noise_files
+
+    try:
+        files = noise_files(folder)
+    except LabError as exc:
+        raise ConditionsError(str(exc)) from None
     return [audio.load_audio(p, target_sr=sr).samples for p in files]
 
 
@@ -264,6 +267,12 @@ def generate(
             raise ConditionsError(f"room must be one of {sorted(ROOMS)}, got {r!r}")
     if not spec.durations_ms or min(spec.durations_ms) <= 0:
         raise ConditionsError(f"durations must be positive milliseconds, got {spec.durations_ms}")
+    if not all(np.isfinite(s) for s in spec.snrs_db):
+        raise ConditionsError(f"SNRs must be finite numbers of dB, got {spec.snrs_db}")
+    if spec.bases_per_label < 1:
+        raise ConditionsError(f"bases per label must be at least 1, got {spec.bases_per_label}")
+    if not spec.snrs_db and not spec.include_clean:
+        raise ConditionsError("no condition to render: give SNRs, or keep the clean variants")
     root = dataset_root(name)
     if (root / "manifest.csv").exists() and not force:
         raise ConditionsError(f"dataset {name!r} exists; choose another name or pass force")

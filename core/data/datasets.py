@@ -33,6 +33,7 @@ OPTIONAL_COLUMNS: dict[str, Any] = {
     "source": "",
     "text": "",
 }
+NUMERIC_COLUMNS = ("duration_ms", "snr_db", "start_s", "end_s")
 # Columns that describe a clip's condition and are offered as filters; any extra column too.
 CORE_COLUMNS = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS) | {"split", "sample_rate"}
 
@@ -112,10 +113,33 @@ def validate_manifest(df: pd.DataFrame, source: str = "manifest") -> pd.DataFram
     if problems:
         more = "" if len(problems) <= 30 else f" (and {len(problems) - 30} more)"
         raise ManifestError(f"{source}: " + "; ".join(problems[:30]) + more)
+    for col in NUMERIC_COLUMNS:  # a value that is not a number is an error, not a silent NaN (or "clean")
+        if col in df.columns:
+            raw = df[col]
+            num = pd.to_numeric(raw, errors="coerce")
+            given = raw.notna() & (raw.astype(str).str.strip() != "")
+            for i in np.flatnonzero((given & num.isna()).to_numpy())[:20]:
+                problems.append(f"line {i + 2}: {col} {raw.iloc[i]!r} is not a number")
+            for i in np.flatnonzero((given & num.notna() & ~np.isfinite(num.astype(float))).to_numpy())[:20]:
+                problems.append(f"line {i + 2}: {col} {raw.iloc[i]!r} is not a finite number")
+            df[col] = num
+    if "start_s" in df.columns or "end_s" in df.columns:
+        start = df.get("start_s", pd.Series(np.nan, index=df.index)).astype(float)
+        end = df.get("end_s", pd.Series(np.nan, index=df.index)).astype(float)
+        for i in np.flatnonzero((start < 0).to_numpy())[:20]:
+            problems.append(f"line {i + 2}: start_s {start.iloc[i]:g} is negative")
+        for i in np.flatnonzero((end <= start.fillna(0)).to_numpy())[:20]:
+            problems.append(f"line {i + 2}: end_s {end.iloc[i]:g} is not after start_s")
+    if "duration_ms" in df.columns:
+        for i in np.flatnonzero((df["duration_ms"].astype(float) <= 0).to_numpy())[:20]:
+            problems.append(f"line {i + 2}: duration_ms {df['duration_ms'].iloc[i]:g} is not positive")
+    if problems:
+        more = "" if len(problems) <= 30 else f" (and {len(problems) - 30} more)"
+        raise ManifestError(f"{source}: " + "; ".join(problems[:30]) + more)
     for col, default in OPTIONAL_COLUMNS.items():
         if col not in df.columns:
             df[col] = default
-    for col in ("duration_ms", "snr_db", "start_s", "end_s"):
+    for col in NUMERIC_COLUMNS:
         df[col] = pd.to_numeric(df[col], errors="coerce")
     for col in ("noise_type", "content_hash", "source", "text"):
         df[col] = df[col].astype("object").fillna(OPTIONAL_COLUMNS[col]).astype(str)
@@ -123,13 +147,10 @@ def validate_manifest(df: pd.DataFrame, source: str = "manifest") -> pd.DataFram
 
 
 def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
-    path = Path(path)
-    if not path.exists():
-        raise ManifestError(f"{path}: manifest not found")
-    try:
-        df = pd.read_csv(path, dtype={"clip_id": str, "group_id": str, "base_clip_id": str}, keep_default_na=True)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise ManifestError(f"{path}: not a readable CSV ({exc})") from exc
+    from core.csvfiles import read_csv
+
+    dtype = {"clip_id": str, "group_id": str, "base_clip_id": str}
+    df = read_csv(path, "manifest", dtype=dtype, keep_default_na=True, error=ManifestError)
     return validate_manifest(df, source=str(path))
 
 
@@ -147,9 +168,9 @@ def save_dataset(root: Path, manifest: pd.DataFrame, info: dict[str, Any]) -> No
 
 
 def dataset_root(name: str) -> Path:
-    if not name or "/" in name or name.startswith("."):
-        raise LabError(f"invalid dataset name {name!r}: use letters, digits, '-' and '_'")
-    return datasets_dir() / name
+    from core.names import check_name
+
+    return datasets_dir() / check_name(name, "dataset")
 
 
 def list_datasets() -> list[str]:

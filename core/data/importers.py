@@ -13,8 +13,6 @@ Formats:
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -22,33 +20,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.csvfiles import read_csv
 from core.data.audio import content_hash, load_audio
+from core.data.files import audio_files, check_folder
 from core.data.datasets import LABELS, dataset_root, resolve_path, save_dataset, validate_manifest
 from core.errors import AudioError, LabError, ManifestError
 
 Progress = Callable[[float, str], None]
-AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3"}
-
-
-def _audio_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+def _audio_files(folder: Path, skipped: list[str]) -> list[Path]:
+    """The audio files directly in `folder`; what was passed over goes to `skipped` (reported, not dropped)."""
+    found = audio_files(folder, recursive=False)
+    skipped += found.skipped
+    return found.files
 
 
 def _require_dir(path: Path, what: str) -> Path:
-    if not path.is_dir():
-        raise LabError(f"{path}: {what} folder not found")
-    return path
+    return check_folder(path, f"{what} folder")
 
 
 def scan_esc50(root: Path) -> pd.DataFrame:
     meta = root / "meta" / "esc50.csv"
     if not meta.exists():
         raise ManifestError(f"{meta}: not found (an ESC-50 folder has meta/esc50.csv and audio/)")
-    df = pd.read_csv(meta, dtype=str)
-    need = ["filename", "category", "src_file"]
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        raise ManifestError(f"{meta}: missing column(s) {missing}; found {list(df.columns)}")
+    df = read_csv(meta, "ESC-50 metadata", ["filename", "category", "src_file"], dtype=str, error=ManifestError)
     audio = _require_dir(root / "audio", "ESC-50 audio")
     stem = df["filename"].str.rsplit(".", n=1).str[0]
     return pd.DataFrame(
@@ -144,12 +138,18 @@ def scan_voxconverse(
 
 
 def scan_folder(root: Path) -> pd.DataFrame:
-    rows = []
-    for label_dir in sorted(p for p in _require_dir(root, "dataset").iterdir() if p.is_dir()):
+    rows, skipped = [], []
+    for entry in sorted(_require_dir(root, "dataset").iterdir()):
+        if not entry.is_dir() or entry.is_symlink():
+            skipped.append(f"{entry}: not a label folder ({', '.join(LABELS)})")
+    for label_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
         if label_dir.name not in LABELS:
             raise ManifestError(f"{label_dir}: label folder must be one of {LABELS}, found {label_dir.name!r}")
-        for group_dir in sorted(p for p in label_dir.iterdir() if p.is_dir()):
-            for f in _audio_files(group_dir):
+        for entry in sorted(label_dir.iterdir()):
+            if not entry.is_dir() or entry.is_symlink():
+                skipped.append(f"{entry}: not in a group folder (<label>/<group>/<clip>)")
+        for group_dir in sorted(p for p in label_dir.iterdir() if p.is_dir() and not p.is_symlink()):
+            for f in _audio_files(group_dir, skipped):
                 cid = f"{label_dir.name}-{group_dir.name}-{f.stem}"
                 rows.append(
                     {
@@ -162,13 +162,13 @@ def scan_folder(root: Path) -> pd.DataFrame:
                 )
     if not rows:
         raise ManifestError(f"{root}: no audio under <label>/<group>/ (labels: {', '.join(LABELS)})")
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out.attrs["skipped"] = skipped
+    return out
 
 
 def scan_csv(csv_path: Path) -> pd.DataFrame:
-    if not csv_path.is_file():
-        raise ManifestError(f"{csv_path}: manifest not found")
-    df = validate_manifest(pd.read_csv(csv_path, dtype=str), source=str(csv_path))
+    df = validate_manifest(read_csv(csv_path, "manifest", dtype=str, error=ManifestError), source=str(csv_path))
     df["path"] = [str(resolve_path(csv_path.parent, p).resolve()) for p in df["path"]]
     return df
 
@@ -178,8 +178,8 @@ _FSDD_NAME = re.compile(r"^(?P<digit>\d)_(?P<speaker>[A-Za-z]+)_(?P<index>\d+)$"
 
 def scan_fsdd(root: Path) -> pd.DataFrame:
     rec = root / "recordings" if (root / "recordings").is_dir() else _require_dir(root, "FSDD")
-    rows = []
-    for f in _audio_files(rec):
+    rows, skipped = [], []
+    for f in _audio_files(rec, skipped):
         m = _FSDD_NAME.match(f.stem)
         if not m:
             raise ManifestError(f"{f}: name is not <digit>_<speaker>_<index>.wav")
@@ -193,7 +193,9 @@ def scan_fsdd(root: Path) -> pd.DataFrame:
                 "digit": m["digit"],
             }
         )
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out.attrs["skipped"] = skipped
+    return out
 
 
 SCANNERS: dict[str, Callable[..., pd.DataFrame]] = {
@@ -261,11 +263,20 @@ def import_dataset(
     root = dataset_root(name)
     if root.exists() and not force:
         raise LabError(f"dataset {name!r} already exists at {root}; choose another name or use force")
-    source = Path(source).expanduser().resolve()
+    source = Path(source).expanduser()
+    if kind == "csv":
+        if source.is_dir():
+            raise LabError(f"{source}: the csv importer takes a manifest file, not a folder")
+        check_folder(source.parent, "manifest's folder")
+    else:
+        check_folder(source, "source folder")
+    source = source.resolve()
     scanned = SCANNERS[kind](source, **options)
     if scanned.empty:
         raise ManifestError(f"{source}: the {kind} importer found no clips")
+    passed_over = list(scanned.attrs.get("skipped", []))
     manifest, problems, notes = inspect_clips(scanned, skip_bad=skip_bad, progress=progress)
+    problems = passed_over + problems
     info = {
         "name": name,
         "kind": f"import:{kind}",
@@ -275,13 +286,12 @@ def import_dataset(
         "skipped": problems,
         "load_notes": dict(notes),
     }
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.importing-", dir=root.parent))
-    try:
-        save_dataset(tmp, manifest, info)
-        if root.exists():
-            shutil.rmtree(root)
-        tmp.rename(root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    from core.atomic import building_dir, locked
+
+    # one import of a name at a time (a second waits, then replaces or is refused): never a crash
+    with locked(root.parent / f".{name}.lock", f"dataset {name!r}"):
+        if root.exists() and not force:
+            raise LabError(f"dataset {name!r} already exists at {root}; choose another name or use force")
+        with building_dir(root) as tmp:
+            save_dataset(tmp, manifest, info)
     return root

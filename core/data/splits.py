@@ -102,9 +102,12 @@ def splits_dir(ds: Dataset) -> Path:
 
 
 def validate_split_name(name: str) -> str:
-    if not _NAME.match(name or ""):
-        raise SplitError(f"invalid split name {name!r}: letters, digits, '.', '_' and '-' only")
-    return name
+    from core.names import check_name
+
+    try:
+        return check_name(name, "split")
+    except LabError as exc:
+        raise SplitError(str(exc)) from None
 
 
 def save_split(ds: Dataset, name: str, split: pd.Series, meta: dict[str, Any]) -> Path:
@@ -133,9 +136,9 @@ def load_split(ds: Dataset, name: str) -> pd.Series:
     path = splits_dir(ds) / f"{validate_split_name(name)}.csv"
     if not path.exists():
         raise SplitError(f"dataset {ds.name!r} has no split {name!r} (known: {', '.join(list_splits(ds)) or 'none'})")
-    table = pd.read_csv(path, dtype=str)
-    if list(table.columns[:2]) != ["clip_id", "split"]:
-        raise SplitError(f"{path}: expected columns clip_id, split; found {list(table.columns)}")
+    from core.csvfiles import read_csv
+
+    table = read_csv(path, "split", ["clip_id", "split"], dtype=str, error=SplitError)
     dup = table["clip_id"][table["clip_id"].duplicated()]
     if len(dup):
         raise SplitError(f"{path}: clip_id {dup.iloc[0]!r} listed twice")

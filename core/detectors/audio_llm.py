@@ -94,9 +94,40 @@ def _not_here(model: str) -> str:
     )
 
 
-def require_available(model: str) -> None:
-    """Refuse early (before a background job starts) a model that is neither a directory nor cached."""
-    if Path(model).expanduser().is_dir():
+def read_model_config(folder: Path) -> dict:
+    """A model folder's config.json, or a LabError saying why the folder is not a model."""
+    import json
+
+    cfg = folder / "config.json"
+    if not cfg.is_file():
+        raise LabError(f"{folder}: not a model folder (no config.json); give the folder a checkpoint was saved to")
+    try:
+        data = json.loads(cfg.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise LabError(f"{cfg}: not readable JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise LabError(f"{cfg}: not a model configuration (expected a JSON object)")
+    return data
+
+
+def require_available(model: str, model_types: tuple[str, ...] = ("qwen2_audio",)) -> None:
+    """Refuse early (before a background job starts) a model that is not here or not of this family.
+
+    A local folder must hold a config.json whose model_type is one of `model_types`; an id must
+    be in the local Hugging Face cache (nothing is downloaded).
+    """
+    if not str(model).strip():
+        raise LabError("give the model: a local folder or an id already in the Hugging Face cache")
+    local = Path(model).expanduser()
+    if local.exists() and not local.is_dir():
+        raise LabError(f"{local}: a file; a model is a folder (with config.json and weights)")
+    if local.is_dir():
+        kind = read_model_config(local).get("model_type")
+        if model_types and kind not in model_types:
+            raise LabError(
+                f"{local}: a {kind!r} model, not {' or '.join(repr(k) for k in model_types)} "
+                "(the audio-LLM detector loads Qwen2-Audio checkpoints)"
+            )
         return
     from huggingface_hub import try_to_load_from_cache
 
@@ -134,23 +165,41 @@ def load(spec: AudioLLMSpec):
         )
         index = torch.device(device).index  # "cuda:1" under data parallelism: this process's GPU
         kwargs["device_map"] = {"": torch.cuda.current_device() if index is None else index}
+    if local.is_dir():
+        require_available(str(local))
     try:
         processor = AutoProcessor.from_pretrained(source, local_files_only=True)
         model = Qwen2AudioForConditionalGeneration.from_pretrained(source, local_files_only=True, **kwargs)
-    except OSError as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         if local.is_dir():
-            raise LabError(f"{local}: not a Qwen2-Audio model directory ({exc})") from exc
+            raise LabError(f"{local}: not a loadable Qwen2-Audio model folder ({type(exc).__name__}: {exc})") from exc
         raise LabError(_not_here(spec.model)) from exc
     if not spec.load_in_4bit:
         model = model.to(device)
     if spec.adapter:
         from peft import PeftModel
 
-        if not Path(spec.adapter).is_dir():
-            raise LabError(f"adapter {spec.adapter!r}: folder not found")
-        model = PeftModel.from_pretrained(model, spec.adapter)
+        require_adapter(spec.adapter)
+        try:
+            model = PeftModel.from_pretrained(model, spec.adapter)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise LabError(f"adapter {spec.adapter!r} does not fit this model ({type(exc).__name__}: {exc})") from exc
     model.eval()
     return model, processor
+
+
+def require_adapter(adapter: str) -> None:
+    """Refuse early a LoRA adapter path that is not a saved peft adapter folder."""
+    folder = Path(adapter).expanduser()
+    if not folder.exists():
+        raise LabError(f"adapter {adapter!r}: folder not found")
+    if not folder.is_dir():
+        raise LabError(f"adapter {adapter!r}: a file; an adapter is a folder saved by peft (adapter_config.json)")
+    if not (folder / "adapter_config.json").is_file():
+        raise LabError(
+            f"adapter {adapter!r}: no adapter_config.json; give a folder saved by peft, e.g. a run's "
+            "results/runs/<id>/adapter"
+        )
 
 
 def answer_token_ids(tokenizer, answers: tuple[str, str]) -> tuple[int, int]:
@@ -460,6 +509,8 @@ class AudioLLMDetector:
 
         self.spec = spec or AudioLLMSpec()
         check_prompt_text(Prompt(self.spec.prompt, *self.spec.answers))  # before a model is loaded
+        if int(self.spec.batch_size) < 1:
+            raise LabError(f"batch size must be at least 1, got {self.spec.batch_size}")
         if model is None:
             model, processor = load(self.spec)
         self.model, self.processor = model, processor

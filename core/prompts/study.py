@@ -110,10 +110,12 @@ def check_config(cfg: StudyConfig) -> None:
     bad = candidates.check(cfg.start, {})
     if bad:
         raise LabError(f"the starting prompt: {bad}")
-    if cfg.detector == "audio-llm":
-        from core.detectors.audio_llm import require_available
+    from core.detectors.audio_llm import require_adapter, require_available
 
+    if cfg.detector == "audio-llm":
         require_available(cfg.model)
+    if cfg.adapter:
+        require_adapter(cfg.adapter)
     check_proposer(cfg.proposer, cfg.optimiser_model)
 
 
@@ -142,12 +144,10 @@ def launch(study_id: str, resume: bool = False) -> None:
     """Run the search as a background `python -m core prompts run` process (survives a page reload)."""
     d = folder(study_id)
     st = status(study_id)
-    if st["state"] == "running":
-        raise LabError(f"prompt study {study_id} is already running")
-    if resume and st["state"] == "finished":
+    if st["state"] == "finished":
         raise LabError(f"prompt study {study_id} has finished; nothing to resume")
-    jobs.write_status(d, "running", st.get("progress", 0.0), "resuming" if resume else "starting")
-    jobs.spawn(d, ["prompts", "run", study_id, *(["--resume"] if resume else [])])
+    args = ["prompts", "run", study_id, *(["--resume"] if resume else [])]
+    jobs.start_locked(d, args, "resuming" if resume else "starting", st.get("progress", 0.0))
 
 
 def status(study_id: str) -> dict[str, Any]:
@@ -288,7 +288,7 @@ def run(study_id: str, progress: Progress | None = None, should_stop: Callable[[
         )  # fmt: skip
         out = []
         for prompt, path in zip(prompts, paths):
-            s = report.score(predictions.load(path)[0], seed=cfg.seed)
+            s = report.score(predictions.load(path)[0])
             out.append(
                 {
                     "id": next_id,
@@ -399,13 +399,13 @@ def finish(study_id: str, cfg: StudyConfig, ds, detector, should_stop=None) -> d
     c = compare(tables["test"]["best"], tables["test"]["start"], n_boot=2000, seed=cfg.seed)
     out: dict[str, Any] = {"compare_best_vs_start_on_test": c.as_json(), "tables": names}
     for role, row in (("start", start), ("best", best)):
-        test_score = report.score(tables["test"][role], seed=cfg.seed)
+        test_score = report.score(tables["test"][role])
         out[role] = {
             "id": int(row["id"]),
             "prompt": row["text"],
             "answers": [row["speech"], row["nonspeech"]],
             "dev_subset": float(row["score"]),
-            "dev": report.score(tables["dev"][role], seed=cfg.seed),
+            "dev": report.score(tables["dev"][role]),
             "test": test_score,
             "optimism": float(row["score"]) - test_score["balanced_accuracy"],
         }

@@ -30,24 +30,102 @@ def jobs_dir() -> Path:
     return results_root() / "jobs"
 
 
-def spawn(folder: Path, args: list[str], env: dict[str, str] | None = None) -> int:
+LOCK = ".owner.lock"  # held by the one process that works on a folder, for as long as it lives
+CANCEL = "cancel_requested"  # written before a cancel's signal, so a process killed early still reads cancelled
+
+
+def owner_lock(folder: Path) -> int | None:
+    """An open descriptor holding the folder's exclusive lock, or None when another process holds it."""
+    import fcntl
+
+    fd = os.open(Path(folder) / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def busy(folder: Path) -> bool:
+    """True while some process holds the folder's lock (it is training or running it)."""
+    fd = owner_lock(folder)
+    if fd is None:
+        return True
+    os.close(fd)
+    return False
+
+
+def spawn(folder: Path, args: list[str], env: dict[str, str] | None = None, lock_fd: int | None = None) -> int:
     """Run `python -m core <args>` in its own process group, output to folder/log.txt; return its pid.
 
     `env`: variables added to this process's environment (e.g. which GPU the job may use).
+    `lock_fd`: the folder's lock (see `start_locked`), handed to the child (LAB_LOCK_FD) and
+    closed here: the child holds it for as long as it lives.
     """
+    if lock_fd is not None:
+        env = {**(env or {}), "LAB_LOCK_FD": str(lock_fd)}
+    (folder / CANCEL).unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "core", *[str(a) for a in args]]
-    with open(folder / "log.txt", "ab") as log:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=repo_root(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-        )
+    try:
+        with open(folder / "log.txt", "ab") as log:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=repo_root(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                pass_fds=(lock_fd,) if lock_fd is not None else (),
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            )
+    finally:
+        if lock_fd is not None:
+            os.close(lock_fd)
     atomic.write_json(folder / "pid.json", {"pid": proc.pid, "cmd": cmd})
     return proc.pid
+
+
+def start_locked(folder: Path, args: list[str], message: str, progress: float = 0.0, env=None) -> int:
+    """Start the one process that works on `folder` (a run, a sweep, a prompt study), or refuse.
+
+    Takes the folder's lock first, so two launches at once (two pages, a page and the CLI)
+    start one process and the other is told it is already running; only then writes the
+    status, so a refused launch changes nothing on disk.
+    """
+    from core.errors import LabError
+
+    fd = owner_lock(folder)
+    if fd is None:
+        raise LabError(f"{Path(folder).name} is already running (another process holds it)")
+    try:
+        write_status(folder, "running", progress, message)
+    except BaseException:
+        os.close(fd)
+        raise
+    return spawn(folder, args, env=env, lock_fd=fd)
+
+
+def hold_lock(folder: Path) -> int | None:
+    """In the process that works on `folder`: the lock its launcher handed over, or the lock taken now.
+
+    Returns the descriptor (kept open for the process's life), or None when another process holds
+    the lock: then this one must not touch the folder.
+    """
+    inherited = os.environ.pop("LAB_LOCK_FD", None)
+    if inherited is not None:
+        try:
+            os.fstat(int(inherited))
+            return int(inherited)
+        except (OSError, ValueError):
+            pass  # not handed down to this process (e.g. a data-parallel worker): take it
+    if int(os.environ.get("RANK", "0")) != 0:
+        return -1  # data-parallel processes other than the main one write nothing: no lock needed
+    return owner_lock(folder)
+
+
+def cancel_requested(folder: Path) -> bool:
+    return (Path(folder) / CANCEL).exists()
 
 
 def launch(kind: str, args: list[str], label: str = "") -> str:
@@ -109,7 +187,9 @@ def folder_status(folder: Path) -> dict[str, Any]:
         if not _alive(pid):
             time.sleep(0.2)  # it may have written its final state just now
             st = json.loads((folder / "status.json").read_text())
-            if st["state"] not in TERMINAL:
+            if st["state"] not in TERMINAL and cancel_requested(folder):
+                st = {**st, "state": "cancelled", "message": "cancelled before it could record it; resumable"}
+            elif st["state"] not in TERMINAL:
                 st = {**st, "state": "failed", "message": "the process ended without reporting (killed?)"}
     return st
 
@@ -136,7 +216,19 @@ def list_jobs(kind: str | None = None) -> list[dict[str, Any]]:
 
 
 def signal_folder(folder: Path) -> None:
-    """SIGTERM the process group of a job or run folder; it records itself as cancelled."""
+    """SIGTERM the process group of a job or run folder; it records itself as cancelled.
+
+    The intent is written first: a process signalled before it could handle the signal (just
+    started) is then read as cancelled, not failed. Nothing to cancel is a message, not a crash.
+    """
+    from core.errors import LabError
+
+    folder = Path(folder)
+    if not (folder / "pid.json").exists():
+        raise LabError(f"{folder.name} has not been started: nothing to cancel")
+    if folder_status(folder)["state"] in TERMINAL:
+        raise LabError(f"{folder.name} is not running: nothing to cancel")
+    atomic.write_text(folder / CANCEL, str(time.time()))
     pid = json.loads((folder / "pid.json").read_text())["pid"]
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)

@@ -21,10 +21,11 @@ import pandas as pd
 
 from core import atomic
 from core.data.datasets import dataset_root, load_dataset
+from core.data.files import noise_files
 from core.errors import LabError
 from core.paths import repo_root, results_root
 from core.runs import jobs
-from core.runs.training import TrainConfig, noise_files
+from core.runs.training import TrainConfig
 
 METRIC_KEYS = ["accuracy", "balanced_accuracy", "recall_speech", "recall_nonspeech", "ece"]
 
@@ -83,10 +84,31 @@ def check_config(cfg: TrainConfig) -> None:
         noise_files(cfg.noise_dir)
     if cfg.base_model:
         require_available(cfg.base_model)
+    from core.data.datasets import load_dataset
+    from core.data.splits import validate_split_name
+
+    load_dataset(cfg.dataset)  # a dataset that is not there is refused here, not in the run's log
+    validate_split_name(cfg.split)
+    for name, value, low in (("epochs", cfg.epochs, 1), ("batch_size", cfg.batch_size, 1), ("grad_accum", cfg.grad_accum, 1),
+                             ("lora_r", cfg.lora_r, 1), ("checkpoint_every", cfg.checkpoint_every, 1)):  # fmt: skip
+        if value < low:
+            raise LabError(f"{name} must be at least {low}, got {value}")
+    if not 0 < cfg.lr < 1:
+        raise LabError(f"lr must be between 0 and 1, got {cfg.lr}")
+    if not 0 <= cfg.noise_prob <= 1 or not 0 <= cfg.lora_dropout < 1:
+        raise LabError("noise_prob must be within [0, 1] and lora_dropout within [0, 1)")
+    for tag in (t for t in cfg.exclude_tags.split(",") if t.strip()):
+        from core.names import check_tag
+
+        check_tag(tag)
 
 
 def create_run(cfg: TrainConfig, sweep: str = "", name: str = "") -> str:
     """Register a queued run (the split gate is checked here and again when it starts)."""
+    if name:
+        from core.names import check_name
+
+        check_name(name, "run")
     check_config(cfg)
     return register(cfg, sweep, name)
 
@@ -131,22 +153,28 @@ def scoring_prompt(adapter: str, prompt: str) -> tuple[str, bool]:
 
 
 def launch(run_id: str, resume: bool = False, env: dict[str, str] | None = None) -> None:
+    """Start (or resume) the run's trainer in the background: at most one per run, ever.
+
+    The run's lock is taken here and handed to the trainer, so a second launch (another page,
+    the CLI) is refused while it lives; a finished run is not trained again.
+    """
     folder = runs_dir() / run_id
     st = status(run_id)
-    if st["state"] == "running":
-        raise LabError(f"run {run_id} is already running")
-    jobs.write_status(folder, "running", st.get("progress", 0.0), "resuming" if resume else "starting")
-    jobs.spawn(folder, ["train", "--run-dir", str(folder), *(["--resume"] if resume else [])], env=env)
+    if st["state"] == "finished":
+        raise LabError(f"run {run_id} has finished; nothing to resume (start a new run to train again)")
+    args = ["train", "--run-dir", str(folder), *(["--resume"] if resume else [])]
+    jobs.start_locked(folder, args, "resuming" if resume else "starting", st.get("progress", 0.0), env=env)
 
 
 def status(run_id: str) -> dict[str, Any]:
-    folder = runs_dir() / run_id
-    if not (folder / "run.json").exists():
+    folder = runs_dir() / (run_id or "")
+    if not run_id or "/" in run_id or not (folder / "run.json").exists():
         raise LabError(f"no run {run_id!r}")
     return {**json.loads((folder / "run.json").read_text()), **jobs.folder_status(folder)}
 
 
 def cancel(run_id: str) -> None:
+    status(run_id)  # an unknown run is a message
     jobs.signal_folder(runs_dir() / run_id)
 
 

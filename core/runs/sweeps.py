@@ -66,7 +66,7 @@ def create_sweep(
     )
     jobs.write_status(folder, "queued", 0.0, f"{len(run_ids)} runs queued")
     if launch_worker:
-        jobs.spawn(folder, ["sweep-worker", "--sweep", sweep_id])
+        jobs.start_locked(folder, ["sweep-worker", "--sweep", sweep_id], f"{len(run_ids)} runs queued")
     return sweep_id
 
 
@@ -92,12 +92,15 @@ def run_sweep(sweep_id: str, poll_s: float = 1.0) -> None:
     info = json.loads((folder / "sweep.json").read_text())
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
+    if jobs.hold_lock(folder) is None:  # kept for the worker's life: one worker per sweep
+        raise LabError(f"sweep {sweep_id} already has a worker")
     runs = info["runs"]
     slots = sweep_slots(info.get("parallel", 0), torch.cuda.device_count(), os.cpu_count() or 1)
     pending = [r for r in runs if status(r)["state"] == "queued"]
     active: dict[int, str] = {}  # slot -> run
     while pending or active:
-        if stop["now"]:
+        if stop["now"] or jobs.cancel_requested(folder):
+            stop["now"] = True
             pending = []
             for run_id in active.values():
                 cancel(run_id)
@@ -123,6 +126,9 @@ def run_sweep(sweep_id: str, poll_s: float = 1.0) -> None:
 
 def sweep_status(sweep_id: str) -> dict[str, Any]:
     folder = sweeps_dir() / sweep_id
+    if not sweep_id or "/" in sweep_id or not (folder / "sweep.json").is_file():
+        known = ", ".join(list_sweeps()[:5]) or "none"
+        raise LabError(f"no sweep {sweep_id!r} (known: {known})")
     return {**json.loads((folder / "sweep.json").read_text()), **jobs.folder_status(folder)}
 
 
@@ -132,6 +138,7 @@ def list_sweeps() -> list[str]:
 
 
 def cancel_sweep(sweep_id: str) -> None:
+    sweep_status(sweep_id)  # an unknown sweep is a message
     jobs.signal_folder(sweeps_dir() / sweep_id)
 
 

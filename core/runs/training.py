@@ -151,6 +151,10 @@ def enable_checkpointing(model) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=NON_REENTRANT)
 
 
+class RunBusy(Exception):
+    """Another process holds this run's lock: this one must not touch the run's files."""
+
+
 class Stop(Exception):
     """Raised inside the loop when the run was asked to stop (SIGTERM), at micro-batch `done`."""
 
@@ -179,20 +183,9 @@ def _epoch_order(n: int, labels: np.ndarray, cfg: TrainConfig, epoch: int) -> np
     return rng.choice(n, size=n, replace=True, p=w / w.sum())
 
 
-def noise_files(folder: str) -> list[Path]:
-    """The audio files of a noise folder (searched recursively); an error when there are none."""
-    from core.errors import LabError
-
-    if not Path(folder).is_dir():
-        raise LabError(f"noise folder {folder!r} not found")
-    paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in {".wav", ".flac", ".ogg"})
-    if not paths:
-        raise LabError(f"noise folder {folder!r} holds no .wav/.flac/.ogg files")
-    return paths
-
-
 def _load_noises(folder: str) -> list[np.ndarray]:
     from core.data.audio import load_audio
+    from core.data.files import noise_files
 
     return [load_audio(p).samples for p in noise_files(folder)]
 
@@ -312,11 +305,15 @@ def start(run_dir: str | Path) -> Context:
     from accelerate import Accelerator, DataLoaderConfiguration, InitProcessGroupKwargs
 
     from core.detectors.audio_llm import DEFAULT_PROMPT
+    from core.runs import jobs
 
     run_dir = Path(run_dir)
-    cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
+    lock = jobs.hold_lock(run_dir)  # kept open for the process's life: one trainer per run
+    if lock is None:
+        raise RunBusy(f"run {run_dir.name} is being trained by another process; this one stops here")
+    cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
     t_start = time.time()
     # split_batches: under `accelerate launch` each process takes its share of every batch, so
     # the run sees the same batches (and the scheduler the same steps) as on one device
@@ -411,7 +408,12 @@ def restore(ctx: Context, tr: Trainer) -> int:
     ckpt = ctx.run_dir / "checkpoint.pt"
     if not ckpt.exists():
         return 0
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    try:  # tensors and plain data only: loading a checkpoint never runs code from it
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a pickled object, a truncated file: refused, with the reason
+        from core.errors import LabError
+
+        raise LabError(f"{ckpt}: not a plain checkpoint, refused ({type(exc).__name__}: {str(exc)[:200]})") from exc
     set_peft_model_state_dict(tr.model, state["adapter"])
     tr.optimizer.load_state_dict(state["optimizer"])
     tr.scheduler.load_state_dict(state["scheduler"])
@@ -446,6 +448,7 @@ def train_epochs(ctx: Context, data: TrainData, tr: Trainer, done: int) -> int:
     import torch
 
     from core.detectors.audio_llm import prepare
+    from core.runs import jobs
 
     cfg, accelerator = ctx.cfg, ctx.accelerator
     answer = {True: "A", False: "B"}
@@ -455,7 +458,7 @@ def train_epochs(ctx: Context, data: TrainData, tr: Trainer, done: int) -> int:
         order = _epoch_order(len(data.train), data.labels, cfg, epoch)
         tr.objective.train()
         for b in range(done - epoch * per_epoch, per_epoch):
-            if _any_process(accelerator, ctx.stop["now"]):
+            if _any_process(accelerator, ctx.stop["now"] or jobs.cancel_requested(ctx.run_dir)):
                 raise Stop(done)
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             rng = np.random.default_rng([cfg.seed, epoch, b, 11])
@@ -593,7 +596,12 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
     folder. Under `accelerate launch` only the main process writes them and returns the
     metrics; the others return {}.
     """
+    from core.runs import jobs
+
     ctx = start(run_dir)
+    if jobs.cancel_requested(ctx.run_dir):  # cancelled while it was starting: nothing to save yet
+        ctx.status("cancelled", 0.0, "cancelled before training started; resumable")
+        raise Stop(0)
     ctx.status("running", 0.0, "loading data and model")
     data = load_data(ctx.cfg)
     tr = build_trainer(ctx, len(data.train))

@@ -57,6 +57,8 @@ def score_clips(
     """
     n = len(clips)
     ids = clips["clip_id"].to_numpy()
+    if int(batch_size) < 1:
+        raise LabError(f"batch size must be at least 1, got {batch_size}")
 
     def report(done: int) -> None:
         if should_stop and should_stop():

@@ -79,7 +79,20 @@ def validate(df: pd.DataFrame, source: str = "predictions") -> pd.DataFrame:
     dup = df["clip_id"][df["clip_id"].duplicated()]
     if len(dup):
         raise PredictionsError(f"{source}: clip_id {dup.iloc[0]!r} appears more than once")
-    bad = ~np.isfinite(df[["logit_A", "logit_B"]].to_numpy(dtype=float)).all(axis=1)
+    for col in ("logit_A", "logit_B", "logit"):
+        num = pd.to_numeric(df[col], errors="coerce")
+        text = num.isna() & df[col].notna()
+        if text.any():
+            i = int(np.flatnonzero(text.to_numpy())[0])
+            raise PredictionsError(f"{source}: line {i + 2}: {col} {df[col].iloc[i]!r} is not a number")
+    labels = set(df["label"].astype(str))
+    if not labels <= {"speech", "nonspeech"}:
+        raise PredictionsError(
+            f"{source}: labels must be speech or nonspeech, found {sorted(labels - {'speech', 'nonspeech'})}"
+        )
+    bad = ~np.isfinite(df[["logit_A", "logit_B"]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)).all(
+        axis=1
+    )
     if bad.any():
         ids = df["clip_id"][bad].tolist()
         raise PredictionsError(
@@ -114,12 +127,28 @@ def list_tables() -> list[Path]:
 
 
 def load(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    from core.csvfiles import read_csv
+
     path = Path(path)
-    df = pd.read_csv(path, dtype={"clip_id": str, "group_id": str, "base_clip_id": str}, keep_default_na=True)
+    dtype = {"clip_id": str, "group_id": str, "base_clip_id": str, "label": str}
+    df = read_csv(path, "predictions table", REQUIRED, dtype=dtype, keep_default_na=True, error=PredictionsError)
     for col in ("adapter", "prompt"):
         df[col] = df[col].astype("object").fillna("").astype(str)
     side = path.with_suffix(".json")
-    return validate(df, str(path)), (json.loads(side.read_text()) if side.exists() else {})
+    meta = {}
+    if side.exists():
+        try:
+            meta = json.loads(side.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise PredictionsError(f"{side}: the table's sidecar is not readable JSON ({exc})") from exc
+        if not isinstance(meta, dict):
+            raise PredictionsError(f"{side}: the table's sidecar should be a JSON object")
+        if isinstance(meta.get("n_clips"), int) and meta["n_clips"] != len(df):
+            raise PredictionsError(
+                f"{path}: {len(df)} rows, but its sidecar says {meta['n_clips']} clips were scored "
+                "(the table was truncated or edited after it was written)"
+            )
+    return validate(df, str(path)), meta
 
 
 def resolve(name_or_path: str | Path) -> Path:

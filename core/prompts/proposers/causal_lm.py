@@ -23,7 +23,7 @@ def require_causal_lm(model: str) -> None:
 
     if not model.strip():
         raise LabError("give the optimiser model: a local folder or a cached Hugging Face id")
-    require_available(model)
+    require_available(model, model_types=())  # any family here: the causal-LM check follows
     try:
         config = AutoConfig.from_pretrained(model, local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
