@@ -10,16 +10,26 @@ from core.errors import LabError
 from core.runs import jobs, registry
 from core.scoring import predictions
 from ui.access import page_path
+from ui.executor_field import executor_field
 from ui.state import pick_dataset_with_splits
 
 st.title("Evaluate")
 ds, splits = pick_dataset_with_splits("Make a split on the Split & leakage audit page first.")
+executor = executor_field("ev_ray")
 
 with st.form("evaluate"):
-    c = st.columns(3)
+    c = st.columns(4)
     split = c[0].selectbox("Split", splits, key="ev_split")
     part = c[1].selectbox("Part", ["test", "dev", "train", "all"], key="ev_part")
     detector = c[2].selectbox("Detector", list(DETECTORS), key="ev_detector")
+    replicas = c[3].number_input(
+        "Model replicas",
+        1,
+        64,
+        1,
+        key="ev_replicas",
+        help="Shard the clips over N replicas, one per GPU (or share of the cores); one table, in clip order.",
+    )
     st.caption(" · ".join(f"**{k}**: {v}" for k, v in DESCRIPTIONS.items()))
     with st.expander("Audio-LLM options"):
         o = st.columns(4)
@@ -67,6 +77,11 @@ if start:
         str(int(batch)),
     ]
     args += [f"--exclude-tags={tag}" for tag in exclude_tags]  # one argv item each: a tag may start with '-'
+    if executor is None:
+        st.error("The Ray cluster above cannot be used (see its message); empty the field to score here.")
+        st.stop()
+    args += ["--gpus", str(int(replicas))]
+    args += ["--executor", "ray", f"--address={executor.address}"] if executor.ray else []
     if detector in ("audio-llm", "lab-base"):
         args += ["--padding", padding, "--mode", mode, "--dtype", dtype] + ([f"--adapter={adapter}"] if adapter else [])
         args += (["--load-in-4bit"] if four_bit else []) + (["--compile"] if compiled else [])

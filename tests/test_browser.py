@@ -176,7 +176,7 @@ def test_the_whole_lab_in_chromium(page, server):
     open_page(page, server, "runs", "Launch")
     choose(page, "Split", "browser (clean)")  # the audit status beside each split
     for label, value in (("Epochs", "1"), ("Cap train clips", "48")):
-        box = page.locator('[data-testid="stNumberInput"]').filter(has_text=label).locator("input")
+        box = page.locator('[data-testid="stNumberInput"]').filter(has_text=label).locator("input").first
         box.fill(value)
     page.get_by_role("button", name="Launch").click()
     page.get_by_text("started").first.wait_for()

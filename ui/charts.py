@@ -235,3 +235,38 @@ def copy_score_evidence(hist: dict, planted: pd.DataFrame, threshold: float) -> 
     fig.update_xaxes(range=[0, 1.01], title_text="copy score", row=2, col=1)
     fig.update_layout(height=520, margin={"t": 30, "b": 10}, legend={"orientation": "h", "y": 1.08})
     return fig
+
+
+def group_forest(groups: dict[str, pd.DataFrame], by: str = "group_id") -> go.Figure:
+    """Accuracy per held-out group with Wilson 95% intervals, worst at the top; one colour per table.
+
+    `groups` maps a table's label to its `analysis.groups.per_group` frame; the first table's order
+    sorts the rows, so a baseline drawn beside it is read group by group.
+    """
+    colours = ["#1565c0", "#ef6c00", "#2e7d32", "#6a1b9a"]
+    first = next(iter(groups.values()))
+    order = first[by].astype(str).tolist()
+    fig = go.Figure()
+    for (name, g), colour in zip(groups.items(), colours):
+        g = g.set_index(g[by].astype(str)).reindex(order)
+        fig.add_trace(
+            go.Scatter(
+                x=g["accuracy"],
+                y=[f"{i} ({lab})" for i, lab in zip(order, g["label"])],
+                mode="markers",
+                marker={"color": colour, "size": 9},
+                error_x=interval_bars(g["accuracy"], g["ci_lower"], g["ci_upper"]),
+                name=name,
+                customdata=np.array(order)[:, None],
+                hovertemplate="%{y}: %{x:.3f}<extra>" + name + "</extra>",
+            )
+        )
+    fig.add_vline(x=0.5, line_dash="dash", line_color="lightgrey")
+    fig.update_layout(
+        height=max(300, 22 * len(order) + 120),
+        margin={"t": 30, "b": 10},
+        xaxis={"title": "accuracy on the held-out group", "range": [0, 1.02]},
+        yaxis={"autorange": "reversed"},
+        legend={"orientation": "h", "y": 1.04},
+    )
+    return fig

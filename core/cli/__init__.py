@@ -9,7 +9,7 @@ from core.cli import analysis, data, detectors, prompts, runs, scoring
 from core.errors import LabError
 
 STAGES = (data, detectors, scoring, runs, analysis, prompts)
-HIDDEN = {"sweep-worker"}  # started by the lab itself, not typed by a user
+HIDDEN = {"sweep-worker", "ray-drive"}  # started by the lab itself, not typed by a user
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -89,3 +89,46 @@ def run_job(args: argparse.Namespace, desc: str, work: Callable, done: Callable[
         message, value = done(result)
         jobs.write_status(job, "finished", 1.0, message, result=value)
     return result
+
+
+def add_executor(p: argparse.ArgumentParser) -> None:
+    """--executor and --address: where the work runs (this machine, or a Ray cluster)."""
+    p.add_argument("--executor", choices=["local", "ray"], default=None, help="default: ray if LAB_RAY_ADDRESS is set")
+    p.add_argument(
+        "--address", default=None, help="Ray cluster: auto, ray://HOST:PORT or HOST:PORT (or LAB_RAY_ADDRESS)"
+    )
+
+
+def executor_of(args: argparse.Namespace):
+    from core.runs.executors import Executor
+
+    return Executor.choose(getattr(args, "executor", None), getattr(args, "address", None))
+
+
+def on_ray(args: argparse.Namespace, kind: str, label: str) -> Any:
+    """Run this very command again as a Ray task (a job with a local driver); wait; return its result.
+
+    The task's copy runs with `--executor local` (argparse keeps the last value), so it does the
+    work where Ray placed it. Ctrl-C cancels the task.
+    """
+    import time
+
+    from core.errors import LabError
+    from core.runs import jobs
+
+    job_id = jobs.launch(kind, [*sys.argv[1:], "--executor", "local"], label, executor=executor_of(args))
+    update, close = tqdm_progress(f"{label} (Ray)")
+    try:
+        while (s := jobs.status(job_id))["state"] not in jobs.TERMINAL:
+            update(float(s.get("progress", 0.0)), s.get("message", ""))
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        jobs.cancel(job_id)
+        raise
+    finally:
+        close()
+    if s["state"] != "finished":
+        raise LabError(
+            f"{label}: {s['state']} on the Ray cluster: {s.get('message', '')} (log: {jobs.jobs_dir() / job_id}/log.txt)"
+        )
+    return s.get("result")

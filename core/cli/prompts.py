@@ -8,7 +8,7 @@ import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from core.cli.common import positive_int, run_job, tqdm_progress
+from core.cli.common import add_executor, executor_of, on_ray, positive_int, run_job, tqdm_progress
 from core.errors import LabError
 
 
@@ -74,9 +74,12 @@ def cmd_try(args: argparse.Namespace) -> int:
             progress=update, should_stop=should_stop,
         )  # fmt: skip
 
-    paths = run_job(
-        args, f"scoring {len(prompts)} prompts", work, lambda ps: (f"wrote {len(ps)} tables", [p.stem for p in ps])
-    )
+    if executor_of(args).ray and not args.job_dir:  # the scoring job runs as a Ray task; its tables come back
+        paths = [predictions.resolve(stem) for stem in on_ray(args, "prompts", f"scoring {len(prompts)} prompts")]
+    else:
+        paths = run_job(
+            args, f"scoring {len(prompts)} prompts", work, lambda ps: (f"wrote {len(ps)} tables", [p.stem for p in ps])
+        )
     tables = {p.stem: predictions.load(p)[0] for p in paths}
     answers = {p.stem: pr.answers for p, pr in zip(paths, prompts)}
     summary = report.summary(tables, answers)
@@ -99,8 +102,9 @@ def _config(args: argparse.Namespace):
 def cmd_optimise(args: argparse.Namespace) -> int:
     from core.prompts import study
 
-    study_id = study.create(_config(args))
-    if args.background:
+    executor = executor_of(args)
+    study_id = study.create(_config(args), executor=executor)
+    if args.background or executor.ray:
         study.launch(study_id)
         print(study_id)
         return 0
@@ -206,6 +210,7 @@ def _scoring_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--load-in-4bit", action="store_true")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--seed", type=int, default=0)
+    add_executor(p)
 
 
 def register(top: argparse._SubParsersAction) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli.common import positive_int, run_job
+from core.cli.common import add_executor, executor_of, positive_int, run_job
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -13,6 +13,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.detectors import make_detector
     from core.detectors.audio_llm import check_prompt, require_adapter, require_available
     from core.runs import registry
+    from core.runs.sharded import evaluate_sharded
     from core.scoring.evaluate import evaluate
 
     load_dataset(args.dataset)  # refused here, before any job: a missing dataset, model or adapter
@@ -41,9 +42,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             opts["prompt"] = args.prompt
         opts["answers"] = (args.answer_speech, args.answer_nonspeech)
 
+    executor = executor_of(args)
+    if args.shard is not None:  # one replica of a sharded evaluation: score its clips, hand them back
+        return _replica(args, opts)
+
     def work(update, should_stop):
+        ds = load_dataset(args.dataset)
+        if args.gpus > 1 or executor.ray:
+            return evaluate_sharded(
+                ds, args.split, args.part, _replica_argv(args), args.gpus, executor, seed=args.seed,
+                progress=update, should_stop=should_stop, exclude_tags=args.exclude_tags,
+            )  # fmt: skip
         return evaluate(
-            load_dataset(args.dataset),
+            ds,
             args.split,
             args.part,
             make_detector(args.detector, **opts),
@@ -56,6 +67,55 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     path = run_job(args, f"scoring with {args.detector}", work, lambda p: (f"wrote {p.name}", str(p)))
     print(f"predictions: {path}")
+    return 0
+
+
+def _replica_argv(args: argparse.Namespace) -> list[str]:
+    """The evaluate command each replica runs (the same settings; the shard is added per replica)."""
+    argv = ["evaluate", f"--dataset={args.dataset}", f"--split={args.split}", f"--part={args.part}"]
+    argv += [f"--detector={args.detector}", f"--model={args.model}", f"--adapter={args.adapter}"]
+    argv += [
+        f"--prompt={args.prompt}",
+        f"--answer-speech={args.answer_speech}",
+        f"--answer-nonspeech={args.answer_nonspeech}",
+    ]
+    argv += [
+        f"--padding={args.padding}",
+        f"--mode={args.mode}",
+        f"--dtype={args.dtype}",
+        f"--batch-size={args.batch_size}",
+    ]
+    argv += (["--load-in-4bit"] if args.load_in_4bit else []) + (["--compile"] if args.compile else [])
+    return argv + [f"--exclude-tags={t}" for t in args.exclude_tags]
+
+
+def _replica(args: argparse.Namespace, opts: dict) -> int:
+    import time
+    from pathlib import Path
+
+    from core.data.datasets import load_dataset
+    from core.data.splits import select_clips
+    from core.detectors import make_detector
+    from core.runs.sharded import save_shard, shard_clips
+    from core.scoring.evaluate import score_clips
+
+    def work(update, should_stop):
+        ds = load_dataset(args.dataset)
+        clips = shard_clips(select_clips(ds, args.split, args.part, args.exclude_tags), args.shard, args.of)
+        detector = make_detector(args.detector, **opts)
+        t0 = time.perf_counter()
+        logits = score_clips(ds, clips, detector, args.batch_size, update, should_stop)
+        info = {
+            **detector.info(),
+            "detector_name": detector.name,
+            "prompt": detector.prompt,
+            "adapter": detector.adapter,
+        }
+        save_shard(Path(args.shard_out), clips["clip_id"].tolist(), logits, time.perf_counter() - t0, info)
+        return len(clips)
+
+    n = run_job(args, f"replica {args.shard + 1}/{args.of}", work, lambda k: (f"scored {k} clips", k))
+    print(f"replica {args.shard + 1}/{args.of}: {n} clips")
     return 0
 
 
@@ -93,4 +153,9 @@ def register(top: argparse._SubParsersAction) -> None:
         default=[],
         help="leave out clips with these annotation tags (--exclude-tags=TAG for a tag that starts with '-')",
     )
+    e.add_argument("--gpus", type=positive_int, default=1, help="model replicas, one per GPU (or process on CPU)")
+    add_executor(e)
+    e.add_argument("--shard", type=int, default=None, help=argparse.SUPPRESS)
+    e.add_argument("--of", type=int, default=1, help=argparse.SUPPRESS)
+    e.add_argument("--shard-out", default="", help=argparse.SUPPRESS)
     e.set_defaults(func=cmd_evaluate)

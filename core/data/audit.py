@@ -360,8 +360,7 @@ def audit_split(
     progress: Progress | None = None,
 ) -> AuditReport:
     """Audit the saved split `name` of dataset `ds` and save the report beside it."""
-    from core import atomic
-    from core.data.splits import file_hash, load_split, splits_dir
+    from core.data.splits import load_split
 
     manifest = ds.manifest.assign(split=load_split(ds, name).to_numpy())
     load = lambda row: ds.load_clip(row["clip_id"]).samples  # noqa: E731
@@ -372,6 +371,15 @@ def audit_split(
             "pair_scores": score_histogram(report.pair_scores),
             "planted": planted_scores(manifest, load).to_dict(orient="records"),
         }
+    save_audit(ds, name, report, evidence)
+    return report
+
+
+def save_audit(ds, name: str, report: AuditReport, extra: dict[str, Any] | None = None) -> None:
+    """Save `report` as the audit of saved split `name` (tied to the split file's hash)."""
+    from core import atomic
+    from core.data.splits import file_hash, splits_dir
+
     atomic.write_json(
         _audit_path(ds, name),
         {
@@ -383,10 +391,35 @@ def audit_split(
             "seconds": round(report.seconds, 2),
             "settings": report.settings,
             "findings": report.findings.to_dict(orient="records"),
-            **evidence,
+            **(extra or {}),
         },
     )
-    return report
+
+
+def copies_across_units(manifest: pd.DataFrame, load, units: pd.Series, **kw) -> AuditReport:
+    """One content audit for every fold of a cross-validation: copies between clips of different units.
+
+    A fold puts whole units (groups joined by shared base clips) on one side, so only a copy
+    between two units can ever cross a fold's sides; auditing once with each unit as its own
+    "split" finds every such copy, and `fold_audit` keeps those a given fold divides.
+    """
+    return audit(manifest.assign(split=units.to_numpy()), load, **kw)
+
+
+def fold_audit(manifest: pd.DataFrame, across: AuditReport) -> AuditReport:
+    """The audit of one fold (`manifest` with its split column) from `copies_across_units`' findings."""
+    t0 = time.perf_counter()
+    side = dict(zip(manifest["clip_id"], manifest["split"]))
+    content = across.findings[across.findings["kind"].isin(["exact_duplicate", "near_duplicate"])]
+    mask = np.array([side.get(a) != side.get(b) for a, b in zip(content["clip_a"], content["clip_b"])], dtype=bool)
+    crossing = content[mask]
+    crossing = crossing.assign(
+        split_a=[side[a] for a in crossing["clip_a"]], split_b=[side[b] for b in crossing["clip_b"]]
+    )
+    parts = [p for p in (structural_findings(manifest), crossing) if len(p)]
+    findings = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=FINDING_COLUMNS)
+    settings = {**across.settings, "content": "shared across folds"}
+    return AuditReport(findings, len(manifest), time.perf_counter() - t0, settings)
 
 
 def load_audit(ds, name: str) -> dict[str, Any] | None:

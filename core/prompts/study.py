@@ -119,7 +119,7 @@ def check_config(cfg: StudyConfig) -> None:
     check_proposer(cfg.proposer, cfg.optimiser_model)
 
 
-def create(cfg: StudyConfig) -> str:
+def create(cfg: StudyConfig, executor=None) -> str:
     """Register a search: settings checked, the dev subset drawn and fixed. Returns its id."""
     from core.data.datasets import load_dataset
     from core.data.splits import select_clips
@@ -132,6 +132,12 @@ def create(cfg: StudyConfig) -> str:
     d = studies_dir() / study_id
     d.mkdir(parents=True)
     atomic.write_json(d / "study.json", {"id": study_id, "config": asdict(cfg), "subset": subset})
+    if executor is not None:
+        from core.runs import executors
+
+        if executor.ray:
+            executors.check(executor.address)
+        executors.save(d, executor)
     jobs.write_status(d, "queued", 0.0, f"queued: {cfg.iterations} iterations × {cfg.candidates} candidates")
     return study_id
 
@@ -146,7 +152,11 @@ def launch(study_id: str, resume: bool = False) -> None:
     st = status(study_id)
     if st["state"] == "finished":
         raise LabError(f"prompt study {study_id} has finished; nothing to resume")
+    from core.runs import executors
+
     args = ["prompts", "run", study_id, *(["--resume"] if resume else [])]
+    if executors.of(d).ray:  # a local driver runs the same command as a Ray task
+        args = ["ray-drive", "--study", study_id, *(["--resume"] if resume else [])]
     jobs.start_locked(d, args, "resuming" if resume else "starting", st.get("progress", 0.0))
 
 

@@ -96,6 +96,13 @@ def start_locked(folder: Path, args: list[str], message: str, progress: float = 
     from core.errors import LabError
 
     fd = owner_lock(folder)
+    t0 = time.monotonic()
+    # a process that has written its final state may take a moment to exit and let go
+    while fd is None and (folder / "status.json").exists() and folder_status(folder)["state"] in TERMINAL:
+        if time.monotonic() - t0 > 15:
+            break
+        time.sleep(0.2)
+        fd = owner_lock(folder)
     if fd is None:
         raise LabError(f"{Path(folder).name} is already running (another process holds it)")
     try:
@@ -112,6 +119,8 @@ def hold_lock(folder: Path) -> int | None:
     Returns the descriptor (kept open for the process's life), or None when another process holds
     the lock: then this one must not touch the folder.
     """
+    if os.environ.get("LAB_LOCK_HELD") == "1":  # a Ray task: its driver holds the lock
+        return -1
     inherited = os.environ.pop("LAB_LOCK_FD", None)
     if inherited is not None:
         try:
@@ -128,8 +137,12 @@ def cancel_requested(folder: Path) -> bool:
     return (Path(folder) / CANCEL).exists()
 
 
-def launch(kind: str, args: list[str], label: str = "") -> str:
-    """Start `python -m core <args> --job-dir DIR` in the background; return the job id."""
+def launch(kind: str, args: list[str], label: str = "", executor=None) -> str:
+    """Start `python -m core <args> --job-dir DIR` in the background; return the job id.
+
+    `executor` (core.runs.executors.Executor): with Ray, a local driver runs the same command as
+    a Ray task.
+    """
     job_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{uuid.uuid4().hex[:6]}"
     folder = jobs_dir() / job_id
     folder.mkdir(parents=True)
@@ -138,7 +151,13 @@ def launch(kind: str, args: list[str], label: str = "") -> str:
         folder / "job.json", {"id": job_id, "kind": kind, "label": label, "args": args, "created": time.time()}
     )
     write_status(folder, "queued", 0.0, "starting")
-    spawn(folder, args)
+    if executor is not None and executor.ray:
+        from core.runs import executors
+
+        executors.save(folder, executor)
+        spawn(folder, ["ray-drive", "--job", job_id])
+    else:
+        spawn(folder, args)
     return job_id
 
 

@@ -103,14 +103,23 @@ def check_config(cfg: TrainConfig) -> None:
         check_tag(tag)
 
 
-def create_run(cfg: TrainConfig, sweep: str = "", name: str = "") -> str:
+def create_run(cfg: TrainConfig, sweep: str = "", name: str = "", executor=None) -> str:
     """Register a queued run (the split gate is checked here and again when it starts)."""
     if name:
         from core.names import check_name
 
         check_name(name, "run")
     check_config(cfg)
-    return register(cfg, sweep, name)
+    if executor is not None and executor.ray:
+        from core.runs import executors
+
+        executors.check(executor.address)  # every node sees the data folder, before anything is queued
+    run_id = register(cfg, sweep, name)
+    if executor is not None:
+        from core.runs import executors
+
+        executors.save(runs_dir() / run_id, executor)
+    return run_id
 
 
 def register(cfg: TrainConfig, sweep: str, name: str) -> str:
@@ -163,7 +172,13 @@ def launch(run_id: str, resume: bool = False, env: dict[str, str] | None = None)
     if st["state"] == "finished":
         raise LabError(f"run {run_id} has finished; nothing to resume (start a new run to train again)")
     args = ["train", "--run-dir", str(folder), *(["--resume"] if resume else [])]
+    from core.runs import executors
+
+    if executors.of(folder).ray:  # a local driver holds the run and runs the same command as a Ray task
+        args = ["ray-drive", "--run", run_id, *(["--resume"] if resume else [])]
     jobs.start_locked(folder, args, "resuming" if resume else "starting", st.get("progress", 0.0), env=env)
+    if not executors.of(folder).ray:
+        executors.record_local(folder, env)
 
 
 def status(run_id: str) -> dict[str, Any]:
@@ -196,6 +211,8 @@ def metrics_log(run_id: str) -> pd.DataFrame:
 
 def list_runs() -> pd.DataFrame:
     """One row per run: status, key settings and test metrics."""
+    from core.runs import executors
+
     rows = []
     d = runs_dir()
     for folder in sorted(d.iterdir(), reverse=True) if d.exists() else []:
@@ -218,6 +235,7 @@ def list_runs() -> pd.DataFrame:
                 "lr": cfg["lr"],
                 "seed": cfg["seed"],
                 "leaky_override": cfg["provenance"].get("leaky_override", False),
+                "ran_on": executors.where(folder),
                 **{f"test_{k}": test.get(k) for k in METRIC_KEYS},
                 "test_short_noisy_bacc": test.get("short_noisy_balanced_accuracy"),
             }

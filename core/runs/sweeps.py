@@ -7,6 +7,7 @@ as it has slots (one per GPU, or shares of the CPU cores).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -23,7 +24,7 @@ from core import atomic
 from core.errors import LabError
 from core.paths import results_root
 from core.runs import jobs
-from core.runs.registry import METRIC_KEYS, cancel, check_config, config, launch, register, result, status
+from core.runs.registry import METRIC_KEYS, cancel, check_config, config, launch, register, result, runs_dir, status
 from core.runs.training import TrainConfig
 
 
@@ -35,7 +36,12 @@ GRID_KEYS = ("targets", "lora_r", "lora_alpha", "lora_dropout", "lr", "epochs", 
 
 
 def create_sweep(
-    base: TrainConfig, grid: dict[str, list], seeds: list[int], launch_worker: bool = True, parallel: int = 0
+    base: TrainConfig,
+    grid: dict[str, list],
+    seeds: list[int],
+    launch_worker: bool = True,
+    parallel: int = 0,
+    executor=None,
 ) -> str:
     """Queue one run per grid point × seed, then start a worker that runs them.
 
@@ -57,6 +63,10 @@ def create_sweep(
     ]
     for cfg in configs:  # every point checked before any run is registered: no orphan runs
         check_config(cfg)
+    from core.runs import executors
+
+    if executor is not None and executor.ray:
+        executors.check(executor.address)
     run_ids = [register(cfg, sweep_id, "") for cfg in configs]
     folder = sweeps_dir() / sweep_id
     folder.mkdir(parents=True)
@@ -64,6 +74,10 @@ def create_sweep(
         folder / "sweep.json",
         {"id": sweep_id, "grid": grid, "seeds": seeds, "runs": run_ids, "base": asdict(base), "parallel": parallel},
     )
+    if executor is not None:
+        executors.save(folder, executor)
+        for run_id in run_ids:
+            executors.save(runs_dir() / run_id, executor)
     jobs.write_status(folder, "queued", 0.0, f"{len(run_ids)} runs queued")
     if launch_worker:
         jobs.start_locked(folder, ["sweep-worker", "--sweep", sweep_id], f"{len(run_ids)} runs queued")
@@ -83,31 +97,60 @@ def sweep_slots(parallel: int, gpus: int, cpus: int) -> list[dict[str, str]]:
 
 
 def run_sweep(sweep_id: str, poll_s: float = 1.0) -> None:
-    """Worker: run the sweep's queued runs, as many at once as it has slots; SIGTERM stops it."""
+    """Worker: run the sweep's unfinished runs, as many at once as it has slots; SIGTERM stops it."""
+    run_queue(sweeps_dir() / sweep_id, "sweep.json", poll_s)
+
+
+def run_queue(folder: Path, info_file: str, poll_s: float = 1.0) -> None:
+    """Worker of a folder listing runs (a sweep's or a cross-validation's): run every unfinished one.
+
+    As many at once as there are slots (`sweep_slots`). A queued run starts; a cancelled or
+    failed one resumes from its checkpoint, so the same worker serves a resume of the whole
+    folder. SIGTERM or a recorded cancel stops it and cancels the runs it started.
+    """
     import signal
 
     import torch
 
-    folder = sweeps_dir() / sweep_id
-    info = json.loads((folder / "sweep.json").read_text())
+    info = json.loads((folder / info_file).read_text())
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
-    if jobs.hold_lock(folder) is None:  # kept for the worker's life: one worker per sweep
-        raise LabError(f"sweep {sweep_id} already has a worker")
+    if jobs.hold_lock(folder) is None:  # kept for the worker's life: one worker per folder
+        raise LabError(f"{folder.name} already has a worker")
     runs = info["runs"]
+    from core.runs import executors
+
+    executor = executors.of(folder)
+    if executor.ray:  # every unfinished run as a Ray task; Ray schedules them by resources
+        items = []
+        for run_id in runs:
+            state = status(run_id)["state"]
+            run_dir = runs_dir() / run_id
+            if state == "finished" or jobs.owner_lock(run_dir) is None:
+                continue  # done, or running elsewhere
+            resume = ["--resume"] if state in ("cancelled", "failed") else []
+            items.append((run_dir, ["train", "--run-dir", str(run_dir), *resume]))
+        executors.drive(items, executor, queue=folder)
+        return
     slots = sweep_slots(info.get("parallel", 0), torch.cuda.device_count(), os.cpu_count() or 1)
-    pending = [r for r in runs if status(r)["state"] == "queued"]
+    pending = [r for r in runs if status(r)["state"] != "finished"]
     active: dict[int, str] = {}  # slot -> run
+    skipped: list[str] = []
     while pending or active:
         if stop["now"] or jobs.cancel_requested(folder):
             stop["now"] = True
             pending = []
             for run_id in active.values():
-                cancel(run_id)
+                with contextlib.suppress(LabError):
+                    cancel(run_id)
         for slot in range(len(slots)):
             if slot not in active and pending:
-                active[slot] = pending.pop(0)
-                launch(active[slot], env=slots[slot])
+                run_id = pending.pop(0)
+                try:
+                    launch(run_id, resume=status(run_id)["state"] in ("cancelled", "failed"), env=slots[slot])
+                    active[slot] = run_id
+                except LabError as exc:  # e.g. resumed by hand elsewhere meanwhile: say so, go on
+                    skipped.append(f"{run_id}: {exc}")
         active = {k: r for k, r in active.items() if status(r)["state"] not in jobs.TERMINAL}
         done = len(runs) - len(pending) - len(active)
         jobs.write_status(
@@ -116,12 +159,12 @@ def run_sweep(sweep_id: str, poll_s: float = 1.0) -> None:
             done / len(runs),
             f"{done}/{len(runs)} runs done; running {', '.join(active.values()) or 'none'}",
             current=list(active.values()),
+            skipped=skipped,
         )
         time.sleep(poll_s)
-    state = "cancelled" if stop["now"] else "finished"
-    jobs.write_status(
-        folder, state, 1.0, f"{state}: {sum(status(r)['state'] == 'finished' for r in runs)}/{len(runs)} runs finished"
-    )
+    finished = sum(status(r)["state"] == "finished" for r in runs)
+    state = "cancelled" if stop["now"] else ("finished" if finished == len(runs) else "failed")
+    jobs.write_status(folder, state, 1.0, f"{state}: {finished}/{len(runs)} runs finished", skipped=skipped)
 
 
 def sweep_status(sweep_id: str) -> dict[str, Any]:

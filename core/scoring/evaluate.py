@@ -111,11 +111,11 @@ def evaluate(
     table = predictions.build_table(
         clips, logits, detector=detector.name, adapter=detector.adapter, seed=seed, prompt=detector.prompt
     )
-    meta = _sidecar(ds, split_name, part, detector.name, detector.info(), table, seconds, exclude_tags, clips)
+    meta = sidecar(ds, split_name, part, detector.name, detector.info(), table, seconds, exclude_tags, clips)
     return predictions.save(table, meta, name)
 
 
-def _sidecar(ds, split_name, part, detector, info, table, seconds, exclude_tags, clips, per_s=None) -> dict[str, Any]:
+def sidecar(ds, split_name, part, detector, info, table, seconds, exclude_tags, clips, per_s=None) -> dict[str, Any]:
     """What a predictions table's JSON sidecar records about how it was made."""
     return {
         "dataset": ds.name,
@@ -200,7 +200,7 @@ def evaluate_prompts(
             clips, scores[k], detector=detector.name, adapter=detector.adapter, seed=seed, prompt=prompt.text
         )
         info = {**detector.info(), **detector.prompt_info(prompt), "prompts_scored_together": len(prompts)}
-        meta = _sidecar(ds, split_name, part, detector.name, info, table, seconds, exclude_tags, clips)
+        meta = sidecar(ds, split_name, part, detector.name, info, table, seconds, exclude_tags, clips)
         meta["clips_per_s"] = round(len(clips) * len(prompts) / max(seconds, 1e-9), 2)  # clip-prompts per second
         meta.update(extra or {})
         paths.append(predictions.save(table, meta, names[k] if names else None, folder))
