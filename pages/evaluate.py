@@ -4,8 +4,9 @@ import streamlit as st
 
 from core.data import annotations
 from core.decision import correct
-from core.detectors import DESCRIPTIONS, DETECTORS
-from core.detectors.audio_llm import check_prompt, require_adapter, require_available
+from core.detectors import REGISTRY, check_checkpoint
+from core.detectors.audio_llm import DEFAULT_MODEL, check_prompt, require_adapter
+from core.detectors.clap import NONSPEECH_PROMPTS, SPEECH_PROMPTS
 from core.errors import LabError
 from core.runs import jobs, registry
 from core.scoring import predictions
@@ -13,15 +14,35 @@ from ui.access import page_path
 from ui.executor_field import executor_field
 from ui.state import pick_dataset_with_splits
 
+LLM_DETECTORS = ("lab-base", "audio-llm", "qwen2.5-omni", "audio-flamingo-3")
+
+
+def families_markdown() -> str:
+    """The detectors by group: whether each runs here offline or needs a checkpoint folder, and how it scores."""
+    lines = []
+    for group in dict.fromkeys(e.group for e in REGISTRY.values()):
+        lines.append(f"**{group}**")
+        for name, e in REGISTRY.items():
+            if e.group == group:
+                where = "runs here offline" if e.offline else "needs a checkpoint folder"
+                lines.append(f"- `{name}` ({where}): {e.description}. *Log-odds:* {e.how}.")
+    return "\n".join(lines)
+
+
 st.title("Evaluate")
 ds, splits = pick_dataset_with_splits("Make a split on the Split & leakage audit page first.")
 executor = executor_field("ev_ray")
+
+with st.expander("Detector families: what runs here, what needs a checkpoint, how each becomes log-odds"):
+    st.markdown(families_markdown())
 
 with st.form("evaluate"):
     c = st.columns(4)
     split = c[0].selectbox("Split", splits, key="ev_split")
     part = c[1].selectbox("Part", ["test", "dev", "train", "all"], key="ev_part")
-    detector = c[2].selectbox("Detector", list(DETECTORS), key="ev_detector")
+    detector = c[2].selectbox(
+        "Detector", list(REGISTRY), key="ev_detector", format_func=lambda n: f"{n} — {REGISTRY[n].group}"
+    )
     replicas = c[3].number_input(
         "Model replicas",
         1,
@@ -30,22 +51,26 @@ with st.form("evaluate"):
         key="ev_replicas",
         help="Shard the clips over N replicas, one per GPU (or share of the cores); one table, in clip order.",
     )
-    st.caption(" · ".join(f"**{k}**: {v}" for k, v in DESCRIPTIONS.items()))
-    with st.expander("Audio-LLM options"):
+    o = st.columns([3, 1, 1])
+    model = o[0].text_input(
+        "Checkpoint folder (detectors that need one; audio-llm: also a cached id)",
+        "",
+        key="ev_model",
+        placeholder="/path/to/checkpoint (audio-llm default: Qwen/Qwen2-Audio-7B-Instruct)",
+    )
+    dtype = o[1].selectbox(
+        "Precision", ["auto", "bf16", "fp16", "fp32"], help="auto: bf16 on CUDA, fp32 on CPU", key="ev_dtype"
+    )
+    batch = o[2].number_input("Batch size", 1, 1024, 16, key="ev_batch")
+    with st.expander("Audio-LLM options (lab-base, audio-llm, qwen2.5-omni, audio-flamingo-3)"):
         o = st.columns(4)
-        model = o[0].text_input(
-            "Model (audio-llm: local dir or cached id)", "Qwen/Qwen2-Audio-7B-Instruct", key="ev_model"
+        adapter = o[0].text_input("LoRA adapter folder", "", key="ev_adapter")
+        padding = o[1].selectbox("Audio padding", ["trimmed", "padded"], help="trimmed = same logits, far less work")
+        mode = o[2].selectbox(
+            "Mode", ["logits", "generate"], help="Qwen2-Audio: generate = the seed's path, for parity"
         )
-        adapter = o[1].text_input("LoRA adapter folder", "", key="ev_adapter")
-        padding = o[2].selectbox("Audio padding", ["trimmed", "padded"], help="trimmed = same logits, far less work")
-        mode = o[3].selectbox("Mode", ["logits", "generate"], help="generate: the seed's path, for parity checks")
-        o = st.columns(4)
-        dtype = o[0].selectbox(
-            "Precision", ["auto", "bf16", "fp16", "fp32"], help="auto: bf16 on CUDA, fp32 on CPU", key="ev_dtype"
-        )
-        batch = o[1].number_input("Batch size", 1, 1024, 16, key="ev_batch")
-        four_bit = o[2].checkbox("4-bit NF4 base (CUDA)", help="bitsandbytes; refused with a message without CUDA")
-        compiled = o[3].checkbox("torch.compile layers", help="GPU throughput; the first batches compile")
+        four_bit = o[3].checkbox("4-bit NF4 base (CUDA)", help="bitsandbytes; refused with a message without CUDA")
+        compiled = st.checkbox("torch.compile layers (Qwen2-Audio)", help="GPU throughput; the first batches compile")
         o = st.columns([4, 1, 1])
         prompt = o[0].text_area(
             "Prompt (empty = the adapter's training prompt, else the default question; A = speech, B = non-speech)",
@@ -57,48 +82,60 @@ with st.form("evaluate"):
         )
         answer_speech = o[1].text_input("Answer: speech", "A", key="ev_ans_speech", help="must be one token")
         answer_nonspeech = o[2].text_input("Answer: non-speech", "B", key="ev_ans_nonspeech")
+    with st.expander("Classifier and CLAP options"):
+        o = st.columns([3, 1])
+        speech_labels = o[0].text_input(
+            "audio-classifier: labels that mean speech (comma-separated; empty = labels whose names say speech)",
+            "",
+            key="ev_speech_labels",
+        )
+        head = o[1].selectbox(
+            "Head", ["auto", "softmax", "sigmoid"], key="ev_head", help=REGISTRY["audio-classifier"].how
+        )
+        o = st.columns(2)
+        speech_prompts = o[0].text_area("clap: texts for speech (one per line)", "\n".join(SPEECH_PROMPTS), key="ev_sp")
+        nonspeech_prompts = o[1].text_area(
+            "clap: texts for non-speech (one per line)", "\n".join(NONSPEECH_PROMPTS), key="ev_nsp"
+        )
     exclude_tags = st.multiselect(
         "Leave out clips tagged (Errors page)", sorted(set(annotations.load(ds)["tag"])), key="ev_exclude"
     )
     start = st.form_submit_button("Start scoring", type="primary")
 
 if start:
-    args = [
-        "evaluate",
-        "--dataset",
-        ds.name,
-        "--split",
-        split,
-        "--part",
-        part,
-        "--detector",
-        detector,
-        "--batch-size",
-        str(int(batch)),
-    ]
+    args = ["evaluate", "--dataset", ds.name, "--split", split, "--part", part, "--detector", detector]
+    args += ["--batch-size", str(int(batch)), "--dtype", dtype]
     args += [f"--exclude-tags={tag}" for tag in exclude_tags]  # one argv item each: a tag may start with '-'
     if executor is None:
         st.error("The Ray cluster above cannot be used (see its message); empty the field to score here.")
         st.stop()
     args += ["--gpus", str(int(replicas))]
     args += ["--executor", "ray", f"--address={executor.address}"] if executor.ray else []
-    if detector in ("audio-llm", "lab-base"):
-        args += ["--padding", padding, "--mode", mode, "--dtype", dtype] + ([f"--adapter={adapter}"] if adapter else [])
+    args += [f"--model={model.strip()}"] if model.strip() else []  # one argv item, never a shell
+    if detector in LLM_DETECTORS:
+        args += ["--padding", padding, "--mode", mode] + ([f"--adapter={adapter}"] if adapter else [])
         args += (["--load-in-4bit"] if four_bit else []) + (["--compile"] if compiled else [])
-        args += [f"--prompt={prompt}"] if prompt.strip() else []  # one argv item, never a shell
+        args += [f"--prompt={prompt}"] if prompt.strip() else []
         args += [f"--answer-speech={answer_speech}", f"--answer-nonspeech={answer_nonspeech}"]
-        args += [f"--model={model}"] if detector == "audio-llm" else []
-        try:  # refused now, not by a job that fails after starting
+    if detector == "audio-classifier":
+        args += [f"--speech-labels={x.strip()}" for x in speech_labels.split(",") if x.strip()] + [f"--head={head}"]
+    if detector == "clap":
+        args += [f"--speech-prompt={x.strip()}" for x in speech_prompts.splitlines() if x.strip()]
+        args += [f"--nonspeech-prompt={x.strip()}" for x in nonspeech_prompts.splitlines() if x.strip()]
+    try:  # refused now, not by a job that fails after starting
+        if detector in LLM_DETECTORS:
             check_prompt(prompt)
-            if detector == "audio-llm":
-                require_available(page_path(model, "model"))  # a model that is not here
-            if adapter:
-                require_adapter(page_path(adapter, "adapter"))
-        except LabError as exc:
-            st.error(str(exc))
-            st.stop()
-        if registry.scoring_prompt(adapter, prompt if prompt.strip() else "")[1]:
-            st.warning("Scoring with another prompt than the adapter was trained with (empty = its own).")
+        if not REGISTRY[detector].offline:
+            check_checkpoint(
+                detector, page_path(model.strip() or ("" if detector != "audio-llm" else DEFAULT_MODEL), "model")
+            )
+        if adapter and detector in LLM_DETECTORS:
+            require_adapter(page_path(adapter, "adapter"))
+    except LabError as exc:
+        st.error(str(exc))
+        st.stop()
+    if detector in LLM_DETECTORS and registry.scoring_prompt(adapter, prompt if prompt.strip() else "")[1]:
+        st.warning("Scoring with another prompt than the adapter was trained with (empty = its own).")
     job_id = jobs.launch("evaluate", args, label=f"{detector} on {ds.name}/{split}/{part}")
     st.session_state["last_eval_job"] = job_id
     st.toast(f"started {job_id}")

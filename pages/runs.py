@@ -62,7 +62,13 @@ with runs_tab:
         )
         c = st.columns(4)
         noise_dir = c[0].text_input("Noise folder for augmentation (MUSAN-style)", "", key="run_noise")
-        base_model = c[1].text_input("Base model (empty = lab base model)", "", key="run_base")
+        base_model = c[1].text_input(
+            "Base model (empty = lab base model)",
+            "",
+            key="run_base",
+            help="A checkpoint folder of Qwen2-Audio, Qwen2.5-Omni (thinker) or Audio Flamingo 3; LoRA targets are "
+            "resolved to each family's own module names.",
+        )
         max_train = c[2].number_input("Cap train clips (0 = all)", 0, 10**7, 0, key="run_max_train")
         checkpointing = c[3].checkbox(
             "Recompute activations",

@@ -11,37 +11,11 @@ from core.cli.common import add_executor, executor_of, positive_int, run_job
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.data.datasets import load_dataset
     from core.detectors import make_detector
-    from core.detectors.audio_llm import check_prompt, require_adapter, require_available
-    from core.runs import registry
     from core.runs.sharded import evaluate_sharded
     from core.scoring.evaluate import evaluate
 
     load_dataset(args.dataset)  # refused here, before any job: a missing dataset, model or adapter
-    opts = {}
-    if args.detector in ("audio-llm", "lab-base"):
-        check_prompt(args.prompt)
-        if args.detector == "audio-llm":
-            require_available(args.model)
-        if args.adapter:
-            require_adapter(args.adapter)
-        opts = {
-            "batch_size": args.batch_size,
-            "padding": args.padding,
-            "mode": args.mode,
-            "adapter": args.adapter or "",
-            "dtype": args.dtype,
-            "load_in_4bit": args.load_in_4bit,
-            "compile": args.compile,
-        }
-        if args.detector == "audio-llm":
-            opts["model"] = args.model
-        args.prompt, other = registry.scoring_prompt(args.adapter, args.prompt)  # evaluation matches training
-        if other:
-            print("warning: scoring with another prompt than the adapter was trained with", file=sys.stderr)
-        if args.prompt:
-            opts["prompt"] = args.prompt
-        opts["answers"] = (args.answer_speech, args.answer_nonspeech)
-
+    opts = _detector_options(args)
     executor = executor_of(args)
     if args.shard is not None:  # one replica of a sharded evaluation: score its clips, hand them back
         return _replica(args, opts)
@@ -70,6 +44,47 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+LLMS = ("lab-base", "audio-llm", "qwen2.5-omni", "audio-flamingo-3")
+
+
+def _detector_options(args: argparse.Namespace) -> dict:
+    """The chosen detector's options from the flags, its checkpoint folder and adapter checked first."""
+    from core.detectors import REGISTRY, check_checkpoint
+    from core.detectors.audio_llm import check_prompt, require_adapter
+    from core.runs import registry
+
+    name = args.detector
+    if name == "audio-llm" and not args.model:
+        from core.detectors.audio_llm import DEFAULT_MODEL
+
+        args.model = DEFAULT_MODEL
+    if not REGISTRY[name].offline:
+        check_checkpoint(name, args.model)
+    if name not in LLMS:  # whisper, classifiers, CLAP: a folder and their own settings
+        opts = {"model": args.model, "batch_size": args.batch_size, "dtype": args.dtype}
+        if name == "audio-classifier":
+            opts.update(speech_labels=args.speech_labels or None, head=args.head)
+        if name == "clap":
+            opts.update(speech_prompts=args.speech_prompt or None, nonspeech_prompts=args.nonspeech_prompt or None)
+        return opts
+    check_prompt(args.prompt)
+    if args.adapter:
+        require_adapter(args.adapter)
+    opts = {"batch_size": args.batch_size, "padding": args.padding, "adapter": args.adapter or "", "dtype": args.dtype,
+            "load_in_4bit": args.load_in_4bit}  # fmt: skip
+    if name in ("lab-base", "audio-llm"):
+        opts.update(mode=args.mode, compile=args.compile)
+    if name != "lab-base":
+        opts["model"] = args.model
+    args.prompt, other = registry.scoring_prompt(args.adapter, args.prompt)  # evaluation matches training
+    if other:
+        print("warning: scoring with another prompt than the adapter was trained with", file=sys.stderr)
+    if args.prompt:
+        opts["prompt"] = args.prompt
+    opts["answers"] = (args.answer_speech, args.answer_nonspeech)
+    return opts
+
+
 def _replica_argv(args: argparse.Namespace) -> list[str]:
     """The evaluate command each replica runs (the same settings; the shard is added per replica)."""
     argv = ["evaluate", f"--dataset={args.dataset}", f"--split={args.split}", f"--part={args.part}"]
@@ -86,6 +101,10 @@ def _replica_argv(args: argparse.Namespace) -> list[str]:
         f"--batch-size={args.batch_size}",
     ]
     argv += (["--load-in-4bit"] if args.load_in_4bit else []) + (["--compile"] if args.compile else [])
+    argv += [f"--speech-labels={x}" for x in args.speech_labels] + [f"--head={args.head}"]
+    argv += [f"--speech-prompt={x}" for x in args.speech_prompt] + [
+        f"--nonspeech-prompt={x}" for x in args.nonspeech_prompt
+    ]
     return argv + [f"--exclude-tags={t}" for t in args.exclude_tags]
 
 
@@ -128,7 +147,27 @@ def register(top: argparse._SubParsersAction) -> None:
     e.add_argument("--split", default="default", help="saved split name")
     e.add_argument("--part", default="test", help="train, dev, test or all")
     e.add_argument("--detector", default="lab-base", choices=sorted(DETECTORS))
-    e.add_argument("--model", default="Qwen/Qwen2-Audio-7B-Instruct", help="audio-llm: local dir or cached id")
+    e.add_argument(
+        "--model",
+        default="",
+        help="the checkpoint folder of a detector that needs one (audio-llm: also a cached id; "
+        "default Qwen/Qwen2-Audio-7B-Instruct)",
+    )
+    e.add_argument(
+        "--speech-labels",
+        nargs="*",
+        action="extend",
+        default=[],
+        help="audio-classifier: the labels that mean speech (default: labels whose names say speech)",
+    )
+    e.add_argument(
+        "--head",
+        default="auto",
+        choices=["auto", "softmax", "sigmoid"],
+        help="audio-classifier: how the head's logits become a clip log-odds",
+    )
+    e.add_argument("--speech-prompt", action="append", default=[], help="clap: a text for speech (repeatable)")
+    e.add_argument("--nonspeech-prompt", action="append", default=[], help="clap: a text for non-speech (repeatable)")
     e.add_argument("--adapter", default="", help="LoRA adapter folder (peft)")
     e.add_argument(
         "--prompt",

@@ -1,15 +1,28 @@
 """Stage 2, detectors: every detector family behind the small interface in `base.py`, and this
 registry of them (imports data, for the lab base model's recipe; nothing above).
 
-Adding a detector = one module with a class implementing `score` and `info`, plus one entry here.
+Adding a detector = one module with a class implementing `score` and `info`, plus one `Entry` here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from core.detectors.base import Detector
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A detector as the pages and the CLI list it."""
+
+    make: Callable[..., Detector]
+    group: str  # the family group the Evaluate page lists it under
+    offline: bool  # runs here with what ships (True), or needs a checkpoint folder copied here
+    model_types: tuple[str, ...]  # checkpoint config.json model_type values it loads
+    how: str  # one line: how its output becomes a clip log-odds
+    description: str
 
 
 def _lab_base(**opts: Any) -> Detector:
@@ -26,6 +39,37 @@ def _audio_llm(**opts: Any) -> Detector:
     return AudioLLMDetector(AudioLLMSpec(**opts))
 
 
+def _chat(family: str) -> Callable[..., Detector]:
+    def make(**opts: Any) -> Detector:
+        from core.detectors.chat_audio import ChatAudioDetector, ChatSpec
+
+        opts = {k: v for k, v in opts.items() if k not in ("mode", "compile")}  # Qwen2-Audio's options only
+        return ChatAudioDetector(ChatSpec(family=family, **opts))
+
+    return make
+
+
+def _whisper(model: str = "", batch_size: int = 16, dtype: str = "auto", **_: Any) -> Detector:
+    from core.detectors.whisper_nospeech import WhisperNoSpeech
+
+    return WhisperNoSpeech(model, batch_size=batch_size, dtype=dtype)
+
+
+def _classifier(model: str = "", speech_labels=None, head: str = "auto", batch_size: int = 16, dtype: str = "auto",
+                **_: Any) -> Detector:  # fmt: skip
+    from core.detectors.audio_classifier import AudioClassifier
+
+    return AudioClassifier(model, speech_labels, head, batch_size=batch_size, dtype=dtype)
+
+
+def _clap(model: str = "", speech_prompts=None, nonspeech_prompts=None, batch_size: int = 16, dtype: str = "auto",
+          **_: Any) -> Detector:  # fmt: skip
+    from core.detectors.clap import NONSPEECH_PROMPTS, SPEECH_PROMPTS, ClapZeroShot
+
+    return ClapZeroShot(model, speech_prompts or SPEECH_PROMPTS, nonspeech_prompts or NONSPEECH_PROMPTS,
+                        batch_size=batch_size, dtype=dtype)  # fmt: skip
+
+
 def _silero(**_: Any) -> Detector:
     from core.detectors.vad import SileroVAD
 
@@ -38,18 +82,63 @@ def _webrtc(**_: Any) -> Detector:
     return WebRTCVAD()
 
 
-DETECTORS: dict[str, Callable[..., Detector]] = {
-    "lab-base": _lab_base,
-    "audio-llm": _audio_llm,
-    "silero-vad": _silero,
-    "webrtc-vad": _webrtc,
-}
-DESCRIPTIONS = {
-    "lab-base": "the lab's small Qwen2-Audio (trained offline by a recipe in core/lab_model.py)",
-    "audio-llm": "any Qwen2-Audio checkpoint: a local directory or a cached id (e.g. Qwen/Qwen2-Audio-7B-Instruct)",
-    "silero-vad": "Silero VAD, pretrained (weights ship in the silero-vad wheel)",
-    "webrtc-vad": "WebRTC VAD (GMM), modes 0-3",
-}
+LLM = "Audio LLMs"
+ANSWER = "logit of answer A − logit of answer B after the question, one forward pass"
+REGISTRY: dict[str, Entry] = {
+    "lab-base": Entry(_lab_base, LLM, True, (), ANSWER,
+                      "the lab's small Qwen2-Audio (trained offline by a recipe in core/detectors/lab_model.py)"),
+    "audio-llm": Entry(_audio_llm, LLM, False, ("qwen2_audio",), ANSWER,
+                       "Qwen2-Audio: a local checkpoint folder (e.g. Qwen2-Audio-7B-Instruct) or a cached id"),
+    "qwen2.5-omni": Entry(_chat("qwen2.5-omni"), LLM, False, ("qwen2_5_omni_thinker", "qwen2_5_omni"), ANSWER,
+                          "Qwen2.5-Omni's thinker (text out, the talker unused): a checkpoint folder"),
+    "audio-flamingo-3": Entry(_chat("audio-flamingo-3"), LLM, False, ("audioflamingo3",), ANSWER,
+                              "NVIDIA Audio Flamingo 3 (Whisper-style encoder, Qwen2 decoder): a checkpoint folder"),
+    "whisper-nospeech": Entry(_whisper, "Speech recognisers", False, ("whisper",),
+                              "log P(not no-speech) − log P(<|nospeech|>) after the start-of-transcript token",
+                              "any Whisper checkpoint folder: the probability Whisper uses to skip silence"),
+    "audio-classifier": Entry(_classifier, "Audio classifiers", False, (),
+                              "softmax head: log ΣP(speech labels) − log ΣP(other labels); sigmoid head: the largest "
+                              "speech-label logit",
+                              "any audio-classification checkpoint folder (e.g. AST on AudioSet), speech labels chosen"),
+    "clap": Entry(_clap, "Audio classifiers", False, ("clap",),
+                  "scaled audio-text similarity to the speech prompts − to the non-speech prompts (means per class)",
+                  "CLAP zero-shot with editable text prompts for the two classes: a checkpoint folder"),
+    "silero-vad": Entry(_silero, "Voice activity detectors", True, (),
+                        "log-odds of the mean of the top 20% of frame speech probabilities",
+                        "Silero VAD, pretrained (weights ship in the silero-vad wheel)"),
+    "webrtc-vad": Entry(_webrtc, "Voice activity detectors", True, (),
+                        "log-odds of the smoothed fraction of voiced frames, averaged over modes 0-3",
+                        "WebRTC VAD (GMM), modes 0-3"),
+}  # fmt: skip
+DETECTORS: dict[str, Callable[..., Detector]] = {name: e.make for name, e in REGISTRY.items()}
+DESCRIPTIONS = {name: e.description for name, e in REGISTRY.items()}
+CHECKPOINT_DETECTORS = tuple(name for name, e in REGISTRY.items() if not e.offline)
+
+
+def detector_for_model_type(model_type: str) -> str:
+    """The detector that loads checkpoints of `model_type` ("" when none does)."""
+    return next((name for name, e in REGISTRY.items() if model_type in e.model_types), "")
+
+
+def trainable_model_types() -> tuple[str, ...]:
+    """Checkpoint kinds a LoRA run can start from: Qwen2-Audio and the chat audio-LLM families."""
+    from core.detectors.chat_audio import FAMILIES
+
+    return ("qwen2_audio", *(t for f in FAMILIES.values() for t in f.model_types))
+
+
+def check_checkpoint(name: str, model: str) -> None:
+    """Refuse, before any job starts, a checkpoint folder that is missing or of another family than `name` loads."""
+    from core.detectors.checkpoints import model_folder
+
+    entry = REGISTRY[name]
+    if name == "audio-llm":
+        from core.detectors.audio_llm import require_available
+
+        require_available(model)
+    elif not entry.offline:
+        architecture = "ForAudioClassification" if name == "audio-classifier" else ""
+        model_folder(model, f"a {name} checkpoint", entry.model_types, architecture)
 
 
 def make_detector(name: str, **opts: Any) -> Detector:

@@ -83,7 +83,9 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.noise_dir:
         noise_files(cfg.noise_dir)
     if cfg.base_model:
-        require_available(cfg.base_model)
+        from core.detectors import trainable_model_types
+
+        require_available(cfg.base_model, trainable_model_types())
     from core.data.datasets import load_dataset
     from core.data.splits import validate_split_name
 

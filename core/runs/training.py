@@ -50,7 +50,7 @@ class TrainConfig:
 
     dataset: str = "default"
     split: str = "default"
-    base_model: str = ""  # "" = the lab base model; else a Qwen2-Audio directory or cached id
+    base_model: str = ""  # "" = the lab base model; else Qwen2-Audio, Qwen2.5-Omni or Audio Flamingo 3 (a folder)
     prompt: str = ""  # "" = the detector's default question
     lora_r: int = 16
     lora_alpha: int = 32
@@ -221,9 +221,14 @@ def spec_augment(features, valid_frames, rng: np.random.Generator, n_freq: int =
             features[i, :, t0 : t0 + w] = fill
 
 
-def _score(model, processor, prompt: str, clips: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
+def _score(model, processor, prompt: str, clips: list[np.ndarray], batch_size: int = 32, family=None) -> np.ndarray:
     from core.detectors.audio_llm import AudioLLMDetector, AudioLLMSpec
 
+    if family is not None:
+        from core.detectors.chat_audio import ChatAudioDetector, ChatSpec
+
+        spec = ChatSpec(family=family.name, model="run", prompt=prompt, batch_size=batch_size)
+        return ChatAudioDetector(spec, model, processor).score(clips, 16000)
     det = AudioLLMDetector(AudioLLMSpec(model="run", prompt=prompt, batch_size=batch_size), model, processor)
     return det.score(clips, 16000)
 
@@ -297,6 +302,7 @@ class Trainer:
     scheduler: Any
     per_epoch: int  # micro-batches
     total: int  # micro-batches over the run
+    family: Any = None  # a chat_audio.ChatFamily, or None for Qwen2-Audio (audio_llm)
 
 
 def start(run_dir: str | Path) -> Context:
@@ -362,6 +368,7 @@ def build_trainer(ctx: Context, n_train: int) -> Trainer:
     from peft import LoraConfig, get_peft_model
     from transformers import get_scheduler
 
+    from core.detectors import chat_audio
     from core.detectors.audio_llm import AudioLLMSpec, answer_loss, load
     from core.detectors.lab_model import ensure_base_model
 
@@ -369,7 +376,15 @@ def build_trainer(ctx: Context, n_train: int) -> Trainer:
     torch.manual_seed(cfg.seed)
     with accelerator.main_process_first():  # the lab base model is built once if missing
         base_path = cfg.base_model or str(ensure_base_model())
-    model, processor = load(AudioLLMSpec(model=base_path, load_in_4bit=cfg.qlora, device=str(accelerator.device)))
+    family = chat_audio.family_of(base_path)  # another audio-LLM family than Qwen2-Audio, or None
+    if family is not None:
+        model, processor = chat_audio.load(
+            chat_audio.ChatSpec(family.name, base_path, load_in_4bit=cfg.qlora, device=str(accelerator.device))
+        )
+        loss_fn, targets = chat_audio.answer_loss, chat_audio.target_regex(family, cfg.targets, cfg.lora_audio_encoder)
+    else:
+        model, processor = load(AudioLLMSpec(model=base_path, load_in_4bit=cfg.qlora, device=str(accelerator.device)))
+        loss_fn, targets = answer_loss, target_regex(cfg.targets, cfg.lora_audio_encoder)
     if cfg.qlora:
         from peft import prepare_model_for_kbit_training
 
@@ -381,7 +396,7 @@ def build_trainer(ctx: Context, n_train: int) -> Trainer:
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
-        target_modules=target_regex(cfg.targets, cfg.lora_audio_encoder),
+        target_modules=targets,
         bias="none",
     )
     model = get_peft_model(model, lora)
@@ -396,8 +411,10 @@ def build_trainer(ctx: Context, n_train: int) -> Trainer:
     )
     # the loss goes through the prepared module's forward, so under data parallelism DDP sees
     # it and averages gradients; `model` stays the PEFT model, for saving and scoring
-    objective, optimizer, scheduler = accelerator.prepare(answer_objective(model, answer_loss), optimizer, scheduler)
-    return Trainer(model, processor, base_path, objective, optimizer, scheduler, per_epoch, per_epoch * cfg.epochs)
+    objective, optimizer, scheduler = accelerator.prepare(answer_objective(model, loss_fn), optimizer, scheduler)
+    return Trainer(
+        model, processor, base_path, objective, optimizer, scheduler, per_epoch, per_epoch * cfg.epochs, family
+    )
 
 
 def restore(ctx: Context, tr: Trainer) -> int:
@@ -447,7 +464,9 @@ def train_epochs(ctx: Context, data: TrainData, tr: Trainer, done: int) -> int:
     """
     import torch
 
+    from core.detectors import chat_audio
     from core.detectors.audio_llm import prepare
+    from core.errors import LabError
     from core.runs import jobs
 
     cfg, accelerator = ctx.cfg, ctx.accelerator
@@ -464,9 +483,16 @@ def train_epochs(ctx: Context, data: TrainData, tr: Trainer, done: int) -> int:
             rng = np.random.default_rng([cfg.seed, epoch, b, 11])
             clips = _augment([data.train_audio[i] for i in idx], data.noises, cfg, rng)
             answers = [answer[bool(data.labels[i])] for i in idx]
-            batch = prepare(tr.processor, clips, ctx.prompt, padded=False, answers=answers)
+            if tr.family is None:
+                batch = prepare(tr.processor, clips, ctx.prompt, padded=False, answers=answers)
+                mask_key = "feature_attention_mask"
+            else:
+                batch = chat_audio.prepare(tr.family, tr.processor, clips, ctx.prompt, answers=answers)
+                mask_key = tr.family.feature_mask
+                if len(batch["input_features"]) != len(clips):
+                    raise LabError(f"{tr.family.title} training takes clips of at most {tr.family.window_s} s")
             if cfg.spec_augment:
-                spec_augment(batch["input_features"], batch["feature_attention_mask"].sum(-1), rng)
+                spec_augment(batch["input_features"], batch[mask_key].sum(-1), rng)
             rows, weight = shard(len(idx), accelerator.num_processes, accelerator.process_index)
             batch = {k: v[rows] for k, v in batch.items()}
             ids = batch["input_ids"]
@@ -508,7 +534,7 @@ def train_epochs(ctx: Context, data: TrainData, tr: Trainer, done: int) -> int:
                 save_checkpoint(ctx, tr, done)
         tr.model.eval()
         if ctx.main:
-            dev_logits = _score(tr.model, tr.processor, ctx.prompt, data.dev_audio)
+            dev_logits = _score(tr.model, tr.processor, ctx.prompt, data.dev_audio, family=tr.family)
             ctx.log(
                 {
                     "type": "dev",
@@ -540,19 +566,21 @@ def finish(ctx: Context, data: TrainData, tr: Trainer) -> dict[str, Any]:
     tr.model.eval()
     result: dict[str, Any] = {"train_seconds": round(time.time() - ctx.t_start, 1)}
     # scored and saved exactly as `python -m core evaluate` would (same table, same sidecar facts)
-    detector = AudioLLMDetector(
-        AudioLLMSpec(
-            model=tr.base_path,
-            prompt=ctx.prompt,
-            adapter=str(run_dir / "adapter"),
-            device=str(ctx.accelerator.device),
-            load_in_4bit=cfg.qlora,
-            batch_size=32,
-        ),
-        tr.model,
-        tr.processor,
-        name=f"run:{run_dir.name}",
+    common = dict(
+        model=tr.base_path,
+        prompt=ctx.prompt,
+        adapter=str(run_dir / "adapter"),
+        device=str(ctx.accelerator.device),
+        load_in_4bit=cfg.qlora,
+        batch_size=32,
     )
+    if tr.family is None:
+        detector = AudioLLMDetector(AudioLLMSpec(**common), tr.model, tr.processor, name=f"run:{run_dir.name}")
+    else:
+        from core.detectors.chat_audio import ChatAudioDetector, ChatSpec
+
+        spec = ChatSpec(family=tr.family.name, **common)
+        detector = ChatAudioDetector(spec, tr.model, tr.processor, name=f"run:{run_dir.name}")
     excluded = data.excluded
     for i, part in enumerate(("dev", "test")):
 
