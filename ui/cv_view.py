@@ -16,7 +16,7 @@ from ui.state import load_table
 
 def cv_form(ds, base: TrainConfig, executor=None) -> None:
     """Start a cross-validation of `base`'s settings on the sidebar dataset (on `executor`, else here)."""
-    from core.detectors import DETECTORS
+    from core.detectors import REGISTRY
 
     with st.form("cv_form"):
         st.markdown(
@@ -33,7 +33,9 @@ def cv_form(ds, base: TrainConfig, executor=None) -> None:
         epochs = c[1].number_input("Epochs per fold", 1, 100, base.epochs, key="cv_epochs")
         cap = c[2].number_input("Cap train clips per fold (0 = all)", 0, 10**7, 0, key="cv_cap")
         zero = c[3].selectbox(
-            "Or score zero-shot with", ["(train the folds)", *[d for d in DETECTORS if d != "audio-llm"]], key="cv_zero"
+            "Or score zero-shot with",
+            ["(train the folds)", *[d for d, e in REGISTRY.items() if e.offline]],
+            key="cv_zero",
         )
         go = st.form_submit_button("Cross-validate", type="primary")
     if go:
