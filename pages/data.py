@@ -9,9 +9,11 @@ from core.data.datasets import condition_columns
 from core.data.splits import list_splits, load_split
 from core.errors import LabError
 from ui import plots
+from ui.import_form import import_form
 from ui.state import pick_dataset
 
 st.title("Data")
+import_form()
 ds = pick_dataset()
 if ds is None:
     st.stop()

@@ -61,7 +61,14 @@ with runs_tab:
             "same prompt, and so should anything else that uses its adapter.",
         )
         c = st.columns(4)
-        noise_dir = c[0].text_input("Noise folder for augmentation (MUSAN-style)", "", key="run_noise")
+        noise_dir = c[0].text_input(
+            "Noise for augmentation",
+            "",
+            key="run_noise",
+            placeholder="a folder, or dataset:NAME",
+            help="A folder of noise recordings, or dataset:NAME for an imported dataset's non-speech clips "
+            "(e.g. an imported MUSAN; its music with vocals is left out).",
+        )
         base_model = c[1].text_input(
             "Base model (empty = lab base model)",
             "",
@@ -143,7 +150,8 @@ with runs_tab:
         try:
             if executor is None:
                 raise LabError("the Ray cluster above cannot be used (see its message); empty it to run here")
-            page_path(noise_dir, "noise folder")
+            if not noise_dir.startswith("dataset:"):
+                page_path(noise_dir, "noise folder")
             page_path(base_model, "base model")
             if grid or len(seed_list) > 1:
                 sweep_id = sweeps.create_sweep(cfg, grid, seed_list, parallel=int(parallel), executor=executor)

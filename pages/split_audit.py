@@ -90,6 +90,8 @@ if c[2].button("Run audit", type="primary"):
         st.error(str(exc))
 
 saved = load_audit(ds, chosen)
+for limit in (saved or {}).get("settings", {}).get("limits", []):
+    st.warning(f"Limit of this dataset: {limit}.")
 if saved is None:
     st.stop()
 findings = pd.DataFrame(saved["findings"])

@@ -225,7 +225,11 @@ def table_path(tmp_path):
         }
     )
     table = predictions.build_table(clips, np.array([[1.0, 0.0], [0.0, 2.0], [0.5, 0.1]]), detector="x")
-    return predictions.save(table, {"dataset": "d"}, "badtable", folder=tmp_path)
+    saved = predictions.save(table, {"dataset": "d"}, "badtable", folder=tmp_path)
+    # the CSV form (tables written before Parquet, still read) gets the text edits below
+    csv = predictions.write_table(saved.with_suffix(".csv"), table)
+    saved.unlink()
+    return csv
 
 
 def _edit(path: Path, fn) -> Path:
@@ -269,6 +273,36 @@ def test_malformed_predictions_tables_are_refused(table_path, case):
     make, match = PREDICTION_CASES[case]
     make(table_path)
     refused(lambda: predictions.load(table_path), match)
+
+
+def _parquet_table(tmp_path, edit):
+    from core.scoring import predictions
+
+    clips = pd.DataFrame({"clip_id": ["a", "b"], "label": ["speech", "nonspeech"], "group_id": ["g", "h"],
+                          "base_clip_id": ["a", "b"], "split": "test", "duration_ms": 500.0, "snr_db": np.nan})  # fmt: skip
+    table = predictions.build_table(clips, np.array([[1.0, 0.0], [0.0, 2.0]]), detector="x")
+    path = predictions.save(table, {"dataset": "d"}, "pq", folder=tmp_path)
+    edit(path, table)
+    return path
+
+
+PARQUET_CASES = {
+    "truncated file": (lambda p, t: p.write_bytes(p.read_bytes()[:-40]), "not a readable Parquet table"),
+    "not parquet at all": (lambda p, t: p.write_text("clip_id,label\n"), "not a readable Parquet table"),
+    "missing column": (lambda p, t: t.drop(columns=["logit_B"]).to_parquet(p), r"missing column\(s\) \['logit_B'\]"),
+    "NaN logit": (lambda p, t: t.assign(logit_A=[np.nan, 0.0]).to_parquet(p), "NaN or infinite logits"),
+    "rows vs sidecar": (lambda p, t: t.head(1).to_parquet(p), "sidecar says 2 clips"),
+    "duplicate clip": (lambda p, t: t.assign(clip_id=["a", "a"]).to_parquet(p), "appears more than once"),
+}
+
+
+@pytest.mark.parametrize("case", list(PARQUET_CASES))
+def test_malformed_parquet_tables_are_refused(tmp_path, case):
+    from core.scoring import predictions
+
+    edit, match = PARQUET_CASES[case]
+    path = _parquet_table(tmp_path, edit)
+    refused(lambda: predictions.load(path), match)
 
 
 # ---------------------------------------------------------------- annotations and splits

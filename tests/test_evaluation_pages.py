@@ -122,7 +122,10 @@ def test_cli_calibrate_compare_aggregate_write_next_to_the_predictions(tables):
     out = predictions.analysis_dir(test_path)
     _cli("calibrate", "--dev", "sim-overconfident-dev", "--test", "sim-overconfident-test")
     report = json.loads((out / "calibration-temperature.json").read_text())
-    assert report["fitted_on"] == "sim-overconfident-dev.csv" and 4.5 < report["params"]["temperature"] < 7.5
+    assert (
+        report["fitted_on"] == predictions.resolve("sim-overconfident-dev").name
+        and 4.5 < report["params"]["temperature"] < 7.5
+    )
     calibrated = predictions.load(out / "calibrated-temperature.csv")[0]
     np.testing.assert_allclose(calibrated["logit_calibrated"], calibrated["logit"] / report["params"]["temperature"])
     assert test_path not in [p for p in predictions.list_tables() if p.parent == out]

@@ -132,7 +132,9 @@ def test_a_search_from_a_poor_prompt_improves_dev_and_ends_once_on_test(split):
     assert {"score", "ci_lower", "ci_upper", "parents", "origin", "table"} <= set(h.columns)
     # the search read dev only, on the fixed subset: every candidate's table is dev, the same clips
     subset = set(json.loads((study.folder(sid) / "study.json").read_text())["subset"])
-    for path in (study.folder(sid) / "tables").glob("*.csv"):
+    tables = [p for s in predictions.SUFFIXES for p in (study.folder(sid) / "tables").glob(f"*{s}")]
+    assert tables
+    for path in tables:
         table, meta = predictions.load(path)
         assert meta["part"] == "dev" and set(table["clip_id"]) == subset
     # the end: start and best, each on the whole dev part and on test, as ordinary tables

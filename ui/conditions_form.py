@@ -40,7 +40,13 @@ def conditions_form() -> None:
             key="cond_noise",
             help="babble: speakers of the split's other parts, never the evaluated groups",
         )
-        folder = o[1].text_input("Noise folder (for 'folder')", "", key="cond_folder")
+        folder = o[1].text_input(
+            "Noise folder (for 'folder')",
+            "",
+            key="cond_folder",
+            placeholder="a folder, or dataset:NAME",
+            help="A folder of noise recordings, or dataset:NAME for an imported dataset's non-speech clips.",
+        )
         bands = o[2].multiselect("Bands", list(cond.BANDS), default=["clean"], key="cond_bands")
         rooms = o[3].multiselect("Rooms", list(cond.ROOMS), default=["none"], key="cond_rooms")
         bases = st.number_input("Base clips per label", 2, 500, 24, key="cond_bases")
@@ -55,9 +61,9 @@ def conditions_form() -> None:
 
             check_name(name, "dataset")
             if noise == "folder":
-                from core.data.files import noise_files
+                from core.data.noise import check_noise, is_dataset
 
-                noise_files(page_path(folder, "noise folder"))
+                check_noise(folder if is_dataset(folder) else page_path(folder, "noise folder"))
         except LabError as exc:
             st.error(str(exc))
             return

@@ -23,16 +23,26 @@ def cmd_build_default(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from core.data.importers import import_dataset
 
-    options = {}
+    options: dict = {}
     if args.kind == "voxconverse":
         options = {"include_gaps": args.include_gaps}
-    update, close = tqdm_progress(f"importing {args.kind}")
-    try:
-        root = import_dataset(
+    elif args.kind == "lhotse":
+        options = {"supervisions": args.supervisions or "", "include_gaps": args.include_gaps,
+                   "max_seconds": args.max_seconds}  # fmt: skip
+    elif args.kind == "hf":
+        options = {"label_column": args.label_column, "speech_values": args.speech_values,
+                   "nonspeech_values": args.nonspeech_values, "group_column": args.group_column,
+                   "clip_groups": args.clip_groups, "hf_split": args.hf_split}  # fmt: skip
+    elif args.supervisions:
+        raise LabError(f"a second path is for the lhotse importer (its supervisions), not {args.kind}")
+    root = run_job(
+        args,
+        f"importing {args.kind}",
+        lambda update, _stop: import_dataset(
             args.kind, args.source, args.name, skip_bad=args.skip_bad, force=args.force, progress=update, **options
-        )
-    finally:
-        close()
+        ),
+        lambda root: (f"imported {args.name}", str(root)),
+    )
     from core.data.datasets import load_dataset
 
     ds = load_dataset(args.name)
@@ -41,6 +51,20 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"  note: {note} ({n} clips)")
     for problem in ds.info.get("skipped", []):
         print(f"  skipped: {problem}")
+    for key, value in ds.info.get("summary", {}).items():
+        print(f"  {key.replace('_', ' ')}: {value}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.data.export import export_dataset
+
+    update, close = tqdm_progress(f"exporting {args.dataset}")
+    try:
+        out = export_dataset(args.dataset, args.out, args.format, progress=update)
+    finally:
+        close()
+    print(f"wrote {out}")
     return 0
 
 
@@ -95,6 +119,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         close()
     verdict = "LEAKY" if report.leaky else "clean"
     print(f"split {args.split!r}: {verdict} — {report.counts() or 'no findings'} ({report.seconds:.1f} s)")
+    for limit in report.settings.get("limits", []):
+        print(f"  limit: {limit}")
     if report.leaky:
         print(report.findings.head(args.show).to_string(index=False))
     return 1 if report.leaky and args.fail_on_leak else 0
@@ -163,12 +189,31 @@ def register(top: argparse._SubParsersAction) -> None:
 
     i = data.add_parser("import", help="import a real corpus (audio read in place)")
     i.add_argument("kind", choices=sorted(SCANNERS))
-    i.add_argument("source", help="folder (or CSV file for 'csv')")
+    i.add_argument(
+        "source", help="folder; CSV file (csv); recordings manifest (lhotse); save_to_disk folder or cached id (hf)"
+    )
+    i.add_argument("supervisions", nargs="?", help="lhotse: the supervisions manifest")
     i.add_argument("--name", required=True, help="dataset name")
     i.add_argument("--skip-bad", action="store_true", help="skip unusable clips instead of failing")
     i.add_argument("--force", action="store_true", help="replace an existing dataset of that name")
-    i.add_argument("--include-gaps", action="store_true", help="voxconverse: gaps between turns as non-speech")
+    i.add_argument("--include-gaps", action="store_true", help="voxconverse, lhotse: gaps between turns as non-speech")
+    i.add_argument("--max-seconds", type=finite_float, default=10.0, help="lhotse: cut longer segments into pieces")
+    i.add_argument("--label-column", default="label", help="hf: the column holding the class")
+    i.add_argument("--speech-values", nargs="+", default=[], help="hf: values of the label column that mean speech")
+    i.add_argument("--nonspeech-values", nargs="+", default=[],
+                   help="hf: values meaning non-speech (default: every other value)")  # fmt: skip
+    i.add_argument("--group-column", default="", help="hf: the column holding the speaker or source")
+    i.add_argument("--clip-groups", action="store_true",
+                   help="hf: no group column; each clip its own group (no split can then be speaker-safe)")  # fmt: skip
+    i.add_argument("--hf-split", default="", help="hf: one split of a DatasetDict (default: all, joined)")
+    i.add_argument("--job-dir", help=argparse.SUPPRESS)
     i.set_defaults(func=cmd_import)
+
+    ex = data.add_parser("export", help="a dataset's manifest (and audio, for hf) as Parquet, CSV or a HF dataset")
+    ex.add_argument("dataset")
+    ex.add_argument("--format", choices=["parquet", "csv", "hf"], default="parquet")
+    ex.add_argument("--out", required=True, help="file (parquet, csv) or folder (hf) to write")
+    ex.set_defaults(func=cmd_export)
 
     ls = data.add_parser("list", help="datasets and their splits")
     ls.set_defaults(func=cmd_list)
@@ -214,7 +259,10 @@ def register(top: argparse._SubParsersAction) -> None:
     cd.add_argument("--snrs", type=finite_float, nargs="+", default=list(cond.SNRS_DB), help="dB")
     cd.add_argument("--no-clean", action="store_true", help="leave out the noise-free variants")
     cd.add_argument("--noise", choices=list(cond.NOISES), default="white")
-    cd.add_argument("--noise-folder", help="folder of noise recordings (with --noise folder)")
+    cd.add_argument(
+        "--noise-folder",
+        help="with --noise folder: a folder of noise recordings, or dataset:NAME (its non-speech clips)",
+    )
     cd.add_argument("--bands", nargs="+", choices=list(cond.BANDS), default=["clean"])
     cd.add_argument("--rooms", nargs="+", choices=list(cond.ROOMS), default=["none"])
     cd.add_argument("--bases-per-label", type=positive_int, default=24)

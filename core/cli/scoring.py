@@ -138,6 +138,13 @@ def _replica(args: argparse.Namespace, opts: dict) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.scoring.export import export_table
+
+    print(f"wrote {export_table(args.table, args.out, args.format)}")
+    return 0
+
+
 def register(top: argparse._SubParsersAction) -> None:
     """`evaluate`: score a split with a detector."""
     from core.detectors import DETECTORS
@@ -198,3 +205,11 @@ def register(top: argparse._SubParsersAction) -> None:
     e.add_argument("--of", type=int, default=1, help=argparse.SUPPRESS)
     e.add_argument("--shard-out", default="", help=argparse.SUPPRESS)
     e.set_defaults(func=cmd_evaluate)
+
+    x = top.add_parser(
+        "export", help="a predictions table as Parquet (metadata inside), CSV + sidecar, or a HF dataset"
+    )
+    x.add_argument("table", help="table name or path")
+    x.add_argument("--format", choices=["parquet", "csv", "hf"], default="parquet")
+    x.add_argument("--out", required=True, help="file (parquet, csv) or folder (hf) to write")
+    x.set_defaults(func=cmd_export)

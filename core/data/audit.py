@@ -147,7 +147,7 @@ def landmark_pairs(fps: list[Fingerprint], splits: np.ndarray, top_k: int = TOP_
     h, c, tt = h[order], c[order], tt[order]
     starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]])
     counts = np.diff(np.r_[starts, len(h)])
-    pa, pb, dts = [], [], []
+    pa, pb = [], []
     for size in np.unique(counts):
         if size < 2 or size > common:
             continue
@@ -331,7 +331,9 @@ def planted_scores(
         fx = fingerprint(x)
         copies = [fingerprint(np.asarray(planted_copy(t, x, rng, babble), np.float32)) for t in COPY_TRANSFORMS]
         scores, _ = match_scores(copies, [fx] * len(copies))
-        rows += [{"transform": t, "clip_id": row["clip_id"], "score": float(s)} for t, s in zip(COPY_TRANSFORMS, scores)]
+        rows += [
+            {"transform": t, "clip_id": row["clip_id"], "score": float(s)} for t, s in zip(COPY_TRANSFORMS, scores)
+        ]
     return pd.DataFrame(rows)
 
 
@@ -365,6 +367,9 @@ def audit_split(
     manifest = ds.manifest.assign(split=load_split(ds, name).to_numpy())
     load = lambda row: ds.load_clip(row["clip_id"]).samples  # noqa: E731
     report = audit(manifest, load, content=content, threshold=threshold, top_k=top_k, progress=progress)
+    limit = ds.info.get("summary", {}).get("clip_level_groups")
+    if limit:  # the importer was told each clip is its own group: no split can be speaker-safe
+        report.settings["limits"] = [limit]
     evidence = {}
     if content:  # where this dataset's own copies would score, beside the pairs compared
         evidence = {

@@ -17,7 +17,6 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -181,14 +180,14 @@ def _babble_pool(ds: Dataset, exclude_groups: set[str], limit: int = 64) -> tupl
     return [ds.load_clip(c).samples for c in cand["clip_id"]], sorted(set(cand["group_id"]))
 
 
-def _folder_pool(folder: str, sr: int) -> list[np.ndarray]:
-    from core.data.files import noise_files
+def _folder_pool(spec: str, sr: int) -> list[np.ndarray]:
+    """Noise recordings from a folder, or an imported dataset's non-speech clips (`dataset:NAME`)."""
+    from core.data.noise import load_noises
 
     try:
-        files = noise_files(folder)
+        return load_noises(spec, target_sr=sr)
     except LabError as exc:
         raise ConditionsError(str(exc)) from None
-    return [audio.load_audio(p, target_sr=sr).samples for p in files]
 
 
 # ---------------------------------------------------------------- the condition set
@@ -255,8 +254,7 @@ def generate(
 
     Written into a temporary folder and renamed into place: an interrupted build leaves nothing half-made.
     """
-    from core.data.splits import select_clips
-    from core.data.splits import save_split
+    from core.data.splits import save_split, select_clips
 
     spec = spec or ConditionSpec()
     for b in spec.bands:

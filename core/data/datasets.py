@@ -38,7 +38,6 @@ NUMERIC_COLUMNS = ("duration_ms", "snr_db", "start_s", "end_s")
 CORE_COLUMNS = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS) | {"split", "sample_rate"}
 
 
-
 def datasets_dir() -> Path:
     return data_root() / "datasets"
 

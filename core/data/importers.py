@@ -1,7 +1,7 @@
 """Importers for real corpora. Audio is read in place (paths in the manifest are absolute);
 every clip is decoded once at import to check it and to record duration and content hash.
 
-Formats:
+Formats (and in corpora.py: hf, lhotse, musan):
   esc50        ESC-50 style folder: meta/esc50.csv + audio/ (all non-speech; group = src_file)
   voxconverse  wav + RTTM: speaker turns become speech clips (group = file:speaker);
                optionally the gaps between turns become non-speech clips
@@ -12,6 +12,7 @@ Formats:
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -20,13 +21,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core import atomic
 from core.csvfiles import read_csv
 from core.data.audio import content_hash, load_audio
-from core.data.files import audio_files, check_folder
+from core.data.corpora import gaps, scan_hf, scan_lhotse, scan_musan, segment_rows
 from core.data.datasets import LABELS, dataset_root, resolve_path, save_dataset, validate_manifest
+from core.data.files import audio_files, check_folder
 from core.errors import AudioError, LabError, ManifestError
 
 Progress = Callable[[float, str], None]
+
+
 def _audio_files(folder: Path, skipped: list[str]) -> list[Path]:
     """The audio files directly in `folder`; what was passed over goes to `skipped` (reported, not dropped)."""
     found = audio_files(folder, recursive=False)
@@ -94,46 +99,16 @@ def scan_voxconverse(
             raise ManifestError(f"{rttm}: no matching audio file {wav}")
         turns = parse_rttm(rttm)
         spans = [
-            (
-                t.start,
-                t.end,
-                "speech",
-                f"vox-{rttm.stem}-{t.speaker}",
-                f"vox-{rttm.stem}-{t.speaker}-{int(round(t.start * 1000)):07d}",
-            )
+            (t.start, t.end, "speech", f"vox-{rttm.stem}-{t.speaker}",
+             f"vox-{rttm.stem}-{t.speaker}-{int(round(t.start * 1000)):07d}")
             for t in turns.itertuples()
-        ]
+        ]  # fmt: skip
         if include_gaps:
             total = sf.info(str(wav)).duration
-            cursor = 0.0
-            for s, e in [*sorted(zip(turns["start"], turns["end"])), (total, total)]:
-                if s - cursor >= min_gap:
-                    spans.append(
-                        (
-                            cursor,
-                            s,
-                            "nonspeech",
-                            f"vox-{rttm.stem}-background",
-                            f"vox-{rttm.stem}-gap-{int(round(cursor * 1000)):07d}",
-                        )
-                    )
-                cursor = max(cursor, e)
-        for start, end, label, group, stem in spans:
-            # long spans are cut into pieces of at most max_seconds; pieces shorter than min_seconds dropped
-            for k, s in enumerate(np.arange(start, end, max_seconds)):
-                e = min(s + max_seconds, end)
-                if e - s >= min_seconds:
-                    rows.append(
-                        {
-                            "clip_id": f"{stem}-{k}",
-                            "path": str(wav.resolve()),
-                            "label": label,
-                            "group_id": group,
-                            "base_clip_id": f"{stem}-{k}",
-                            "start_s": round(s, 3),
-                            "end_s": round(e, 3),
-                        }
-                    )
+            for a, b in gaps(list(zip(turns["start"], turns["end"])), total, min_gap):
+                spans.append((a, b, "nonspeech", f"vox-{rttm.stem}-background",
+                              f"vox-{rttm.stem}-gap-{int(round(a * 1000)):07d}"))  # fmt: skip
+        rows += segment_rows(str(wav.resolve()), spans, max_seconds, min_seconds)
     return pd.DataFrame(rows)
 
 
@@ -204,7 +179,11 @@ SCANNERS: dict[str, Callable[..., pd.DataFrame]] = {
     "folder": scan_folder,
     "csv": scan_csv,
     "fsdd": scan_fsdd,
+    "hf": scan_hf,
+    "lhotse": scan_lhotse,
+    "musan": scan_musan,
 }
+FILE_SOURCES = ("csv", "lhotse")  # importers whose source is a file, not a folder
 
 
 def inspect_clips(
@@ -264,28 +243,15 @@ def import_dataset(
     if root.exists() and not force:
         raise LabError(f"dataset {name!r} already exists at {root}; choose another name or use force")
     source = Path(source).expanduser()
-    if kind == "csv":
+    if kind in FILE_SOURCES:
         if source.is_dir():
-            raise LabError(f"{source}: the csv importer takes a manifest file, not a folder")
+            raise LabError(f"{source}: the {kind} importer takes a manifest file, not a folder")
         check_folder(source.parent, "manifest's folder")
+    elif kind == "hf" and not source.exists():
+        source = Path(str(options.pop("hub_id", "")) or str(source))  # an id: looked up in the local cache
     else:
         check_folder(source, "source folder")
-    source = source.resolve()
-    scanned = SCANNERS[kind](source, **options)
-    if scanned.empty:
-        raise ManifestError(f"{source}: the {kind} importer found no clips")
-    passed_over = list(scanned.attrs.get("skipped", []))
-    manifest, problems, notes = inspect_clips(scanned, skip_bad=skip_bad, progress=progress)
-    problems = passed_over + problems
-    info = {
-        "name": name,
-        "kind": f"import:{kind}",
-        "source": str(source),
-        "options": options,
-        "n_clips": len(manifest),
-        "skipped": problems,
-        "load_notes": dict(notes),
-    }
+    source = source.resolve() if source.exists() else source
     from core.atomic import building_dir, locked
 
     # one import of a name at a time (a second waits, then replaces or is refused): never a crash
@@ -293,5 +259,42 @@ def import_dataset(
         if root.exists() and not force:
             raise LabError(f"dataset {name!r} already exists at {root}; choose another name or use force")
         with building_dir(root) as tmp:
+            # an importer whose audio is not in files of its own (a Hugging Face dataset's embedded
+            # bytes) writes it into the dataset being built: it appears with the dataset or not at all
+            stage = {"stage": tmp} if "stage" in inspect.signature(SCANNERS[kind]).parameters else {}
+            scanned = SCANNERS[kind](source, **stage, **options)
+            if scanned.empty:
+                raise ManifestError(f"{source}: the {kind} importer found no clips")
+            passed_over = list(scanned.attrs.get("skipped", []))
+            notes_extra = dict(scanned.attrs.get("summary", {}))
+            manifest, problems, notes = inspect_clips(scanned, skip_bad=skip_bad, progress=progress)
+            problems = passed_over + problems
+            inside = [Path(p).is_relative_to(tmp) for p in manifest["path"]]
+            manifest["path"] = [str(Path(p).relative_to(tmp)) if i else p for p, i in zip(manifest["path"], inside)]
+            info = {
+                "name": name,
+                "kind": f"import:{kind}",
+                "source": str(source),
+                "options": {k: v for k, v in options.items()},
+                "n_clips": len(manifest),
+                "skipped": problems,
+                "load_notes": dict(notes),
+                **({"summary": notes_extra} if notes_extra else {}),
+            }
             save_dataset(tmp, manifest, info)
+            for tag_rows in scanned.attrs.get("tags", []):  # e.g. MUSAN's music with vocals
+                _write_tags(tmp, manifest, *tag_rows)
     return root
+
+
+def _write_tags(root: Path, manifest: pd.DataFrame, tag: str, clip_ids: list[str], note: str) -> None:
+    """Tag imported clips (Errors page, --exclude-tags) so a flag of the source is seen, not lost."""
+    from datetime import UTC, datetime
+
+    from core.data.annotations import COLUMNS
+
+    keep = [c for c in clip_ids if c in set(manifest["clip_id"])]
+    if keep:
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        rows = pd.DataFrame({"clip_id": keep, "tag": tag, "note": note, "created": now})[COLUMNS]
+        atomic.write_csv(root / "annotations.csv", rows)

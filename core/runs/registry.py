@@ -21,7 +21,7 @@ import pandas as pd
 
 from core import atomic
 from core.data.datasets import dataset_root, load_dataset
-from core.data.files import noise_files
+from core.data.noise import check_noise
 from core.errors import LabError
 from core.paths import repo_root, results_root
 from core.runs import jobs
@@ -81,7 +81,7 @@ def check_config(cfg: TrainConfig) -> None:
 
     check_prompt(cfg.prompt)
     if cfg.noise_dir:
-        noise_files(cfg.noise_dir)
+        check_noise(cfg.noise_dir)
     if cfg.base_model:
         from core.detectors import trainable_model_types
 

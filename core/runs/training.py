@@ -65,7 +65,7 @@ class TrainConfig:
     grad_accum: int = 1
     seed: int = 0
     class_balanced: bool = True
-    noise_dir: str = ""  # folder of noise wavs (MUSAN-style); mixed at a random SNR
+    noise_dir: str = ""  # noise mixed in at a random SNR: a folder of recordings, or dataset:NAME (its non-speech)
     noise_prob: float = 0.5
     noise_snr: tuple[float, float] = (0.0, 20.0)
     spec_augment: bool = False  # two frequency and two time masks on the mel features
@@ -183,11 +183,10 @@ def _epoch_order(n: int, labels: np.ndarray, cfg: TrainConfig, epoch: int) -> np
     return rng.choice(n, size=n, replace=True, p=w / w.sum())
 
 
-def _load_noises(folder: str) -> list[np.ndarray]:
-    from core.data.audio import load_audio
-    from core.data.files import noise_files
+def _load_noises(spec: str) -> list[np.ndarray]:
+    from core.data.noise import load_noises
 
-    return [load_audio(p).samples for p in noise_files(folder)]
+    return load_noises(spec)
 
 
 def _augment(clips: list[np.ndarray], noises: list[np.ndarray], cfg: TrainConfig, rng: np.random.Generator):

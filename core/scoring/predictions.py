@@ -44,6 +44,10 @@ class PredictionsError(LabError):
     """A predictions table is malformed or holds NaN logits."""
 
 
+SUFFIXES = (".parquet", ".csv")  # tables are written as Parquet (benchmarks/bench_table_storage.py); CSV still read
+FORMAT = ".parquet"
+
+
 def build_table(
     clips: pd.DataFrame,
     logits: np.ndarray,
@@ -107,7 +111,10 @@ def _slug(text: str) -> str:
 
 
 def save(table: pd.DataFrame, meta: dict[str, Any], name: str | None = None, folder: Path | None = None) -> Path:
-    """Write results/predictions/<name>.csv and .json atomically (or into `folder`); return the CSV path."""
+    """Write results/predictions/<name>.parquet and .json atomically (or into `folder`); return the table's path.
+
+    A table of the same name in the other format is removed, so a name means one table.
+    """
     validate(table)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     name = _slug(
@@ -116,14 +123,27 @@ def save(table: pd.DataFrame, meta: dict[str, Any], name: str | None = None, fol
         f"{meta.get('detector', '')}-{stamp}"
     )
     folder = Path(folder) if folder is not None else results_root() / "predictions"
-    path = atomic.write_csv(folder / f"{name}.csv", table)
+    path = write_table(folder / f"{name}{FORMAT}", table)
     atomic.write_json(folder / f"{name}.json", {**meta, "created": stamp, "n_clips": len(table)})
+    for other in SUFFIXES:
+        if other != FORMAT:
+            (folder / f"{name}{other}").unlink(missing_ok=True)
     return path
+
+
+def write_table(path: Path, table: pd.DataFrame) -> Path:
+    """A table written whole (temp file, then rename) as Parquet or CSV by `path`'s suffix."""
+    if path.suffix == ".parquet":
+        return atomic.write_with(path, lambda tmp: table.to_parquet(tmp, index=False), suffix=".parquet")
+    return atomic.write_csv(path, table)
 
 
 def list_tables() -> list[Path]:
     folder = results_root() / "predictions"
-    return sorted(folder.glob("*.csv"), key=lambda p: p.stat().st_mtime, reverse=True) if folder.exists() else []
+    if not folder.exists():
+        return []
+    found = [p for suffix in SUFFIXES for p in folder.glob(f"*{suffix}") if p.is_file()]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
 def load(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -131,7 +151,13 @@ def load(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
 
     path = Path(path)
     dtype = {"clip_id": str, "group_id": str, "base_clip_id": str, "label": str}
-    df = read_csv(path, "predictions table", REQUIRED, dtype=dtype, keep_default_na=True, error=PredictionsError)
+    if path.suffix == ".parquet":
+        df = _read_parquet(path)
+        for col, kind in dtype.items():
+            if col in df:
+                df[col] = df[col].astype(kind)
+    else:
+        df = read_csv(path, "predictions table", REQUIRED, dtype=dtype, keep_default_na=True, error=PredictionsError)
     for col in ("adapter", "prompt"):
         df[col] = df[col].astype("object").fillna("").astype(str)
     side = path.with_suffix(".json")
@@ -151,14 +177,32 @@ def load(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     return validate(df, str(path)), meta
 
 
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """A Parquet table, with the CSV reader's promises: readable, the required columns present."""
+    try:
+        df = pd.read_parquet(path)
+    except FileNotFoundError:
+        raise PredictionsError(f"{path}: no such predictions table") from None
+    except Exception as exc:  # pyarrow raises several kinds for a file that is not Parquet
+        raise PredictionsError(f"{path}: not a readable Parquet table ({type(exc).__name__}: {exc})") from exc
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise PredictionsError(f"{path}: predictions table is missing column(s) {missing}")
+    return df
+
+
 def resolve(name_or_path: str | Path) -> Path:
-    """A predictions CSV from a path or a table name under results/predictions (stem, no .csv)."""
+    """A predictions table from a path or a table name under results/predictions (stem, no suffix)."""
     p = Path(name_or_path)
-    if p.suffix == ".csv" and p.exists():
+    if p.suffix in SUFFIXES and p.exists():
         return p
-    candidate = results_root() / "predictions" / f"{p.name.removesuffix('.csv')}.csv"
-    if candidate.exists():
-        return candidate
+    stem = p.name
+    for suffix in SUFFIXES:
+        stem = stem.removesuffix(suffix)
+    for suffix in SUFFIXES:
+        candidate = results_root() / "predictions" / f"{stem}{suffix}"
+        if candidate.exists():
+            return candidate
     names = [t.stem for t in list_tables()][:10]
     raise PredictionsError(f"no predictions table {str(name_or_path)!r}; known tables include {names}")
 
