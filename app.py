@@ -22,6 +22,8 @@ PAGES = [
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page("pages/psychometrics.py", title="Psychometrics", icon=":material/show_chart:"),
     st.Page("pages/errors.py", title="Errors", icon=":material/manage_search:"),
+    st.Page("pages/try_clip.py", title="Try a clip", icon=":material/mic:"),
+    st.Page("pages/report.py", title="Study report", icon=":material/description:"),
 ]
 
 st.navigation(PAGES).run()

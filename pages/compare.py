@@ -3,12 +3,14 @@
 import pandas as pd
 import streamlit as st
 
-from core.analysis.compare import aggregate, compare
+from core.analysis.compare import aggregate, compare, disagreements, verdict
 from core.errors import LabError
+from core.report.figures import intervals
 from core.runs import sweeps
 from core.scoring import predictions
-from ui.charts import intervals
-from ui.state import load_table, pick_table
+from ui.clip_panel import clip_list
+from ui.state import get_dataset, load_table, pick_table, table_names
+from ui.table_export import export_buttons
 
 st.title("Compare")
 st.caption(
@@ -18,17 +20,21 @@ st.caption(
 tables = predictions.describe_tables()
 c = st.columns(2)
 with c[0]:
-    a_name = pick_table("Model A (predictions table)", "cmp_a", part="test", tables=tables)
+    a_name = pick_table("Detector A (predictions table)", "cmp_a", part="test", tables=tables)
 same = predictions.peers(a_name, tables)  # tables scored on A's clips
 with c[1]:
     b_name = pick_table(
-        "Model B (scored on the same clips)",
+        "Detector B (scored on the same clips)",
         "cmp_b",
         part="test",
         exclude=a_name,
         tables=tables,
         prefer=same,
+        remember=False,
     )
+if b_name == a_name:
+    st.info("Only one predictions table: score a second detector (or run) on the same split and part on Evaluate.")
+    st.stop()
 o = st.columns(4)
 thr_a = o[0].number_input("Threshold A (log-odds)", value=0.0, step=0.1, key="cmp_ta")
 thr_b = o[1].number_input("Threshold B (log-odds)", value=0.0, step=0.1, key="cmp_tb")
@@ -51,6 +57,10 @@ if res.only_in_a or res.only_in_b:
         f"Only the {res.n_clips} clips scored by both are compared ({res.only_in_a} only in A, "
         f"{res.only_in_b} only in B)."
     )
+labels = table_names(tables)
+st.info(
+    f"**Verdict.** {verdict(res, 'A (' + labels.get(a_name, a_name) + ')', 'B (' + labels.get(b_name, b_name) + ')')}"
+)
 k = st.columns(4)
 for i, key in enumerate(("a", "b")):
     lo, hi = res.wilson[key]
@@ -68,6 +78,14 @@ left.dataframe(
     ),
     key="cmp_table",
 )
+summary = pd.DataFrame(
+    [{"A": labels.get(a_name, a_name), "B": labels.get(b_name, b_name), "clips": res.n_clips, "groups": res.n_groups,
+      "accuracy A": res.accuracy["a"], "accuracy B": res.accuracy["b"], "A - B": res.diff,
+      "CI lower (by group)": res.ci_clustered[0], "CI upper (by group)": res.ci_clustered[1],
+      "McNemar exact p": res.mcnemar["exact"]}]
+)  # fmt: skip
+with left:
+    export_buttons(summary, "comparison", "Paired comparison of two detectors", key="cmp_x")
 right.plotly_chart(
     intervals(
         [
@@ -78,6 +96,23 @@ right.plotly_chart(
     ),
     key="cmp_ci",
 )
+st.subheader("Paired disagreements")
+st.caption(
+    "The clips one detector gets right and the other wrong: McNemar's test counts only these. Listen to them "
+    "before trusting a difference; tag the ones whose label is wrong or that are not what the test means to measure."
+)
+flips = disagreements(load_table(a_name)[0], load_table(b_name)[0], thr_a, thr_b)
+try:
+    ds = get_dataset(load_table(a_name)[1].get("dataset", ""))
+except LabError:
+    ds = None
+d = st.columns(2)
+for col, who in zip(d, ("A", "B")):
+    with col:
+        sub = flips[flips["right"] == who].drop(columns="right")
+        st.markdown(f"**{who} right, {'B' if who == 'A' else 'A'} wrong: {len(sub)} clips**")
+        clip_list(ds, sub, f"cmp_dis_{who}", caption="most confident error first", limit=300)
+
 st.subheader("Power")
 pw = res.power
 if pw.get("clips") is None:

@@ -16,6 +16,7 @@ from core.data import annotations
 from core.errors import LabError
 from core.scoring import predictions
 from ui import plots
+from ui.clip_panel import tag_form
 from ui.state import get_dataset, load_table
 
 st.title("Errors")
@@ -167,30 +168,7 @@ if selected is not None:
         base = base_ds.load_clip(base_id)
         st.markdown(f"Base clip `{base_id}` ({base_ds.name}), clean:")
         st.audio(base.samples, sample_rate=base.sr)
-    with st.form("tag_form"):
-        t = st.columns([2, 2, 3, 1])
-        tag_choice = t[0].selectbox("Tag", [*annotations.SUGGESTED, "other…"], key="err_tag_choice")
-        other = t[1].text_input("Other tag", "", key="err_tag_other")
-        note = t[2].text_input("Note", "", key="err_tag_note")
-        add = t[3].form_submit_button("Tag clip")
-    if add:
-        tag = other.strip() if tag_choice == "other…" else tag_choice
-        try:
-            annotations.set_tag(ds, selected, tag, note)
-            st.success(
-                f"tagged {selected}: {tag} (saved in {annotations.path(ds).name}; exclude it on Evaluate or "
-                "Runs with that tag)"
-            )
-        except LabError as exc:
-            st.error(str(exc))
-    mine = annotations.load(ds)
-    mine = mine[mine["clip_id"] == selected]
-    for i, r in enumerate(mine.itertuples()):
-        a, b = st.columns([6, 1])
-        a.markdown(f"🏷️ **{r.tag}** {r.note} — {r.created}")
-        if b.button("Remove", key=f"err_untag_{i}"):
-            annotations.remove_tag(ds, selected, r.tag)
-            st.rerun()
+    tag_form(ds, selected, "err_tag")
 
 st.subheader("Consistently wrong")
 min_frac = st.slider("Wrong in at least this fraction of the runs", 0.0, 1.0, 0.5, 0.05, key="err_min_frac")

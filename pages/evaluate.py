@@ -67,7 +67,9 @@ with st.form("evaluate"):
         adapter = o[0].text_input("LoRA adapter folder", "", key="ev_adapter")
         padding = o[1].selectbox("Audio padding", ["trimmed", "padded"], help="trimmed = same logits, far less work")
         mode = o[2].selectbox(
-            "Mode", ["logits", "generate"], help="Qwen2-Audio: generate = the seed's path, for parity"
+            "Mode",
+            ["logits", "generate"],
+            help="generate = free-running generate() with one answer token, as the original research scored; logits = one forward pass (what training optimises)",
         )
         four_bit = o[3].checkbox("4-bit NF4 base (CUDA)", help="bitsandbytes; refused with a message without CUDA")
         compiled = st.checkbox("torch.compile layers (Qwen2-Audio)", help="GPU throughput; the first batches compile")

@@ -6,8 +6,8 @@ import streamlit as st
 from core.analysis import psychometrics as pm
 from core.data.datasets import dataset_info
 from core.errors import LabError
+from core.report.figures import psychometric_panels
 from core.scoring import predictions
-from ui.charts import psychometric_panels
 from ui.state import load_table
 
 st.title("Psychometrics")

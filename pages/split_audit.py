@@ -6,7 +6,7 @@ import streamlit as st
 from core.data.audit import NEAR_THRESHOLD, audit_split, load_audit, split_status
 from core.data.splits import check_split, list_splits, load_split, make_split, save_split, split_info
 from core.errors import LabError
-from ui.charts import copy_score_evidence
+from core.report.figures import copy_score_evidence
 from ui.state import pick_dataset
 
 st.title("Split & leakage audit")

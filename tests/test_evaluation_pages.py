@@ -37,6 +37,7 @@ def test_threshold_slider_changes_accuracy_to_the_independent_value(tables):
     at = _page("pages/thresholds.py")
     at.selectbox(key="thr_test").set_value("sim-overconfident-test").run()
     assert not at.exception
+    assert at.selectbox(key="thr_dev_sim-overconfident-test").value == "sim-overconfident-dev"  # paired
     test = sim_tables.load("sim-overconfident-test")
     y, z = test["label"].to_numpy(), test["logit"].to_numpy()
     assert float(_metric(at, "Accuracy")) == pytest.approx(metrics.summary(y, z)["accuracy"], abs=5e-5)
@@ -44,21 +45,35 @@ def test_threshold_slider_changes_accuracy_to_the_independent_value(tables):
         at.slider(key="thr_t").set_value(t).run()
         expected = np.mean((z > t) == (y == "speech"))
         assert float(_metric(at, "Accuracy")) == pytest.approx(expected, abs=5e-5)
-    # the dev-fitted temperature: the slider moves to it, the decision is logit / T > threshold
+        assert at.number_input(key="thr_t_num").value == pytest.approx(t)  # the typed field follows
+    at.number_input(key="thr_t_num").set_value(-3.25).run()  # a typed value moves the decision too
+    assert float(_metric(at, "Accuracy")) == pytest.approx(np.mean((z > -3.25) == (y == "speech")), abs=5e-5)
+    # the clips that flip between the default rule and this one: exactly those whose decision differs
+    flips = next(d.value for d in at.dataframe if "flip" in d.value.columns)
+    changed = (z > 0) != (z > -3.25)
+    assert len(flips) == min(300, int(changed.sum())) and set(flips["clip_id"]) <= set(test["clip_id"][changed])
+    fixed = ((z > -3.25) == (y == "speech")) & changed
+    assert any(f"{int(changed.sum())} clips flip: {int(fixed.sum())} now right" in c.value for c in at.caption)
+    # the dev-fitted temperature: the field moves to it, the decision is logit / T > threshold
     at.button(key="thr_fit_t").click().run()
     dev = sim_tables.load("sim-overconfident-dev")
     t_dev = TemperatureScaling().fit(dev["logit"], dev["label"] == "speech").temperature
-    assert at.slider(key="thr_temperature").value == pytest.approx(t_dev, abs=0.006)
+    temperature = at.number_input(key="thr_temperature").value
+    assert temperature == pytest.approx(t_dev, abs=0.006)
     assert 4.5 < t_dev < 7.5  # planted over-confidence T = 6
-    expected = np.mean((z / at.slider(key="thr_temperature").value > -4.0) == (y == "speech"))
+    expected = np.mean((z / temperature > -3.25) == (y == "speech"))
     assert float(_metric(at, "Accuracy")) == pytest.approx(expected, abs=5e-5)
-    at.radio(key="thr_scale").set_value("probability").run()
-    at.slider(key="thr_p").set_value(0.8).run()
-    temperature = at.slider(key="thr_temperature").value
-    expected = np.mean((1 / (1 + np.exp(-z / temperature)) > 0.8) == (y == "speech"))
-    assert float(_metric(at, "Accuracy")) == pytest.approx(expected, abs=5e-5)
-    transfer = at.dataframe[0].value
+    # "apply dev threshold" moves the threshold to the best balanced accuracy on dev at this T
+    at.button(key="thr_apply_dev").click().run()
+    from core.analysis.thresholds import ThresholdIndex
+
+    best = ThresholdIndex.build(dev["label"].to_numpy() == "speech", dev["logit"].to_numpy()).best(
+        "balanced_accuracy", temperature
+    )
+    assert at.number_input(key="thr_t_num").value == pytest.approx(round(best, 2))
+    transfer = next(d.value for d in at.dataframe if "chosen on" in d.value.columns)
     assert list(transfer["chosen on"]) == ["-", "dev", "dev", "test (optimistic)"]
+    assert not at.exception
 
 
 def test_calibration_page_fits_on_dev_and_warns_when_judged_on_it(tables):
@@ -72,7 +87,7 @@ def test_calibration_page_fits_on_dev_and_warns_when_judged_on_it(tables):
     assert shown.loc[("test", "after"), "ece"] < shown.loc[("test", "before"), "ece"]
     assert len(at.get("plotly_chart")) == 2
     assert not any("judged on" in w.value for w in at.warning)
-    at.selectbox(key="cal_dev_sim-overconfident-test").set_value("sim-overconfident-test").run()
+    at.selectbox(key="cal_dev_sim-overconfident-test").set_value("sim-overconfident-test").run()  # test itself
     assert any("fitted on clips it is judged on" in w.value for w in at.warning)
     at.slider(key="cal_bins").set_value(30).run()
     assert any("fewer than 20 clips" in w.value for w in at.warning)
@@ -105,6 +120,16 @@ def test_compare_page_shows_mcnemar_clustered_ci_and_power(tables, default_ds):
         abs=5e-5,
     )
     assert any("groups" in m.value and "clips" in m.value for m in at.markdown)
+    # the verdict line and the discordant clips behind McNemar's test, one list per side
+    assert any(i.value.startswith("**Verdict.**") for i in at.info)
+    from core.analysis.compare import pair
+
+    p = pair(sim_tables.load("sim-calibrated-test"), sim_tables.load("sim-overconfident-test"))
+    lists = [d.value for d in at.dataframe if {"logit_a", "logit_b"} <= set(d.value.columns)]
+    assert [len(x) for x in lists] == [
+        min(300, int((p["correct_a"] & ~p["correct_b"]).sum())),
+        min(300, int((~p["correct_a"] & p["correct_b"]).sum())),
+    ]
     at.multiselect(key="agg_tables").set_value(["sim-calibrated-test", "sim-overconfident-test"]).run()
     assert not at.exception
     summary = next(d.value for d in at.dataframe if "metric" in d.value.columns).set_index("metric")

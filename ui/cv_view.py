@@ -8,9 +8,9 @@ import streamlit as st
 from core.analysis.compare import compare
 from core.analysis.groups import across_folds, per_fold, per_group
 from core.errors import LabError
+from core.report.figures import group_forest
 from core.runs import cv
 from core.runs.training import TrainConfig
-from ui.charts import group_forest
 from ui.state import load_table
 
 

@@ -79,6 +79,12 @@ def load_table(name: str):
     return _table(str(path), path.stat().st_mtime)
 
 
+def table_names(tables) -> dict[str, str]:
+    from core.scoring.predictions import display_name
+
+    return {r["table"]: display_name(r) for r in tables.to_dict("records")}
+
+
 def pick_table(
     label: str,
     key: str,
@@ -86,21 +92,72 @@ def pick_table(
     exclude: str | None = None,
     tables=None,
     prefer: list[str] | None = None,
+    container=None,
+    remember: bool = True,
 ) -> str:
-    """A predictions-table picker (newest first, preferring `prefer`, then `part`); stops the page if none exist.
+    """A predictions-table picker by readable name (detector, run, dataset/split/part, date); stops the page if none.
 
-    `tables`: the `describe_tables()` listing the page already read (it reads every sidecar).
+    Offers only tables of `part` when there are any (a test picker does not list dev tables), with a
+    checkbox for the rest. With `remember`, the choice is kept across pages (`focus_table`): the table
+    the user was looking at stays chosen, not the newest one. `tables`: a `describe_tables()` listing.
     """
     from core.scoring import predictions
 
+    where = container or st
     tables = predictions.describe_tables() if tables is None else tables
     if tables.empty:
-        st.info("No predictions tables yet: score a split on the Evaluate page, or train a run.")
+        st.info(
+            "No predictions tables yet. First: **Data** (build the embedded dataset) → **Split & leakage audit** "
+            "(make and audit a split) → **Evaluate** (score its dev and test parts with a detector), or train a run "
+            "on **Runs**."
+        )
         st.stop()
-    names = tables["table"].tolist()
-    preferred = [n for n in prefer or [] if n in names and n != exclude]
-    preferred += [n for n, p in zip(names, tables["part"]) if p == part and n != exclude] if part else []
-    default = preferred[0] if preferred else next((n for n in names if n != exclude), names[0])
+    pool = tables
+    if part and (tables["part"] == part).any():
+        other = where.checkbox(f"also tables of other parts than {part}", False, key=f"{key}_allparts")
+        pool = tables if other else tables[tables["part"] == part]
+    names = [n for n in pool["table"].tolist() if n != exclude] or pool["table"].tolist()
+    labels = table_names(tables)
+    focus = st.session_state.get("focus_table")
+    preferred = [n for n in prefer or [] if n in names]
+    default = focus if focus in names and remember else (preferred or names)[0]
     if st.session_state.get(key) not in names:
         st.session_state[key] = default
-    return st.selectbox(label, names, key=key)
+    chosen = where.selectbox(label, names, key=key, format_func=lambda n: labels.get(n, n))
+    if remember:
+        st.session_state["focus_table"] = chosen
+    return chosen
+
+
+def pick_dev_table(test_name: str, tables, key: str, container=None, allow_self: bool = False) -> str | None:
+    """The dev table paired with `test_name` (same detector, run and split), chosen automatically.
+
+    Other dev tables can be picked (and, with `allow_self`, the test table itself, marked optimistic);
+    without any, the page says how to make one. None = no dev table.
+    """
+    from core.scoring import predictions
+
+    where = container or st
+    labels = table_names(tables)
+    devs = tables[tables["part"] == "dev"]["table"].tolist()
+    pair = predictions.counterpart(test_name, "dev", tables)
+    if not devs and not allow_self:
+        where.info("No dev table yet: score the dev part of the same split on Evaluate (the same detector and run).")
+        return None
+    options = [*([pair] if pair else []), *[d for d in devs if d != pair]] + ([test_name] if allow_self else [])
+    state_key = f"{key}_{test_name}"
+    if st.session_state.get(state_key) not in options:
+        st.session_state[state_key] = options[0]
+    chosen = where.selectbox(
+        "Dev table (paired automatically with the test table)",
+        options,
+        key=state_key,
+        format_func=lambda n: (
+            "the test table itself (optimistic)"
+            if n == test_name
+            else labels.get(n, n) + ("  ✓ paired" if n == pair else "")
+        ),
+    )
+    if chosen != pair and chosen != test_name:
+        where.caption("⚠️ not the same detector/run as the test table" if pair else "no dev table of this detector/run")
+    return chosen

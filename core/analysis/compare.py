@@ -151,3 +151,59 @@ def aggregate(
         }
     )
     return per, summary
+
+
+def verdict(res: Comparison, a: str = "A", b: str = "B") -> str:
+    """One plain sentence: which detector is better, how sure, and how many more groups would settle it.
+
+    "Better" needs the interval clustered by group to exclude 0; McNemar's p is quoted beside it.
+    """
+    lo, hi = res.ci_clustered
+    d, p = res.diff, res.mcnemar["exact"]
+    where = f"on {res.n_clips} clips in {res.n_groups} groups"
+    if res.table[0, 1] + res.table[1, 0] == 0:
+        return f"{a} and {b} are right and wrong on exactly the same clips {where}: nothing tells them apart."
+    ci = f"95% CI clustered by group {100 * lo:+.1f} to {100 * hi:+.1f} points"
+    if np.isfinite(lo) and np.isfinite(hi) and (lo > 0 or hi < 0):
+        better, worse = (a, b) if d > 0 else (b, a)
+        return (
+            f"{better} is better than {worse}: {100 * abs(d):.1f} points more clips right ({ci}; McNemar exact "
+            f"p = {p:.3g}) {where}."
+        )
+    pw = res.power
+    if pw.get("groups"):
+        more = max(0, int(pw["groups"]) - res.n_groups)
+        settle = (
+            f" Settling a difference of {100 * pw['delta']:.1f} points with 80% power needs about {pw['groups']} "
+            f"groups ({pw['clips']} clips): {more} more groups than this test set has."
+            if more
+            else f" This test set is large enough to detect {100 * pw['delta']:.1f} points with 80% power: the "
+            "difference is probably smaller."
+        )
+    else:
+        settle = ""
+    why = "" if np.isfinite(lo) and np.isfinite(hi) else " (too few groups for a clustered interval)"
+    caveat = (
+        " McNemar's test counts clips as independent; clips of one speaker or source are not, so its small p "
+        "overstates the evidence."
+        if p < 0.05
+        else ""
+    )
+    return (
+        f"No clear winner {where}: {a} − {b} = {100 * d:+.1f} points, {ci}{why} includes 0 (McNemar exact "
+        f"p = {p:.3g}).{caveat}{settle}"
+    )
+
+
+def disagreements(a: pd.DataFrame, b: pd.DataFrame, threshold_a: float = 0.0, threshold_b: float = 0.0) -> pd.DataFrame:
+    """The clips one detector gets right and the other wrong (McNemar's discordant pairs), most confident error first.
+
+    Columns: clip_id, label, group_id, logit_a, logit_b, right ("A" or "B"); the clips behind the p-value.
+    """
+    p = pair(a, b, threshold_a, threshold_b)
+    logits = a[["clip_id", "logit"]].merge(b[["clip_id", "logit"]], on="clip_id", suffixes=("_a", "_b"))
+    d = p[p["correct_a"] != p["correct_b"]].merge(logits, on="clip_id")
+    d["right"] = np.where(d["correct_a"], "A", "B")
+    wrong_logit = np.where(d["correct_a"], d["logit_b"] - threshold_b, d["logit_a"] - threshold_a)
+    d = d.assign(_conf=np.abs(wrong_logit)).sort_values("_conf", ascending=False, kind="stable")
+    return d[["clip_id", "label", "group_id", "logit_a", "logit_b", "right"]].reset_index(drop=True)

@@ -15,6 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
+
+from core.decision import decide
 
 
 @dataclass
@@ -128,3 +131,30 @@ def dev_to_test(
             }
         )
     return rows
+
+
+def flipped(
+    table: pd.DataFrame,
+    threshold_from: float,
+    threshold_to: float,
+    temperature_from: float = 1.0,
+    temperature_to: float = 1.0,
+) -> pd.DataFrame:
+    """Clips whose decision changes between two rules (threshold, T) on `logit / T`, closest to the new threshold first.
+
+    Why: moving a threshold trades clips, not just percentages; listing them (and whether each
+    flip fixes or breaks the clip) makes the trade something one can listen to.
+    """
+    z = table["logit"].to_numpy(float)
+    before = decide(z, threshold_from, temperature_from)
+    after = decide(z, threshold_to, temperature_to)
+    speech = (table["label"] == "speech").to_numpy()
+    keep = before != after
+    cols = [c for c in ("clip_id", "label", "group_id", "duration_ms", "snr_db") if c in table]
+    out = table.loc[keep, cols].copy()
+    out["logit"] = z[keep]
+    out["was"] = np.where(before[keep], "speech", "nonspeech")
+    out["now"] = np.where(after[keep], "speech", "nonspeech")
+    out["flip"] = np.where(after[keep] == speech[keep], "fixed", "broken")
+    order = np.argsort(np.abs(z[keep] / temperature_to - threshold_to), kind="stable")
+    return out.iloc[order].reset_index(drop=True)

@@ -234,11 +234,27 @@ def describe_tables() -> pd.DataFrame:
                 "accuracy": meta.get("accuracy"),
                 "clips_per_s": meta.get("clips_per_s"),
                 "device": meta.get("device", ""),
+                "created": meta.get("created", ""),
                 "path": str(path),
             }
         )
     columns = ["table", "detector", "dataset", "split_name", "part", "adapter", "clips", "accuracy", "clips_per_s"]
-    return pd.DataFrame(rows, columns=[*columns, "device", "path"])
+    return pd.DataFrame(rows, columns=[*columns, "device", "created", "path"])
+
+
+def display_name(row: dict[str, Any] | pd.Series) -> str:
+    """A table as a person reads it: detector (+ run), dataset/split/part, date.
+
+    `row`: a `describe_tables()` row. Pickers show this, not the file stem, which is an id.
+    """
+    adapter = str(row.get("adapter") or "")
+    run = Path(adapter).parent.name if Path(adapter).name == "adapter" else Path(adapter).name
+    det = str(row.get("detector") or row.get("table", "?"))
+    det += f" + run {run}" if adapter and run not in det else ""
+    where = "/".join(str(row.get(k) or "?") for k in ("dataset", "split_name", "part"))
+    stamp = str(row.get("created") or "")
+    when = f"{stamp[4:6]}-{stamp[6:8]} {stamp[9:11]}:{stamp[11:13]}" if len(stamp) >= 13 else ""
+    return f"{det} · {where}" + (f" · {when}" if when else "")
 
 
 def _alike(table: str, tables: pd.DataFrame | None, keys: list[str]) -> pd.DataFrame:

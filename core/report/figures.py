@@ -1,4 +1,4 @@
-"""Plotly figures for the evaluation pages (drawing only; the numbers come from core)."""
+"""Plotly figures for the pages and the study report (drawing only; the numbers come from the analysis)."""
 
 from __future__ import annotations
 

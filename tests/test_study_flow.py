@@ -1,0 +1,206 @@
+"""The pieces a first-time user's study goes through: your own clips, flips, verdicts, tags, the report."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from streamlit.testing.v1 import AppTest
+
+from core.analysis.compare import compare, disagreements, verdict
+from core.analysis.thresholds import flipped
+from core.errors import AudioError, LabError
+from tests import sim_tables
+from tests.conftest import REPO
+
+APP = str(REPO / "app.py")
+
+
+def _wav(x: np.ndarray, sr: int) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, x, sr, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def _tone(seconds: float = 1.0, sr: int = 16000, f: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.3 * np.sin(2 * np.pi * f * t)).astype(np.float32)
+
+
+# --- flips and verdicts against known answers ------------------------------------------------
+
+
+def test_flipped_lists_exactly_the_clips_whose_decision_changes():
+    table = pd.DataFrame(
+        {
+            "clip_id": list("abcdef"),
+            "label": ["speech", "speech", "nonspeech", "nonspeech", "speech", "nonspeech"],
+            "group_id": ["g"] * 6,
+            "logit": [-1.5, 0.5, 0.8, -3.0, 2.5, 1.2],
+        }  # fmt: skip
+    )
+    f = flipped(table, 0.0, 1.0)  # threshold 0 -> 1: clips with logit in (0, 1] flip to non-speech
+    assert f["clip_id"].tolist() == ["c", "b"]  # closest to the new threshold first (|0.8-1| < |0.5-1|)
+    assert f.set_index("clip_id")["flip"].to_dict() == {"b": "broken", "c": "fixed"}
+    g = flipped(table, 0.0, 0.0, 1.0, 0.5)  # T 1 -> 0.5 keeps every sign: nothing flips at threshold 0
+    assert g.empty
+    h = flipped(table, 1.0, 1.0, 1.0, 2.0)  # T doubles: logit/T > 1 loses 1.2 (f) and 0.5 stays below
+    assert h["clip_id"].tolist() == ["f"] and h["flip"].tolist() == ["fixed"]
+
+
+def _paired(n_groups: int, per_group: int, p_a: float, p_b: float, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    n = n_groups * per_group
+    ids = [f"c{i}" for i in range(n)]
+    labels = np.where(np.arange(n) % 2 == 0, "speech", "nonspeech")
+    sign = np.where(labels == "speech", 1.0, -1.0)
+    groups = [f"g{i // per_group}" for i in range(n)]
+    a = pd.DataFrame({"clip_id": ids, "label": labels, "group_id": groups,
+                      "logit": sign * np.where(rng.random(n) < p_a, 2.0, -2.0)})  # fmt: skip
+    b = a.assign(logit=sign * np.where(rng.random(n) < p_b, 2.0, -2.0))
+    return a, b
+
+
+def test_verdict_names_the_better_model_only_when_the_clustered_interval_excludes_zero():
+    a, b = _paired(60, 10, 0.95, 0.75)
+    res = compare(a, b, n_boot=200)
+    assert res.ci_clustered[0] > 0
+    assert verdict(res, "X", "Y").startswith("X is better than Y: ")
+    assert verdict(compare(b, a, n_boot=200), "Y", "X").startswith("X is better than Y")
+    # a small difference with 4 groups: no winner, and how many groups would settle it
+    a, b = _paired(4, 30, 0.80, 0.75, seed=3)
+    res = compare(a, b, n_boot=200)
+    text = verdict(res, "A", "B")
+    assert text.startswith("No clear winner on 120 clips in 4 groups")
+    assert f"about {res.power['groups']} groups" in text
+    same = compare(a, a, n_boot=200)
+    assert "exactly the same clips" in verdict(same)
+    d = disagreements(a, b)
+    assert len(d) == res.table[0, 1] + res.table[1, 0]
+    assert (d["right"] == "A").sum() == res.table[0, 1]
+
+
+def test_a_typed_tag_wins_over_the_preset():
+    from ui.clip_panel import chosen_tag
+
+    assert chosen_tag("label wrong", "  my own words ") == "my own words"
+    assert chosen_tag("label wrong", "") == "label wrong"
+    assert chosen_tag("other…", "") == ""  # then annotations refuse an empty tag with a message
+
+
+# --- LaTeX for a paper -----------------------------------------------------------------------------
+
+
+def test_latex_tables_are_booktabs_and_escape_ids(tmp_path):
+    from core.report.tables import to_latex, write_table
+
+    df = pd.DataFrame({"clip_id": ["rec_a&b", "x%y"], "accuracy": [0.91234, 0.5]})
+    tex = to_latex(df, "Per clip", "tab:x")
+    assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
+    assert "rec\\_a\\&b" in tex and "x\\%y" in tex and "0.912" in tex and "clip\\_id" in tex
+    csv, tex_path = write_table(df, tmp_path, "t", "caption")
+    pd.testing.assert_frame_equal(pd.read_csv(csv), df)
+    assert tex_path.read_text() == to_latex(df, "caption", "tab:t")
+
+
+# --- your own clips ----------------------------------------------------------------------------------
+
+
+def test_uploads_decode_like_any_clip_and_errors_name_the_upload():
+    from core.data.own_clips import decode_upload
+
+    stereo = np.stack([_tone(0.5, 44100), _tone(0.5, 44100, 220)], axis=1)
+    audio = decode_upload("take 1.wav", _wav(stereo, 44100))
+    assert audio.sr == 16000 and len(audio.samples) == 8000
+    assert any("mono" in n for n in audio.notes) and any("44100" in n for n in audio.notes)
+    with pytest.raises(AudioError, match=r"^broken\.wav: cannot decode"):
+        decode_upload("broken.wav", b"RIFF\x00\x00not audio at all")
+    with pytest.raises(AudioError, match=r"^quiet\.wav: silent clip"):
+        decode_upload("quiet.wav", _wav(np.zeros(16000, np.float32), 16000))
+    with pytest.raises(AudioError, match="not an audio file"):
+        decode_upload("notes.txt", b"hello")
+
+
+def test_own_clips_become_a_dataset_of_their_own(tmp_path, monkeypatch, default_ds):
+    from core.data.datasets import load_dataset
+    from core.data.own_clips import add_clips, decode_upload
+
+    monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path))
+    a = decode_upload("a.wav", _wav(_tone(), 16000))
+    b = decode_upload("b b.flac", _wav(_tone(f=300), 16000))
+    ds = add_clips("mine", [("a.wav", a), ("b b.flac", b)], "nonspeech", "kitchen")
+    assert len(ds.manifest) == 2 and set(ds.manifest["group_id"]) == {"kitchen"}
+    assert ds.info["kind"] == "own clips"
+    np.testing.assert_allclose(ds.load_clip(ds.manifest["clip_id"][0]).samples, a.samples, atol=1e-4)
+    with pytest.raises(LabError, match="already in 'mine'"):
+        add_clips("mine", [("again.wav", a)], "nonspeech", "kitchen")
+    assert len(load_dataset("mine").manifest) == 2  # the refused add changed nothing
+    with pytest.raises(LabError, match="label 'music'"):
+        add_clips("mine", [("c.wav", a)], "music", "kitchen")
+    with pytest.raises(LabError, match="invalid group name"):
+        add_clips("mine", [("c.wav", a)], "speech", "../up")
+    monkeypatch.setenv("LAB_DATA_DIR", str(default_ds.root.parent.parent))
+    with pytest.raises(LabError, match="dataset of your own"):
+        add_clips("default", [("c.wav", a)], "speech", "me")
+
+
+def test_try_a_clip_page_scores_an_upload_with_every_offline_detector(default_ds, tmp_path, monkeypatch):
+    from core.data.own_clips import decode_upload
+    from core.scoring.clips import offline_detectors, score_clips
+
+    clip = default_ds.manifest[default_ds.manifest["label"] == "speech"].iloc[0]
+    x = default_ds.load_clip(clip["clip_id"]).samples
+    at = AppTest.from_file(APP, default_timeout=300).run()
+    at.switch_page("pages/try_clip.py").run()
+    assert not at.exception
+    assert any("Upload" in i.value for i in at.info)  # says what to do first
+    at.file_uploader(key="try_files").set_value(("speech.wav", _wav(x, 16000), "audio/wav")).run()
+    assert not at.exception and not at.error
+    shown = next(d.value for d in at.dataframe)
+    detectors = offline_detectors()
+    assert set(detectors) == {"lab-base", "silero-vad", "webrtc-vad"}
+    assert list(shown.columns) == detectors and list(shown.index) == ["speech.wav"]
+    direct = score_clips({"speech.wav": decode_upload("speech.wav", _wav(x, 16000)).samples}, detectors)
+    for det in detectors:
+        expected = direct.set_index("detector").at[det, "p_speech"]
+        assert shown.at["speech.wav", det] == pytest.approx(expected, abs=1e-6)
+    # keep it: a new dataset of the user's own
+    monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path))
+    at.text_input(key="try_new_name").set_value("my-takes")
+    at.selectbox(key="try_label").set_value("speech")
+    at.text_input(key="try_group").set_value("alice")
+    at.button[-1].click().run()
+    assert not at.exception and not at.error
+    assert any("added 1 clip(s) to 'my-takes'" in s.value for s in at.success)
+
+
+# --- the study report ------------------------------------------------------------------------------
+
+
+def test_study_report_writes_html_and_every_table(default_ds, tmp_path):
+    from core.report.study import write_report
+
+    sim_tables.make_tables(default_ds)
+    path = write_report(default_ds.name, "simsplit", tmp_path / "rep")
+    text = path.read_text()
+    for section in ("Dataset and split", "Fine-tuning runs", "Detectors on test", "Comparisons",
+                    "Psychometric thresholds", "Worst clips"):  # fmt: skip
+        assert f"<h2>{section}" in text
+    assert not re.search(r"<script[^>]*src=", text) and "Plotly.newPlot" in text  # inlined: opens offline
+    tables = tmp_path / "rep" / "tables"
+    det = pd.read_csv(tables / "detectors.csv")
+    assert len(det) == 2 and det["detector"].str.startswith("sim-").all()
+    # the over-confident detector (planted T = 6) gets a dev-fitted temperature near 6, and a lower ECE
+    over = det[det["detector"].str.startswith("sim-overconfident")].iloc[0]
+    assert 4.5 < over["T (fitted on dev)"] < 7.5 and over["ece_after"] < over["ece_before"]
+    parts = pd.read_csv(tables / "split_parts.csv").set_index("part")
+    assert parts["clips"].sum() == len(default_ds.manifest)
+    for name in ("split_parts", "detectors", "comparisons", "worst_clips"):
+        assert (tables / f"{name}.csv").exists() and "\\toprule" in (tables / f"{name}.tex").read_text()
+    with pytest.raises(LabError, match="no split 'nope'"):
+        write_report(default_ds.name, "nope", tmp_path / "rep2")
+    assert not (tmp_path / "rep2").exists()

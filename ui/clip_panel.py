@@ -1,0 +1,80 @@
+"""One clip to hear and tag, shared by the pages that list clips (Errors, Thresholds, Compare)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.data import annotations
+from core.errors import LabError
+from ui import plots
+
+
+def chosen_tag(preset: str, typed: str) -> str:
+    """The tag to save: typed text wins over the preset (a typed tag was once ignored for the preset)."""
+    return typed.strip() or ("" if preset == "other…" else preset)
+
+
+def tag_form(ds, clip_id: str, key: str) -> None:
+    """Tag `clip_id` of `ds` (a preset or your own words) and list/remove its tags."""
+    with st.form(f"{key}_form"):
+        t = st.columns([2, 2, 3, 1])
+        preset = t[0].selectbox("Tag", [*annotations.SUGGESTED, "other…"], key=f"{key}_choice")
+        typed = t[1].text_input("…or your own tag", "", key=f"{key}_other", help="what you type here is saved")
+        note = t[2].text_input("Note", "", key=f"{key}_note")
+        add = t[3].form_submit_button("Tag clip")
+    if add:
+        tag = chosen_tag(preset, typed)
+        try:
+            annotations.set_tag(ds, clip_id, tag, note)
+            st.success(
+                f"tagged {clip_id}: {tag} (saved in {annotations.path(ds).name}; leave tagged clips out on Evaluate "
+                "or Runs)"
+            )
+        except LabError as exc:
+            st.error(str(exc))
+    mine = annotations.load(ds)
+    mine = mine[mine["clip_id"] == clip_id]
+    for i, r in enumerate(mine.itertuples()):
+        a, b = st.columns([6, 1])
+        a.markdown(f"🏷️ **{r.tag}** {r.note} — {r.created}")
+        if b.button("Remove", key=f"{key}_untag_{i}"):
+            annotations.remove_tag(ds, clip_id, r.tag)
+            st.rerun()
+
+
+def play(ds, clip_id: str, key: str, figures: bool = False) -> None:
+    """The clip's audio player (and waveform/spectrogram when `figures`); a clip that cannot load says why."""
+    try:
+        clip = ds.load_clip(clip_id)
+    except LabError as exc:
+        st.error(str(exc))
+        return
+    st.audio(clip.samples, sample_rate=clip.sr)
+    if figures:
+        p1, p2 = st.columns(2)
+        p1.plotly_chart(plots.waveform(clip.samples, clip.sr, "waveform"), key=f"{key}_wave")
+        p2.plotly_chart(plots.spectrogram(clip.samples, clip.sr, "log-mel spectrogram"), key=f"{key}_spec")
+
+
+def clip_list(ds, clips: pd.DataFrame, key: str, caption: str = "", tag: bool = True, limit: int = 500) -> None:
+    """A selectable list of clips (first `limit`); the selected one is playable and taggable."""
+    if clips.empty:
+        st.caption(caption or "no clips")
+        return
+    shown = clips.head(limit).reset_index(drop=True)
+    event = st.dataframe(
+        shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key=f"{key}_list"
+    )
+    st.caption(
+        (caption + " · " if caption else "")
+        + (f"first {limit} of {len(clips)}; " if len(clips) > limit else "")
+        + "select a row to hear it"
+    )
+    rows = event.selection.rows if event and event.selection else []
+    if rows and ds is not None:
+        clip_id = str(shown.iloc[rows[0]]["clip_id"])
+        st.markdown(f"**{clip_id}**")
+        play(ds, clip_id, key)
+        if tag:
+            tag_form(ds, clip_id, f"{key}_tag")
