@@ -1,5 +1,6 @@
 """Evaluate: score a split with a detector as a background job; browse the predictions tables."""
 
+import pandas as pd
 import streamlit as st
 
 from core.data import annotations
@@ -12,9 +13,18 @@ from core.runs import jobs, registry
 from core.scoring import predictions
 from ui.access import page_path
 from ui.executor_field import executor_field
+from ui.job_status import jobs_panel
 from ui.state import pick_dataset_with_splits
 
 LLM_DETECTORS = ("lab-base", "audio-llm", "qwen2.5-omni", "audio-flamingo-3")
+
+
+def snr_labels(snr):
+    """SNR values as ordered column labels: '-5 dB' … '20 dB', then 'clean' (no noise) last, not 'inf'."""
+    levels = sorted(snr.dropna().unique())
+    names = [f"{v:g} dB" for v in levels] + ["clean"]
+    text = snr.map(lambda v: "clean" if pd.isna(v) else f"{v:g} dB")
+    return pd.Categorical(text, categories=[n for n in names if n in set(text)], ordered=True)
 
 
 def families_markdown() -> str:
@@ -140,26 +150,12 @@ if start:
         st.warning("Scoring with another prompt than the adapter was trained with (empty = its own).")
     job_id = jobs.launch("evaluate", args, label=f"{detector} on {ds.name}/{split}/{part}")
     st.session_state["last_eval_job"] = job_id
-    st.toast(f"started {job_id}")
+    st.toast(f"scoring {ds.name}/{split}/{part} with {detector}")
 
 
 @st.fragment(run_every=1.0)
 def job_panel() -> None:
-    running = [j for j in jobs.list_jobs("evaluate")][:8]
-    if not running:
-        return
-    st.subheader("Scoring jobs")
-    for j in running:
-        cols = st.columns([3, 4, 1])
-        cols[0].markdown(f"**{j['label']}**  \n`{j['id']}` — {j['state']}")
-        if j["state"] in ("queued", "running"):
-            cols[1].progress(min(1.0, j["progress"]), text=j["message"])
-            if cols[2].button("Cancel", key=f"cancel-{j['id']}"):
-                jobs.cancel(j["id"])
-        else:
-            cols[1].caption(j["message"])
-            if j["state"] == "failed":
-                cols[1].code(jobs.log_tail(j["id"], 15) or "(no output)")
+    jobs_panel("evaluate", "ev", title="Scoring jobs")
 
 
 job_panel()
@@ -192,7 +188,10 @@ st.markdown(
 by = table.assign(correct=correct(table["label"], table["logit"]))
 c1, c2 = st.columns(2)
 c1.dataframe(by.groupby("label")["correct"].agg(["mean", "size"]).rename(columns={"mean": "accuracy"}))
-c2.dataframe(
-    by.pivot_table(index="duration_ms", columns=by["snr_db"].fillna(float("inf")), values="correct"), width="stretch"
+grid = by.assign(SNR=snr_labels(by["snr_db"])).pivot_table(
+    index="duration_ms", columns="SNR", values="correct", observed=True
 )
+grid.columns = pd.Index([str(c) for c in grid.columns], name="SNR")  # ordered -5 dB … 20 dB, clean
+c2.dataframe(grid.rename_axis(index="duration (ms)"), width="stretch")
+c2.caption("Accuracy per duration (rows) and SNR (columns); clean = no noise added.")
 st.dataframe(table.head(500), hide_index=True, width="stretch")

@@ -16,6 +16,7 @@ from core.prompts.proposers import DESCRIPTIONS as PROPOSERS
 from core.prompts.proposers.base import TASK
 from core.prompts.subset import ci_halfwidth
 from core.runs import jobs
+from core.runs.commands import cli_line, study_line
 from core.scoring import predictions
 from ui.access import page_path
 from ui.state import pick_dataset_with_splits
@@ -130,6 +131,8 @@ with try_tab:
         labels = {j["id"]: f"{j['label']} — {j['state']}" for j in done}
         job_id = st.selectbox("Scored set", ids, format_func=labels.get, key="pt_job")
         j = jobs.status(job_id)
+        with st.expander("command line"):
+            st.code(cli_line(j.get("args", [])), language="bash")
         if j["state"] in ("queued", "running"):
             st.progress(min(1.0, j["progress"]), text=j["message"])
             if st.button("Cancel", key=f"pt_cancel_{job_id}"):
@@ -223,6 +226,7 @@ with opt_tab:
             study.launch(study_id)
             st.session_state["po_study"] = study_id
             st.success(f"prompt study {study_id} started")
+            st.code(study_line(cfg), language="bash")
         except LabError as exc:
             st.error(str(exc))
 

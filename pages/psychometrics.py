@@ -4,15 +4,18 @@ import pandas as pd
 import streamlit as st
 
 from core.analysis import psychometrics as pm
-from core.data.datasets import dataset_info
+from core.data.datasets import dataset_info, list_datasets
 from core.errors import LabError
 from core.report.figures import psychometric_panels
 from core.scoring import predictions
-from ui.state import load_table
+from ui.job_status import jobs_panel
+from ui.psy_scoring import PSY_LABEL, scoring_form
+from ui.state import load_table, table_names
+from ui.table_export import export_buttons
 
 st.title("Psychometrics")
 st.caption(
-    "Accuracy vs duration and vs SNR on a condition set (make one with `python -m core conditions …` or below), "
+    "Accuracy vs duration and vs SNR on a condition set, "
     "with ψ(x) = 0.5 + (1 − 0.5 − λ)·F((x − α)/β) fitted by maximum likelihood; thresholds carry bootstrap CIs "
     "that resample base clips, and are reported as bounds when outside the tested range."
 )
@@ -26,18 +29,53 @@ def _condition_tables() -> pd.DataFrame:
     return t[t["dataset"].map(kinds) == "conditions"]
 
 
-with st.expander("Make a condition set"):
+condition_sets = [d for d in list_datasets() if dataset_info(d).get("kind") == "conditions"]
+tables = _condition_tables()
+st.markdown(
+    "**Three steps:** ① make a condition set (clean clips cut to durations and mixed with noise at SNRs) → "
+    "② score it with the detectors to compare → ③ curves and thresholds below. Jobs keep running if you leave "
+    "or reload the page."
+)
+with st.expander("① Make a condition set", expanded=not condition_sets):
     from ui.conditions_form import conditions_form
 
     conditions_form()
 
-tables = _condition_tables()
+
+@st.fragment(run_every=2.0)
+def condition_jobs() -> None:
+    jobs_panel("conditions", "psy_cond", finished_shown=2, title="Condition-set jobs")
+
+
+condition_jobs()
+
+with st.expander("② Score a condition set", expanded=bool(condition_sets) and tables.empty):
+    if not condition_sets:
+        st.info("Make a condition set first (step ①).")
+    else:
+        scoring_form(condition_sets)
+
+
+@st.fragment(run_every=2.0)
+def scoring_jobs() -> None:
+    jobs_panel("evaluate", "psy_ev", finished_shown=3, title="Scoring jobs", match=PSY_LABEL)
+
+
+scoring_jobs()
+
+st.subheader("③ Curves")
 if tables.empty:
-    st.info("No predictions on a condition set yet: make one above, then score it on the Evaluate page.")
+    st.info("No scored condition set yet: steps ① and ② above (the curves appear here when a scoring job finishes).")
     st.stop()
+labels = table_names(tables)
 names = tables["table"].tolist()
-st.session_state.setdefault("psy_tables", names[: min(2, len(names))])
-chosen = st.multiselect("Predictions tables (one curve per detector)", names, key="psy_tables")
+newest = tables.drop_duplicates(["dataset", "detector", "adapter"])["table"].tolist()
+if [n for n in st.session_state.get("psy_tables", []) if n in names] != st.session_state.get("psy_tables"):
+    st.session_state["psy_tables"] = newest[:4]
+st.session_state.setdefault("psy_tables", newest[:4])
+chosen = st.multiselect(
+    "Predictions tables (one curve per detector)", names, key="psy_tables", format_func=lambda n: labels.get(n, n)
+)
 if not chosen:
     st.stop()
 c = st.columns(4)
@@ -74,7 +112,9 @@ if by:
     values = sorted(first[by_col].dropna().unique().tolist(), key=lambda v: (isinstance(v, str), v))
     if first[by_col].isna().any():
         values = values + ["clean"]
-    default_vals = values if len(values) <= 6 else values[:: max(1, len(values) // 6)][:6]
+    default_vals = (
+        values if len(values) <= 7 else list(dict.fromkeys(values[:: max(1, len(values) // 6)][:6] + values[-1:]))
+    )
     shown = st.multiselect(f"Panels ({by_col})", values, default=default_vals, key=f"psy_vals_{axis}_{by_col}")
 else:
     shown = []
@@ -138,7 +178,11 @@ if curves or observed:
     st.plotly_chart(psychometric_panels(curves, observed, axis, pm.AXES[axis], float(target)), key="psy_chart")
 if summaries:
     st.subheader("Thresholds")
-    st.dataframe(pd.concat(summaries, ignore_index=True).style.format(precision=3), hide_index=True, width="stretch")
+    summary = pd.concat(summaries, ignore_index=True)
+    if by_col in summary:  # numbers and 'clean' in one column: shown as text
+        summary[by_col] = summary[by_col].map(lambda v: v if isinstance(v, str) else f"{v:g}")
+    st.dataframe(summary.style.format(precision=3), hide_index=True, width="stretch", key="psy_summary")
+    export_buttons(summary, f"psychometric-{axis}", f"Psychometric thresholds vs {pm.AXES[axis]}", key="psy_x")
     st.caption(
         "Deviance: binomial deviance against the saturated model, p from χ² on levels − 3 df; a small p "
         "means the function does not describe the points. Lapse λ is bounded to [0, largest lapse rate]."

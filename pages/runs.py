@@ -8,11 +8,15 @@ from core.data import annotations
 from core.data.audit import split_status
 from core.errors import LabError
 from core.runs import registry, sweeps
+from core.runs.commands import run_line, sweep_line
 from core.runs.training import TrainConfig
 from ui.access import page_path
 from ui.cv_view import cv_form, cv_view
 from ui.executor_field import executor_field
+from ui.job_status import duration
+from ui.run_compare import side_by_side, sweep_parallel
 from ui.state import pick_dataset_with_splits
+from ui.table_export import export_buttons
 
 st.title("Runs")
 ds, splits = pick_dataset_with_splits("Make and audit a split on the Split & leakage audit page first.")
@@ -155,12 +159,13 @@ with runs_tab:
             page_path(base_model, "base model")
             if grid or len(seed_list) > 1:
                 sweep_id = sweeps.create_sweep(cfg, grid, seed_list, parallel=int(parallel), executor=executor)
-                st.success(f"sweep {sweep_id} queued")
+                st.toast(f"sweep {sweep_id} queued: its results are below")
+                st.code(sweep_line(cfg, grid, seed_list, int(parallel)), language="bash")
             else:
                 run_id = registry.create_run(cfg, executor=executor)
                 registry.launch(run_id)
                 st.session_state["run_pick"] = run_id  # show the new run below
-                st.success(f"run {run_id} started")
+                st.toast(f"run {run_id} started: its progress is below")
         except LabError as exc:
             st.error(str(exc))
 
@@ -168,34 +173,20 @@ with runs_tab:
     def runs_panel() -> None:
         table = registry.list_runs()
         if table.empty:
-            st.info("No runs yet.")
+            st.info("No runs yet: set one up above and press Launch (the defaults train in a few minutes on CPU).")
             return
         st.subheader("Runs")
-        shown = table[
-            [
-                "run",
-                "sweep",
-                "state",
-                "progress",
-                "targets",
-                "r",
-                "alpha",
-                "lr",
-                "seed",
-                "leaky_override",
-                "ran_on",
-                "test_accuracy",
-                "test_balanced_accuracy",
-                "test_ece",
-                "test_short_noisy_bacc",
-            ]
-        ]
-        st.dataframe(
-            shown,
-            hide_index=True,
-            width="stretch",
-            column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1)},
-        )
+        metric_cols = {
+            "test_accuracy": "test acc",
+            "test_balanced_accuracy": "test bal. acc",
+            "test_ece": "test ECE",
+            "test_short_noisy_bacc": "short+noisy bal. acc",
+        }
+        shown = table[["run", "sweep", "state", "progress", "targets", "r", "alpha", "lr", "seed", *metric_cols]]
+        config = {k: st.column_config.NumberColumn(v, format="%.3f", width="small") for k, v in metric_cols.items()}
+        config["progress"] = st.column_config.ProgressColumn("progress", min_value=0, max_value=1, width="small")
+        config["lr"] = st.column_config.NumberColumn("lr", format="%.0e", width="small")
+        st.dataframe(shown, hide_index=True, width="stretch", column_config=config)
         ids = table["run"].tolist()
         if st.session_state.get("run_pick") not in ids:
             st.session_state["run_pick"] = ids[0]
@@ -204,14 +195,23 @@ with runs_tab:
         cfg = registry.config(run_id)
         if cfg["provenance"].get("leaky_override"):
             st.warning("This run trained on a split the audit marked LEAKY (explicit override).")
-        eta = f", ETA {int(s['eta_s'])} s" if s.get("eta_s") is not None and s["state"] == "running" else ""
-        st.progress(min(1.0, float(s.get("progress", 0.0))), text=f"{s['state']}: {s.get('message', '')}{eta}")
+        phase = s.get("phase", "")
+        text = (
+            f"{s['state']}" + (f" · {phase}" if phase and s["state"] == "running" else "") + f": {s.get('message', '')}"
+        )
+        if s["state"] == "running" and phase == "training" and s.get("eta_s"):
+            text += f" · training ends in about {duration(s['eta_s'])}, then dev and test are scored"
+        st.progress(min(1.0, float(s.get("progress", 0.0))), text=text)
+        if s["state"] == "running" and phase == "final scoring":
+            st.progress(min(1.0, float(s.get("phase_progress", 0.0))), text="final scoring of dev and test")
         st.caption(f"Ran on: {table.set_index('run').at[run_id, 'ran_on']}")
         c = st.columns(3)
         if s["state"] in ("running", "queued") and c[0].button("Cancel", key=f"cancel_{run_id}"):
             registry.cancel(run_id)
         if s["state"] in ("failed", "cancelled") and c[1].button("Resume", key=f"resume_{run_id}"):
             registry.launch(run_id, resume=True)
+        with st.expander("command line"):
+            st.code(run_line(cfg), language="bash")
         log = registry.metrics_log(run_id)
         if not log.empty:
             train = log[log["type"] == "train"]
@@ -220,9 +220,12 @@ with runs_tab:
             if len(train):
                 smooth = train.assign(loss_avg=train["loss"].rolling(10, min_periods=1).mean())
                 left.plotly_chart(
-                    px.line(smooth, x="micro_batch", y=["loss", "loss_avg"], title="training loss", height=300),
+                    px.line(
+                        smooth, x="micro_batch", y=["loss", "loss_avg"], title="training loss", height=300,
+                        markers=len(train) < 30,
+                    ),
                     width="stretch",
-                )
+                )  # fmt: skip
             if len(dev):
                 cols = [
                     c for c in ("balanced_accuracy", "accuracy", "ece", "short_noisy_balanced_accuracy") if c in dev
@@ -239,6 +242,7 @@ with runs_tab:
             st.code("\n".join(path.read_text(errors="replace").splitlines()[-30:]) if path.exists() else "(no log yet)")
 
     runs_panel()
+    side_by_side()
 
     sweep_ids = sweeps.list_sweeps()
     if sweep_ids:
@@ -253,5 +257,7 @@ with runs_tab:
             st.info("No finished runs in this sweep yet.")
         else:
             st.dataframe(matrix, hide_index=True, width="stretch")
+            export_buttons(matrix, f"sweep-{sweep_id}", f"Sweep {sweep_id}: mean and spread over seeds", "sw_x")
             with st.expander("Per-seed values"):
                 st.dataframe(per_seed, hide_index=True, width="stretch")
+            sweep_parallel(sweep_id)

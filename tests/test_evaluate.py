@@ -177,6 +177,11 @@ def test_evaluate_page_scores_in_the_background(default_ds, split_name):
     assert not at.exception
     assert any("silero-vad" in m.value and "clips/s" in m.value for m in at.markdown)
     _check_table(s["result"], load_dataset("default"), split_name, "silero-vad")
+    # the job by name, with the command that repeats it; SNR columns named, clean clips as "clean", not inf
+    assert any(f"silero-vad on default/{split_name}/test" in m.value for m in at.markdown)
+    assert any(c.value.startswith(f"python -m core evaluate --dataset default --split {split_name}") for c in at.code)
+    grid = next(d.value for d in at.dataframe if d.value.columns.name == "SNR")
+    assert list(grid.columns)[-1] == "clean" and "inf" not in " ".join(map(str, grid.columns))
 
 
 def test_evaluate_page_passes_audio_llm_options_to_the_job(default_ds, split_name):

@@ -202,6 +202,15 @@ def test_psychometrics_page_draws_curves_for_two_detectors(scored_conditions):
     assert len(table) == 2 * 5  # one SNR curve per duration per detector
     at.radio(key="psy_axis").set_value("duration_ms").run()
     assert not at.exception
+    # one panel per SNR in numeric order, the clean clips' panel last; the log axis bounded to the tested range
+    import json
+
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    titles = [a["text"] for a in spec["layout"]["annotations"]]  # the subplot titles
+    numeric = [float(t) for t in titles if t != "clean"]
+    assert titles[-1] == "clean" and numeric == sorted(numeric) and len(numeric) >= 3
+    lo, hi = spec["layout"]["xaxis"]["range"]
+    assert 10**lo > 10 and 10**hi < 10000, (lo, hi)  # not down to 0.01 ms
     at.checkbox(key="psy_glm").check().run()
     assert not at.exception and any("interaction p" in m.value for m in at.markdown)
 

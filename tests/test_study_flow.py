@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import numpy as np
@@ -204,3 +205,49 @@ def test_study_report_writes_html_and_every_table(default_ds, tmp_path):
     with pytest.raises(LabError, match="no split 'nope'"):
         write_report(default_ds.name, "nope", tmp_path / "rep2")
     assert not (tmp_path / "rep2").exists()
+
+
+# --- the command behind each action ------------------------------------------------------------
+
+
+def test_every_command_line_parses_back_to_the_same_settings():
+    import shlex
+
+    from core.cli import build_parser
+    from core.cli.runs import _grid, _train_config
+    from core.prompts.study import StudyConfig
+    from core.runs.commands import cli_line, cv_line, run_line, study_line, sweep_line
+    from core.runs.training import TrainConfig
+
+    parse = lambda line: build_parser().parse_args(shlex.split(line)[3:])  # noqa: E731 - after "python -m core"
+    job = ["evaluate", "--dataset", "d", '--prompt=it\'s "A"; rm -rf /', "--job-dir", "/x/y", "--executor", "local"]
+    line = cli_line(job)
+    assert "--job-dir" not in line and "--executor" not in line
+    assert parse(line).prompt == 'it\'s "A"; rm -rf /'  # quoted: one argument, nothing a shell would run
+    cfg = TrainConfig(dataset="d", split="s", lora_r=8, class_balanced=False, prompt="Is it speech? <audio>", lr=3e-4)
+    assert _train_config(parse(run_line(cfg))) == cfg
+    args = parse(sweep_line(cfg, {"lora_r": [4, 8], "targets": ["attention"]}, [0, 1], parallel=2))
+    assert _grid(args.grid) == {"lora_r": [4, 8], "targets": ["attention"]} and args.seeds == [0, 1]
+    assert _train_config(args) == cfg and args.parallel == 2
+    args = parse(cv_line(cfg, "loso", "group_id", [0, 3], detector="silero-vad"))
+    assert (args.folds, args.by, args.seeds, args.zero_shot) == ("loso", "group_id", [0, 3], "silero-vad")
+    study = StudyConfig(dataset="d", split="s", iterations=5, start_prompt="Speech? A or B", load_in_4bit=True)
+    args = parse(study_line(study))
+    assert (args.dataset, args.iterations, args.start_prompt, args.load_in_4bit) == ("d", 5, "Speech? A or B", True)
+
+
+def test_eta_follows_the_average_pace_and_finished_jobs_can_be_cleared(tmp_path, monkeypatch):
+    from core.runs import jobs
+
+    job = {"state": "running", "progress": 0.25, "created": 1000.0}
+    assert jobs.eta_seconds(job, now=1100.0) == pytest.approx(300.0)  # 100 s for a quarter: 300 s left
+    assert jobs.eta_seconds({**job, "progress": 0.01}, now=1100.0) is None  # too early to say
+    assert jobs.eta_seconds({**job, "state": "finished"}, now=1100.0) is None
+    monkeypatch.setenv("LAB_RESULTS_DIR", str(tmp_path))
+    for state in ("finished", "running"):
+        folder = jobs.jobs_dir() / f"20260101-00000{len(state)}-evaluate-{state}"
+        folder.mkdir(parents=True)
+        (folder / "job.json").write_text(json.dumps({"id": folder.name, "kind": "evaluate", "label": "", "args": []}))
+        jobs.write_status(folder, state, 1.0 if state == "finished" else 0.5, "")
+    assert jobs.archive_finished("evaluate") == 1
+    assert [j["state"] for j in jobs.list_jobs("evaluate")] == ["running"]

@@ -338,7 +338,7 @@ def test_runs_page_launches_and_shows_a_run(default_ds, clean_split):
     before = set(registry.list_runs()["run"]) if len(registry.list_runs()) else set()
     at.button[0].click().run()
     assert not at.exception
-    assert any("started" in s.value for s in at.success), [e.value for e in at.error]
+    assert any("started" in t.value for t in at.toast), [e.value for e in at.error]
     new = [r for r in registry.list_runs()["run"] if r not in before]
     assert len(new) == 1
     assert at.selectbox(key="run_pick").value == new[0]
@@ -348,3 +348,14 @@ def test_runs_page_launches_and_shows_a_run(default_ds, clean_split):
     assert not at.exception
     assert at.selectbox(key="run_pick").value == new[0]
     assert any("Final metrics" in m.value for m in at.markdown), [m.value for m in at.markdown]
+    # the command that reproduces the run from a terminal: it parses back to the same settings
+    line = next(c.value for c in at.code if c.value.startswith("python -m core runs new"))
+    import shlex
+
+    from core.cli import build_parser
+    from core.cli.runs import _train_config
+
+    cfg = _train_config(build_parser().parse_args(shlex.split(line)[3:]))
+    saved = registry.config(new[0])
+    for key in ("dataset", "split", "epochs", "max_train_clips", "lora_r", "class_balanced", "lr"):
+        assert getattr(cfg, key) == saved[key], key

@@ -10,6 +10,7 @@ from core.analysis.groups import across_folds, per_fold, per_group
 from core.errors import LabError
 from core.report.figures import group_forest
 from core.runs import cv
+from core.runs.commands import cv_line
 from core.runs.training import TrainConfig
 from ui.state import load_table
 
@@ -57,6 +58,8 @@ def cv_form(ds, base: TrainConfig, executor=None) -> None:
                     cv.zero_shot(cv_id, settings.detector, progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
                 box.update(label=f"cross-validation {cv_id} started", state="complete")
             st.session_state["cv_pick"] = cv_id
+            st.caption("Same from a terminal:")
+            st.code(cv_line(cfg, settings.folds, settings.by, settings.seeds, settings.parallel, settings.detector))
         except (LabError, ValueError) as exc:
             st.error(str(exc))
 

@@ -7,6 +7,7 @@ import streamlit as st
 
 from core.errors import LabError
 from core.runs import jobs
+from core.runs.commands import cli_line
 from ui.access import page_path
 
 KINDS = {
@@ -120,5 +121,7 @@ def import_status() -> None:
     job = st.session_state["import_job"]
     s = jobs.status(job)
     st.progress(min(1.0, float(s.get("progress", 0.0))), text=f"{s['state']}: {s.get('message', '')}")
+    st.caption("Same from a terminal:")
+    st.code(cli_line(s.get("args", [])), language="bash")
     if s["state"] == "failed":
         st.code(jobs.log_tail(job, 15) or "(no output)")

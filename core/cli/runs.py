@@ -228,7 +228,7 @@ def _add_train_settings(p: argparse.ArgumentParser) -> None:
         default = f.default if f.default is not MISSING else None
         flag = "--" + f.name.replace("_", "-")
         if isinstance(default, bool):
-            p.add_argument(flag, dest=f.name, action="store_true", default=None)
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
         else:
             p.add_argument(flag, dest=f.name, type=type(default), default=None, help=f"default {default!r}")
 

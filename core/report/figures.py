@@ -116,6 +116,17 @@ def intervals(rows: list[tuple[str, float, float, float]], xaxis: str) -> go.Fig
     return fig
 
 
+def stratum_order(value) -> tuple:
+    """Panels in numeric order (−10, −5, 0, 5, 10, 20 dB), text after them, 'clean' last."""
+    text = str(value)
+    if text == "clean":
+        return (2, 0.0, text)
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, 0.0, text)
+
+
 def psychometric_panels(
     curves: dict[tuple[str, str], tuple],
     observed: dict[tuple[str, str], pd.DataFrame],
@@ -129,8 +140,12 @@ def psychometric_panels(
     curves maps (detector, stratum) to (x, y, threshold, (lo, hi), bound); observed to the rows of
     `psychometrics.observed` for that pair.
     """
-    strata = sorted({s for _, s in list(curves) + list(observed)}, key=str)
+    strata = sorted({s for _, s in list(curves) + list(observed)}, key=stratum_order)
     detectors = sorted({d for d, _ in list(curves) + list(observed)})
+    xs = [np.asarray(o[axis], float) for o in observed.values() if len(o)]
+    xs += [np.asarray(f[0], float) for f in curves.values()]
+    tested = np.concatenate(xs) if xs else np.array([1.0, 2.0])
+    levels_min, levels_max = float(np.nanmin(tested)), float(np.nanmax(tested))
     cols = min(3, max(1, len(strata)))
     rows = int(np.ceil(len(strata) / cols))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=strata, shared_yaxes=True)
@@ -168,6 +183,23 @@ def psychometric_panels(
                 row=r,
                 col=c,
             )
+            if bound is not None:  # outside the tested range: an arrow at the edge, pointing where it lies
+                edge = levels_max if bound.startswith(">") else levels_min
+                fig.add_trace(
+                    go.Scatter(
+                        x=[edge],
+                        y=[target],
+                        mode="markers",
+                        marker={"color": colour, "size": 12,
+                                "symbol": "triangle-right" if bound.startswith(">") else "triangle-left"},
+                        name=f"{det} threshold {bound}",
+                        legendgroup=det,
+                        showlegend=False,
+                        hovertemplate=f"{det}: threshold {bound}<extra></extra>",
+                    ),
+                    row=r,
+                    col=c,
+                )  # fmt: skip
             if bound is None and np.isfinite(thr):
                 fig.add_trace(
                     go.Scatter(
@@ -190,8 +222,17 @@ def psychometric_panels(
                 )
     fig.add_hline(y=target, line_dash="dot", line_color="grey")
     fig.add_hline(y=0.5, line_dash="dash", line_color="lightgrey")
-    if axis == "duration_ms":
-        fig.update_xaxes(type="log")
+    pad = 0.06 * (levels_max - levels_min) if axis != "duration_ms" else 0.0
+    if axis == "duration_ms":  # log axis bounded to the tested durations (ticks at the tested levels)
+        ticks = sorted({float(v) for obs in observed.values() for v in obs[axis]})
+        fig.update_xaxes(
+            type="log",
+            range=[np.log10(levels_min / 1.2), np.log10(levels_max * 1.2)],
+            tickvals=ticks or None,
+            ticktext=[f"{v:g}" for v in ticks] or None,
+        )
+    else:
+        fig.update_xaxes(range=[levels_min - pad, levels_max + pad])
     fig.update_xaxes(title_text=axis_title)
     fig.update_yaxes(range=[0.3, 1.02], title_text="proportion correct", col=1)
     fig.update_layout(height=330 * rows, margin={"t": 40, "b": 10})

@@ -265,3 +265,30 @@ def log_tail_of(folder: Path, lines: int = 20) -> str:
     """The last `lines` lines of a job, run or study folder's log.txt ("" when none)."""
     path = Path(folder) / "log.txt"
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def eta_seconds(job: dict[str, Any], now: float | None = None) -> float | None:
+    """Seconds left for a running job at its average pace since launch (None until 2% is done).
+
+    The pace includes loading the model, so the estimate starts pessimistic and improves.
+    """
+    p = float(job.get("progress") or 0.0)
+    if job.get("state") != "running" or p < 0.02 or p >= 1.0 or not job.get("created"):
+        return None
+    elapsed = (now or time.time()) - float(job["created"])
+    return max(0.0, elapsed * (1.0 - p) / p)
+
+
+def archive_finished(kind: str | None = None, ids: set[str] | None = None) -> int:
+    """Move finished, failed and cancelled job folders (of `kind`, among `ids`) to jobs/.archive; return how many.
+
+    Their tables and datasets stay where they are; only the job listing gets shorter.
+    """
+    moved = 0
+    archive = jobs_dir() / ".archive"
+    for j in list_jobs(kind):
+        if j["state"] in TERMINAL and (ids is None or j["id"] in ids):
+            archive.mkdir(parents=True, exist_ok=True)
+            os.replace(jobs_dir() / j["id"], archive / j["id"])
+            moved += 1
+    return moved

@@ -528,11 +528,20 @@ def train_epochs(ctx: Context, data: TrainData, tr: Trainer, done: int) -> int:
                     eta_s=round(eta),
                     step=done,
                     total=total,
+                    phase="training",
                 )
             if done % (cfg.checkpoint_every * cfg.grad_accum) == 0:
                 save_checkpoint(ctx, tr, done)
         tr.model.eval()
         if ctx.main:
+            ctx.status(
+                "running",
+                0.9 * done / total,
+                f"epoch {epoch + 1}/{cfg.epochs} done: scoring {len(data.dev_audio)} dev clips",
+                step=done,
+                total=total,
+                phase="dev check",
+            )
             dev_logits = _score(tr.model, tr.processor, ctx.prompt, data.dev_audio, family=tr.family)
             ctx.log(
                 {
@@ -555,7 +564,7 @@ def finish(ctx: Context, data: TrainData, tr: Trainer) -> dict[str, Any]:
     from core.scoring.evaluate import evaluate
 
     cfg, run_dir = ctx.cfg, ctx.run_dir
-    _status(run_dir, "running", 0.92, "saving adapter and evaluating on dev and test")
+    _status(run_dir, "running", 0.92, "saving the adapter", phase="final scoring", phase_progress=0.0)
     tr.model.save_pretrained(run_dir / ".adapter.tmp")
     if (run_dir / "adapter").exists():
         import shutil
@@ -584,7 +593,14 @@ def finish(ctx: Context, data: TrainData, tr: Trainer) -> dict[str, Any]:
     for i, part in enumerate(("dev", "test")):
 
         def progress(frac: float, message: str, i: int = i, part: str = part) -> None:
-            _status(run_dir, "running", 0.92 + 0.04 * (i + frac), f"evaluating {part}: {message}")
+            _status(
+                run_dir,
+                "running",
+                0.92 + 0.04 * (i + frac),
+                f"scoring {part}: {message}",
+                phase="final scoring",
+                phase_progress=round((i + frac) / 2, 4),
+            )
 
         path = evaluate(
             data.ds,
