@@ -17,7 +17,7 @@ from core.errors import LabError
 from core.scoring import predictions
 from ui import plots
 from ui.clip_panel import tag_form
-from ui.state import get_dataset, load_table
+from ui.state import get_dataset, load_table, table_names
 
 st.title("Errors")
 st.caption(
@@ -27,18 +27,28 @@ st.caption(
 
 tables = predictions.describe_tables()
 if tables.empty:
-    st.info("No predictions tables yet: score a split on the Evaluate page, or train a run.")
+    st.info(
+        "No predictions tables yet. First: **Data** → **Split & leakage audit** → **Evaluate** (score a split with "
+        "one or more detectors), or train a run on **Runs**; then every clip's predictions are here."
+    )
     st.stop()
 names = tables["table"].tolist()
 if "err_tables" not in st.session_state:
-    first = tables.iloc[0]
+    focus = st.session_state.get("focus_table")
+    first = tables[tables["table"] == focus].iloc[0] if focus in names else tables.iloc[0]
     same = tables[
         (tables["dataset"] == first["dataset"])
         & (tables["split_name"] == first["split_name"])
         & (tables["part"] == first["part"])
     ]
     st.session_state["err_tables"] = same["table"].head(6).tolist()
-chosen = st.multiselect("Predictions tables (runs, seeds or detectors on the same clips)", names, key="err_tables")
+labels = table_names(tables)
+chosen = st.multiselect(
+    "Predictions tables (runs, seeds or detectors on the same clips)",
+    names,
+    key="err_tables",
+    format_func=lambda n: labels.get(n, n),
+)
 if not chosen:
     st.stop()
 c = st.columns([2, 2, 3])

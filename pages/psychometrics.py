@@ -7,6 +7,7 @@ from core.analysis import psychometrics as pm
 from core.data.datasets import dataset_info, list_datasets
 from core.errors import LabError
 from core.report.figures import psychometric_panels
+from core.runs import jobs
 from core.scoring import predictions
 from ui.job_status import jobs_panel
 from ui.psy_scoring import PSY_LABEL, scoring_form
@@ -42,13 +43,6 @@ with st.expander("① Make a condition set", expanded=not condition_sets):
     conditions_form()
 
 
-@st.fragment(run_every=2.0)
-def condition_jobs() -> None:
-    jobs_panel("conditions", "psy_cond", finished_shown=2, title="Condition-set jobs")
-
-
-condition_jobs()
-
 with st.expander("② Score a condition set", expanded=bool(condition_sets) and tables.empty):
     if not condition_sets:
         st.info("Make a condition set first (step ①).")
@@ -56,12 +50,27 @@ with st.expander("② Score a condition set", expanded=bool(condition_sets) and 
         scoring_form(condition_sets)
 
 
-@st.fragment(run_every=2.0)
-def scoring_jobs() -> None:
-    jobs_panel("evaluate", "psy_ev", finished_shown=3, title="Scoring jobs", match=PSY_LABEL)
+def psy_jobs() -> list[dict]:
+    """This page's jobs, read from disk (so they survive a reload): condition sets made, then scored."""
+    made = jobs_panel("conditions", "psy_cond", finished_shown=2, title="Condition-set jobs")
+    return made + jobs_panel("evaluate", "psy_ev", finished_shown=3, title="Scoring jobs", match=PSY_LABEL)
 
 
-scoring_jobs()
+def _active(listed: list[dict]) -> bool:
+    return any(j["state"] not in jobs.TERMINAL for j in listed)
+
+
+mine = jobs.list_jobs("conditions") + [j for j in jobs.list_jobs("evaluate") if j["label"].startswith(PSY_LABEL)]
+if _active(mine):  # live while something runs; one full redraw when all is done, then no timer is left
+
+    @st.fragment(run_every=2.0)
+    def live_jobs() -> None:
+        if not _active(psy_jobs()):
+            st.rerun()
+
+    live_jobs()
+else:
+    psy_jobs()
 
 st.subheader("③ Curves")
 if tables.empty:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.analysis.calibration import ece
 from core.analysis.calibration_report import fit
-from core.analysis.thresholds import ThresholdIndex, dev_to_test, flipped, roc_curve
+from core.analysis.thresholds import ThresholdIndex, dev_to_test, flipped, roc_curve, thin_roc
 from core.decision import sigmoid
 from core.errors import LabError
 from core.report.figures import confusion, roc_with_point
@@ -30,7 +30,15 @@ def _index(name: str, mtime: float) -> ThresholdIndex:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _roc(name: str, mtime: float) -> dict:
-    return roc_curve(_index(name, mtime))
+    """The ROC of the raw logits, thinned to at most 2,000 drawn points (10^6 cut points would be sent per move)."""
+    return thin_roc(roc_curve(_index(name, mtime)))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _transfer(test: str, mtime: float, dev: str, dev_mtime: float, temperature: float) -> pd.DataFrame:
+    d, _ = load_table(dev)
+    t, _ = load_table(test)
+    return pd.DataFrame(dev_to_test(d["label"], d["logit"], t["label"], t["logit"], temperature=temperature))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -108,7 +116,9 @@ def decision_panel() -> None:
     threshold = float(
         t[1].number_input("…or type it", -50.0, 50.0, step=0.05, key="thr_t_num", on_change=_from_number, format="%.2f")
     )
-    st.caption(f"Speech when p(speech) at T = {temperature:g} exceeds **{float(sigmoid(threshold)):.3f}**.")
+    p = float(sigmoid(threshold))
+    p_text = f"{p:.3f}" if 0.001 <= p <= 0.999 else (f"1 − {1 - p:.1e}" if p > 0.5 else f"{p:.1e}")
+    st.caption(f"Speech when p(speech) at T = {temperature:g} exceeds **{p_text}**.")
 
     m = {k: float(v) for k, v in index.metrics(threshold, float(temperature)).items()}
     k = st.columns(5)
@@ -140,24 +150,21 @@ def decision_panel() -> None:
         st.session_state["thr_ref"] = (0.0, 1.0)
         st.rerun(scope="fragment")
     table, meta = load_table(test_name)
-    flips = flipped(table, ref_t, threshold, ref_T, float(temperature))
-    fixed = int((flips["flip"] == "fixed").sum())
-    st.caption(f"{len(flips)} clips flip: {fixed} now right, {len(flips) - fixed} now wrong.")
+    flips = flipped(table, ref_t, threshold, ref_T, float(temperature), limit=300)
+    n, fixed = flips.attrs["n_flipped"], flips.attrs["n_fixed"]
+    st.caption(f"{n} clips flip: {fixed} now right, {n - fixed} now wrong.")
     try:
         ds = get_dataset(meta.get("dataset", ""))
     except LabError:
         ds = None
         st.caption(f"dataset {meta.get('dataset')!r} is not here: the clips cannot be played")
-    clip_list(ds, flips, "thr_flips", tag=False, limit=300)
+    clip_list(ds, flips, "thr_flips", tag=False, limit=300, total=n)
 
     st.subheader("Chosen on dev, judged on test")
     if not dev_name:
         st.info("Pick a dev table to choose thresholds on it (max balanced accuracy, Youden's J).")
         return
-    dev, _ = load_table(dev_name)
-    rows = pd.DataFrame(
-        dev_to_test(dev["label"], dev["logit"], table["label"], table["logit"], temperature=float(temperature))
-    )
+    rows = _transfer(test_name, mtime, dev_name, dev_mtime, float(temperature))
     st.dataframe(rows.style.format(precision=4), hide_index=True, width="stretch", key="thr_transfer")
     export_buttons(rows, "thresholds-dev-to-test", "Thresholds chosen on dev, judged on test", key="thr_transfer_x")
     gap = rows.iloc[3]["test balanced accuracy"] - rows.iloc[1]["test balanced accuracy"]

@@ -211,7 +211,7 @@ def test_the_runs_page_shows_the_cluster_and_launches_a_run_on_it(ray_address, c
     before = set(registry.list_runs().get("run", []))
     next(b for b in at.button if b.label == "Launch").click().run()
     assert not at.exception
-    assert any("started" in s.value for s in at.success), [e.value for e in at.error]
+    assert any("started" in t.value for t in at.toast), [e.value for e in at.error]
     (new,) = [r for r in registry.list_runs()["run"] if r not in before]
     assert executors.of(registry.runs_dir() / new) == Executor("ray", ray_address)
     assert wait_for(registry.status, new, timeout=600)["state"] == "finished"

@@ -47,6 +47,8 @@ def test_flipped_lists_exactly_the_clips_whose_decision_changes():
     f = flipped(table, 0.0, 1.0)  # threshold 0 -> 1: clips with logit in (0, 1] flip to non-speech
     assert f["clip_id"].tolist() == ["c", "b"]  # closest to the new threshold first (|0.8-1| < |0.5-1|)
     assert f.set_index("clip_id")["flip"].to_dict() == {"b": "broken", "c": "fixed"}
+    top = flipped(table, 0.0, 1.0, limit=1)  # a page lists the first few of many: totals stay whole
+    assert top["clip_id"].tolist() == ["c"] and top.attrs == {"n_flipped": 2, "n_fixed": 1}
     g = flipped(table, 0.0, 0.0, 1.0, 0.5)  # T 1 -> 0.5 keeps every sign: nothing flips at threshold 0
     assert g.empty
     h = flipped(table, 1.0, 1.0, 1.0, 2.0)  # T doubles: logit/T > 1 loses 1.2 (f) and 0.5 stays below
@@ -251,3 +253,31 @@ def test_eta_follows_the_average_pace_and_finished_jobs_can_be_cleared(tmp_path,
         jobs.write_status(folder, state, 1.0 if state == "finished" else 0.5, "")
     assert jobs.archive_finished("evaluate") == 1
     assert [j["state"] for j in jobs.list_jobs("evaluate")] == ["running"]
+
+
+# --- empty states ------------------------------------------------------------------------------------
+
+
+PAGES = [
+    "pages/data.py", "pages/split_audit.py", "pages/evaluate.py", "pages/runs.py", "pages/prompts.py",
+    "pages/calibration.py", "pages/thresholds.py", "pages/compare.py", "pages/psychometrics.py", "pages/errors.py",
+    "pages/try_clip.py", "pages/report.py",
+]  # fmt: skip
+
+
+def test_every_page_is_listed_in_the_app():
+    app = (REPO / "app.py").read_text()
+    assert sorted(PAGES) == sorted(f"pages/{p.name}" for p in (REPO / "pages").glob("*.py"))
+    assert all(f'"{p}"' in app for p in PAGES)
+
+
+@pytest.mark.parametrize("page_path", PAGES)
+def test_with_nothing_yet_every_page_says_what_to_do_first(page_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LAB_RESULTS_DIR", str(tmp_path / "results"))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page(page_path).run()
+    assert not at.exception and not at.error
+    said = " ".join(i.value for i in at.info)
+    assert said, f"{page_path} shows nothing to do first"
+    assert any(w in said for w in ("Build", "build", "Upload", "First", "first", "Make", "score")), said

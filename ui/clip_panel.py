@@ -57,24 +57,22 @@ def play(ds, clip_id: str, key: str, figures: bool = False) -> None:
         p2.plotly_chart(plots.spectrogram(clip.samples, clip.sr, "log-mel spectrogram"), key=f"{key}_spec")
 
 
-def clip_list(ds, clips: pd.DataFrame, key: str, caption: str = "", tag: bool = True, limit: int = 500) -> None:
-    """A selectable list of clips (first `limit`); the selected one is playable and taggable."""
+def clip_list(
+    ds, clips: pd.DataFrame, key: str, caption: str = "", tag: bool = True, limit: int = 500, total: int | None = None
+) -> None:
+    """A list of clips (the first `limit` of `total`); the one picked below it is playable and taggable."""
     if clips.empty:
         st.caption(caption or "no clips")
         return
+    total = len(clips) if total is None else total
     shown = clips.head(limit).reset_index(drop=True)
-    event = st.dataframe(
-        shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key=f"{key}_list"
-    )
-    st.caption(
-        (caption + " · " if caption else "")
-        + (f"first {limit} of {len(clips)}; " if len(clips) > limit else "")
-        + "select a row to hear it"
-    )
-    rows = event.selection.rows if event and event.selection else []
-    if rows and ds is not None:
-        clip_id = str(shown.iloc[rows[0]]["clip_id"])
-        st.markdown(f"**{clip_id}**")
+    st.dataframe(shown, hide_index=True, width="stretch", key=f"{key}_list", height=min(400, 38 + 35 * len(shown)))
+    st.caption((caption + " · " if caption else "") + (f"first {limit} of {len(clips)}" if len(clips) > limit else ""))
+    if ds is None:
+        return
+    ids = shown["clip_id"].astype(str).tolist()
+    clip_id = st.selectbox("Hear a clip", ids, key=f"{key}_pick", help="type to search the list above")
+    if clip_id:
         play(ds, clip_id, key)
         if tag:
             tag_form(ds, clip_id, f"{key}_tag")

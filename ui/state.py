@@ -113,9 +113,9 @@ def pick_table(
         )
         st.stop()
     pool = tables
-    if part and (tables["part"] == part).any():
-        other = where.checkbox(f"also tables of other parts than {part}", False, key=f"{key}_allparts")
-        pool = tables if other else tables[tables["part"] == part]
+    has_part = bool(part) and (tables["part"] == part).any()
+    if has_part and not st.session_state.get(f"{key}_allparts", False):
+        pool = tables[tables["part"] == part]
     names = [n for n in pool["table"].tolist() if n != exclude] or pool["table"].tolist()
     labels = table_names(tables)
     focus = st.session_state.get("focus_table")
@@ -124,6 +124,8 @@ def pick_table(
     if st.session_state.get(key) not in names:
         st.session_state[key] = default
     chosen = where.selectbox(label, names, key=key, format_func=lambda n: labels.get(n, n))
+    if has_part:
+        where.checkbox(f"also list tables of other parts than {part}", False, key=f"{key}_allparts")
     if remember:
         st.session_state["focus_table"] = chosen
     return chosen

@@ -139,22 +139,46 @@ def flipped(
     threshold_to: float,
     temperature_from: float = 1.0,
     temperature_to: float = 1.0,
+    limit: int | None = None,
 ) -> pd.DataFrame:
     """Clips whose decision changes between two rules (threshold, T) on `logit / T`, closest to the new threshold first.
 
     Why: moving a threshold trades clips, not just percentages; listing them (and whether each
-    flip fixes or breaks the clip) makes the trade something one can listen to.
+    flip fixes or breaks the clip) makes the trade something one can listen to. `limit` keeps the
+    first rows only (a page lists a few hundred of 10^6); `attrs` holds the totals: `n_flipped`
+    and `n_fixed` (flips that made the decision right).
     """
     z = table["logit"].to_numpy(float)
     before = decide(z, threshold_from, temperature_from)
     after = decide(z, threshold_to, temperature_to)
     speech = (table["label"] == "speech").to_numpy()
-    keep = before != after
+    idx = np.flatnonzero(before != after)
+    dist = np.abs(z[idx] / temperature_to - threshold_to)
+    if limit is not None and len(idx) > limit:
+        part = np.argpartition(dist, limit - 1)[:limit]
+        idx, dist = idx[part], dist[part]
+    idx = idx[np.argsort(dist, kind="stable")]
     cols = [c for c in ("clip_id", "label", "group_id", "duration_ms", "snr_db") if c in table]
-    out = table.loc[keep, cols].copy()
-    out["logit"] = z[keep]
-    out["was"] = np.where(before[keep], "speech", "nonspeech")
-    out["now"] = np.where(after[keep], "speech", "nonspeech")
-    out["flip"] = np.where(after[keep] == speech[keep], "fixed", "broken")
-    order = np.argsort(np.abs(z[keep] / temperature_to - threshold_to), kind="stable")
-    return out.iloc[order].reset_index(drop=True)
+    out = table.iloc[idx][cols].reset_index(drop=True)
+    out["logit"] = z[idx]
+    out["was"] = np.where(before[idx], "speech", "nonspeech")
+    out["now"] = np.where(after[idx], "speech", "nonspeech")
+    out["flip"] = np.where(after[idx] == speech[idx], "fixed", "broken")
+    changed = before != after
+    out.attrs.update(n_flipped=int(changed.sum()), n_fixed=int((changed & (after == speech)).sum()))
+    return out
+
+
+def thin_roc(roc: dict[str, np.ndarray], max_points: int = 2000) -> dict[str, np.ndarray]:
+    """The same ROC with at most ~`max_points` points, evenly spaced along the curve, ends kept.
+
+    For drawing only (the area is computed from every point): a 10^6-point curve looks the same
+    and costs megabytes per redraw.
+    """
+    fpr, tpr = np.asarray(roc["fpr"]), np.asarray(roc["tpr"])
+    if len(fpr) <= max_points:
+        return roc
+    along = np.concatenate([[0.0], np.cumsum(np.abs(np.diff(fpr)) + np.abs(np.diff(tpr)))])
+    marks = np.linspace(0, along[-1], max_points)
+    keep = np.unique(np.concatenate([[0, len(fpr) - 1], np.searchsorted(along, marks).clip(0, len(fpr) - 1)]))
+    return {**roc, "fpr": fpr[keep], "tpr": tpr[keep], "threshold": np.asarray(roc["threshold"])[keep]}
