@@ -8,7 +8,7 @@ prompts (benchmarks/prompt_set.py), 150 clips of 0.2–1 s: one OPRO iteration's
           question once per distinct text before it).
 Prints clip-prompts per second of each, the ratio, the time of one iteration's scoring, and
 how far the two are apart in bf16 and (on 16 clips) in fp32, where they are the same sums.
-  python3 benchmarks/gpu_prompts.py [--clips 150] [--batch 256] [--repeats 3] [--tiny]
+  python3 benchmarks/gpu_prompts.py [--clips 150] [--batch 256] [--repeats 3] [--seconds S] [--tiny]
 `--tiny` runs the lab base model instead (a CPU check of the script).
 """
 
@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--tiny", action="store_true", help="the lab base model on this machine (a check of the script)")
+    ap.add_argument("--seconds", type=float, default=0.0, help="clips of this length instead of 0.2-1 s")
     args = ap.parse_args()
     from benchmarks.gpu_qwen2audio import clips
     from core.detectors import lab_model
@@ -78,6 +79,9 @@ def main() -> None:
         model, processor = build_7b()
         device = torch.cuda.get_device_name()
     audio = clips(args.clips, seed=1)
+    if args.seconds:  # longer clips: the shared audio work grows, the per-prompt question does not
+        n = int(16000 * args.seconds)
+        audio = [np.resize(a, n) for a in audio]
     k = len(CANDIDATES)
     fresh, shared, times = run(model, processor, audio, args.batch, args.repeats, "auto")
     print(f"{k} prompts × {len(audio)} clips on {device}, batch {args.batch}, best of {args.repeats}:")
