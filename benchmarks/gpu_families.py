@@ -139,36 +139,38 @@ def main() -> None:
     device = "cpu" if args.tiny else torch.cuda.get_device_name()
     for family in args.family:
         with tempfile.TemporaryDirectory() as tmp:
-            model, parts, proc = build(family, args.tiny, Path(tmp) / family)
-            spec = dict(family=family, model="", batch_size=args.batch)
-            lab = ChatAudioDetector(ChatSpec(**spec, padding="trimmed"), model, parts)
-            ref = ChatAudioDetector(ChatSpec(**spec, padding="padded"), model, parts)
-            reference = (
-                (lambda: processor_scores(lab, proc, audio, args.batch)) if proc else (lambda: ref.score(audio, 16000))
-            )
-            lab.score(audio[: args.batch], 16000)  # warm-up
-            reference_name = "AudioFlamingo3Processor, batched" if proc else "30 s padded features, batched"
-            t_lab, s_lab = timed(lambda: lab.score(audio, 16000), args.repeats)
-            t_ref, s_ref = timed(reference, args.repeats)
-            n_params = sum(p.numel() for p in model.parameters()) / 1e9
-            print(f"{FAMILIES[family].title} ({n_params:.2f} B parameters, {next(model.parameters()).dtype}) on "
-                  f"{device}, {len(audio)} clips of 0.2-1 s, batch {args.batch}, best of {args.repeats}:")  # fmt: skip
-            print(f"  lab path ({'trimmed' if FAMILIES[family].trimmed else '30 s windows'}): "
-                  f"{len(audio) / t_lab:.1f} clips/s; reference ({reference_name}): {len(audio) / t_ref:.1f} clips/s; "
-                  f"ratio {t_ref / t_lab:.2f}×")  # fmt: skip
-            odds = lambda s: s[:, 0] - s[:, 1]  # noqa: E731
-            agree = np.mean((odds(s_lab) > 0) == (odds(s_ref) > 0))
-            print(f"  in {next(model.parameters()).dtype}: max |Δ logit| {np.abs(s_lab - s_ref).max():.3g}, "
-                  f"decisions agree {agree:.4f}")  # fmt: skip
-            model.float()
-            few = audio[:8]
-            ref32 = processor_scores(lab, proc, few, 8) if proc else ref.score(few, 16000)
-            print(
-                f"  in fp32 on {len(few)} clips: max |Δ logit| lab vs reference {np.abs(lab.score(few, 16000) - ref32).max():.3g}"
-            )
-            del model, lab, ref
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            bench_family(family, args, audio, device, Path(tmp))
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def bench_family(family: str, args: argparse.Namespace, audio: list[np.ndarray], device: str, tmp: Path) -> None:
+    """Time and compare the lab path and the reference path of one family; print the figures."""
+    model, parts, proc = build(family, args.tiny, tmp / family)
+    spec = dict(family=family, model="", batch_size=args.batch)
+    lab = ChatAudioDetector(ChatSpec(**spec, padding="trimmed"), model, parts)
+    ref = ChatAudioDetector(ChatSpec(**spec, padding="padded"), model, parts)
+
+    def reference(clips: list[np.ndarray], batch: int) -> np.ndarray:
+        return processor_scores(lab, proc, clips, batch) if proc else ref.score(clips, 16000)
+
+    lab.score(audio[: args.batch], 16000)  # warm-up
+    reference_name = "AudioFlamingo3Processor, batched" if proc else "30 s padded features, batched"
+    t_lab, s_lab = timed(lambda: lab.score(audio, 16000), args.repeats)
+    t_ref, s_ref = timed(lambda: reference(audio, args.batch), args.repeats)
+    n_params = sum(p.numel() for p in model.parameters()) / 1e9
+    print(f"{FAMILIES[family].title} ({n_params:.2f} B parameters, {next(model.parameters()).dtype}) on "
+          f"{device}, {len(audio)} clips of 0.2-1 s, batch {args.batch}, best of {args.repeats}:")  # fmt: skip
+    print(f"  lab path ({'trimmed' if FAMILIES[family].trimmed else '30 s windows'}): "
+          f"{len(audio) / t_lab:.1f} clips/s; reference ({reference_name}): {len(audio) / t_ref:.1f} clips/s; "
+          f"ratio {t_ref / t_lab:.2f}×")  # fmt: skip
+    agree = np.mean(((s_lab[:, 0] - s_lab[:, 1]) > 0) == ((s_ref[:, 0] - s_ref[:, 1]) > 0))
+    print(f"  in {next(model.parameters()).dtype}: max |Δ logit| {np.abs(s_lab - s_ref).max():.3g}, "
+          f"decisions agree {agree:.4f}")  # fmt: skip
+    model.float()
+    few = audio[:8]
+    delta = np.abs(lab.score(few, 16000) - reference(few, 8)).max()
+    print(f"  in fp32 on {len(few)} clips: max |Δ logit| lab vs reference {delta:.3g}")
 
 
 if __name__ == "__main__":
