@@ -70,6 +70,21 @@ def write_hf(
     return out
 
 
+def check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise LabError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+
+
+def write_table_as(df: pd.DataFrame, meta: dict[str, Any], out: Path, fmt: str) -> Path | None:
+    """`df` with `meta` as Parquet (metadata inside) or CSV + JSON sidecar; None for 'hf' (the caller adds audio)."""
+    if fmt == "parquet":
+        return write_parquet(df, meta, out)
+    if fmt == "csv":
+        atomic.write_json(out.with_suffix(".json"), meta)
+        return atomic.write_csv(out, df)
+    return None
+
+
 def wav_bytes(samples, sr: int = 16000) -> bytes:
     import soundfile as sf
 
@@ -82,17 +97,13 @@ def export_dataset(name: str, out: str | Path, fmt: str = "parquet", progress=No
     """A dataset's manifest (and, for `hf`, its audio) with its dataset.json as metadata."""
     from core.data.datasets import load_dataset
 
-    if fmt not in FORMATS:
-        raise LabError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    check_format(fmt)
     ds = load_dataset(name)
     meta = {**ds.info, "lab_export": "dataset"}
     manifest = ds.manifest.drop(columns=["path"])
     out = Path(out).expanduser()
-    if fmt == "parquet":
-        return write_parquet(manifest, meta, out)
-    if fmt == "csv":
-        atomic.write_json(out.with_suffix(".json"), meta)
-        return atomic.write_csv(out, manifest)
+    if (written := write_table_as(manifest, meta, out, fmt)) is not None:
+        return written
     audio, names = [], []
     for i, row in enumerate(ds.manifest.itertuples(index=False)):
         whole = pd.isna(getattr(row, "start_s", None)) and pd.isna(getattr(row, "end_s", None))

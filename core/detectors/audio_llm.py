@@ -176,16 +176,22 @@ def load(spec: AudioLLMSpec):
         raise LabError(_not_here(spec.model)) from exc
     if not spec.load_in_4bit:
         model = model.to(device)
-    if spec.adapter:
-        from peft import PeftModel
-
-        require_adapter(spec.adapter)
-        try:
-            model = PeftModel.from_pretrained(model, spec.adapter)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise LabError(f"adapter {spec.adapter!r} does not fit this model ({type(exc).__name__}: {exc})") from exc
+    model = with_adapter(model, spec.adapter)
     model.eval()
     return model, processor
+
+
+def with_adapter(model, adapter: str):
+    """`model` with the LoRA adapter folder `adapter` on top (unchanged when ""); a mismatch is a LabError."""
+    if not adapter:
+        return model
+    from peft import PeftModel
+
+    require_adapter(adapter)
+    try:
+        return PeftModel.from_pretrained(model, adapter)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise LabError(f"adapter {adapter!r} does not fit this model ({type(exc).__name__}: {exc})") from exc
 
 
 def require_adapter(adapter: str) -> None:

@@ -28,9 +28,9 @@ from core.detectors.audio_llm import (
     check_prompt,
     length_groups,
     read_model_config,
-    require_adapter,
     resolve_device_dtype,
     trimmed_features,
+    with_adapter,
 )
 from core.errors import LabError
 
@@ -185,14 +185,7 @@ def load(spec: ChatSpec):
         raise LabError(f"{folder}: its tokenizer has no chat template (chat_template.jinja); the prompt needs one")
     if not spec.load_in_4bit:
         model = model.to(device)
-    if spec.adapter:
-        from peft import PeftModel
-
-        require_adapter(spec.adapter)
-        try:
-            model = PeftModel.from_pretrained(model, spec.adapter)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise LabError(f"adapter {spec.adapter!r} does not fit this model ({type(exc).__name__}: {exc})") from exc
+    model = with_adapter(model, spec.adapter)
     model.eval()
     return model, parts
 
