@@ -22,9 +22,16 @@ st.caption(
 )
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _decisions(name: str, mtime: float) -> tuple[pd.DataFrame, dict]:
+    """The table and sidecar, shared read-only by every move (st.cache_data would hand out a copy each
+    time: at 10^6 rows the copy alone costs more than everything a move computes)."""
+    return load_table(name)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
 def _index(name: str, mtime: float) -> ThresholdIndex:
-    table, _ = load_table(name)
+    table, _ = _decisions(name, mtime)
     return ThresholdIndex.build((table["label"] == "speech").to_numpy(), table["logit"].to_numpy(float))
 
 
@@ -149,7 +156,7 @@ def decision_panel() -> None:
     if f[2].button("Reference = default", key="thr_unpin"):
         st.session_state["thr_ref"] = (0.0, 1.0)
         st.rerun(scope="fragment")
-    table, meta = load_table(test_name)
+    table, meta = _decisions(test_name, mtime)
     flips = flipped(table, ref_t, threshold, ref_T, float(temperature), limit=300)
     n, fixed = flips.attrs["n_flipped"], flips.attrs["n_fixed"]
     st.caption(f"{n} clips flip: {fixed} now right, {n - fixed} now wrong.")
