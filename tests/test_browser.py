@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -47,14 +48,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+DIRS: dict[str, Path] = {}  # the served lab's data and results folders (empty at the start: a first visit)
+
+
 @pytest.fixture(scope="module")
-def server(default_ds):
-    """A 10^6-row predictions table (to time the threshold slider) saved through core, then the app served."""
+def server(tmp_path_factory):
+    """The app served over empty data and results folders, as a newcomer meets it; one 10^6-row predictions
+    table (to time the threshold slider) is its only content, saved through core."""
     from benchmarks.bench_table_storage import table
     from core.scoring import predictions
 
+    root = tmp_path_factory.mktemp("browser-lab")
+    DIRS.update(data=root / "data", results=root / "results")
     meta = {"dataset": "synthetic-1m", "split_name": "s", "part": "test", "detector": "sim"}
-    predictions.save(table(1_000_000), meta, name="big-1m")  # the oldest table: no page opens it by default
+    predictions.save(table(1_000_000), meta, name="big-1m", folder=DIRS["results"] / "predictions")
 
     port = _free_port()
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -76,7 +83,7 @@ def server(default_ds):
             "false",
         ],
         cwd=REPO,
-        env=os.environ.copy(),
+        env={**os.environ, "LAB_DATA_DIR": str(DIRS["data"]), "LAB_RESULTS_DIR": str(DIRS["results"])},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -221,10 +228,11 @@ def slider_latency(page, label: str, presses: int = 7) -> list[float]:
 
 def test_a_whole_study_in_chromium(page, server):
     """A first study, as in the README's tour: every step through the pages, screenshots for review."""
-    from core.paths import results_root
-
-    # 1 Data: browse and play a clip (the embedded dataset is built by the session fixture)
-    open_page(page, server, "", "Data")
+    # 1 Data: nothing yet; build the embedded dataset from the page, then play a clip
+    open_page(page, server, "", "No dataset yet")
+    page.get_by_role("button", name="Build the embedded default dataset").click()
+    page.locator("audio").first.wait_for(state="attached", timeout=300_000)
+    settle(page)
     play_first_audio(page)
     check(page, "01-data")
 
@@ -335,20 +343,13 @@ def test_a_whole_study_in_chromium(page, server):
     choose(page, "Split", "browser")
     page.get_by_role("button", name="Write the report").click()
     page.get_by_text("Report:").first.wait_for(timeout=300_000)
-    report = results_root() / "reports" / "default-browser" / "report.html"
+    report = DIRS["results"] / "reports" / "default-browser" / "report.html"
     assert report.exists() and "Comparisons" in report.read_text()
     assert (report.parent / "tables" / "detectors.tex").exists()
     check(page, "10-report")
 
     # Try a clip: upload a WAV, every offline detector scores it
-    import soundfile as sf
-
-    from core.data.datasets import load_dataset
-
-    ds = load_dataset("default")
-    clip = ds.load_clip(ds.manifest["clip_id"].iloc[0])
-    wav = SHOTS / "upload.wav"
-    sf.write(wav, clip.samples, clip.sr)
+    wav = next((DIRS["data"] / "datasets" / "default").rglob("*.wav"))  # a clip the page built
     nav(page, "Try a clip", "Upload")
     page.locator('input[type="file"]').first.set_input_files(str(wav))
     page.get_by_text("p(speech)").first.wait_for(timeout=120_000)

@@ -281,3 +281,46 @@ def test_with_nothing_yet_every_page_says_what_to_do_first(page_path, tmp_path, 
     said = " ".join(i.value for i in at.info)
     assert said, f"{page_path} shows nothing to do first"
     assert any(w in said for w in ("Build", "build", "Upload", "First", "first", "Make", "score")), said
+
+
+def test_report_page_writes_the_report(default_ds):
+    from core.paths import results_root
+
+    sim_tables.make_tables(default_ds)
+    at = AppTest.from_file(APP, default_timeout=300).run()
+    at.switch_page("pages/report.py").run()
+    at.selectbox(key="rep_split").set_value("simsplit").run()
+    assert any("python -m core report --dataset default --split simsplit" in c.value for c in at.code)
+    at.button(key="rep_go").click().run()
+    assert not at.exception and not at.error
+    path = results_root() / "reports" / "default-simsplit" / "report.html"
+    assert any(str(path) in s.value for s in at.success) and path.exists()
+
+
+def test_runs_side_by_side_against_a_pinned_baseline(default_ds):
+    from core.runs import registry
+    from core.runs.training import TrainConfig, train_run
+
+    from core.data.audit import audit_split
+    from core.data.splits import make_split, save_split
+
+    save_split(default_ds, "side-by-side", make_split(default_ds.manifest, seed=11), {"seed": 11})
+    audit_split(default_ds, "side-by-side")
+    ids = []
+    for seed in (0, 1):
+        cfg = TrainConfig(dataset="default", split="side-by-side", epochs=1, max_train_clips=32, seed=seed)
+        ids.append(registry.create_run(cfg))
+        train_run(registry.runs_dir() / ids[-1])
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.session_state["cmp_baseline"] = ids[0]
+    at.run()
+    at.switch_page("pages/runs.py").run()
+    at.multiselect(key="cmp_others").set_value([ids[1]]).run()
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if "Δ balanced_accuracy" in d.value.columns)
+    base, other = (registry.result(i)["test"]["balanced_accuracy"] for i in ids)
+    row = table.set_index("run").loc[ids[1]]
+    assert row["Δ balanced_accuracy"] == pytest.approx(other - base, abs=1e-9)
+    assert table["run"].iloc[0] == f"{ids[0]} (baseline)"
+    spec = next(c.proto.spec for c in at.get("plotly_chart") if "(baseline)" in c.proto.spec)
+    assert ids[1] in spec  # the other run's dev curve overlaid on the baseline's
