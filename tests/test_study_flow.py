@@ -298,11 +298,10 @@ def test_report_page_writes_the_report(default_ds):
 
 
 def test_runs_side_by_side_against_a_pinned_baseline(default_ds):
-    from core.runs import registry
-    from core.runs.training import TrainConfig, train_run
-
     from core.data.audit import audit_split
     from core.data.splits import make_split, save_split
+    from core.runs import registry
+    from core.runs.training import TrainConfig, train_run
 
     save_split(default_ds, "side-by-side", make_split(default_ds.manifest, seed=11), {"seed": 11})
     audit_split(default_ds, "side-by-side")
