@@ -42,12 +42,12 @@ if "err_tables" not in st.session_state:
         & (tables["part"] == first["part"])
     ]
     st.session_state["err_tables"] = same["table"].head(6).tolist()
-labels = table_names(tables)
+readable = table_names(tables)
 chosen = st.multiselect(
     "Predictions tables (runs, seeds or detectors on the same clips)",
     names,
     key="err_tables",
-    format_func=lambda n: labels.get(n, n),
+    format_func=lambda n: readable.get(n, n),
 )
 if not chosen:
     st.stop()
@@ -163,7 +163,8 @@ if selected is not None:
     row = wide[wide["clip_id"] == selected].iloc[0]
     st.subheader(f"Clip {selected}")
     verdicts = " · ".join(
-        f"{n}: logit {row[f'logit · {n}']:+.2f}, p {row[f'p · {n}']:.3f} {'✅' if row[f'correct · {n}'] else '❌'}"
+        f"{readable.get(n, n)}: logit {row[f'logit · {n}']:+.2f}, p {row[f'p · {n}']:.3f} "
+        + ("**✓ right**" if row[f"correct · {n}"] else "**✗ wrong**")
         for n in chosen
     )
     st.markdown(f"label **{row['label']}**, group `{row['group_id']}` — {verdicts}")

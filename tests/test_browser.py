@@ -331,7 +331,7 @@ def test_a_whole_study_in_chromium(page, server):
     # 9 Errors: misclassified clips, play one, tag it in our own words
     nav(page, "Errors", "Consistently wrong")
     choose(page, "Show", "misclassified (any run)")
-    assert "❌" in page.locator("body").inner_text()
+    assert "✗ wrong" in page.locator("body").inner_text()
     play_first_audio(page)
     page.locator('[data-testid="stTextInput"]').filter(has_text="your own tag").locator("input").fill("browser tag")
     page.get_by_role("button", name="Tag clip").click()

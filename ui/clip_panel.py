@@ -37,7 +37,7 @@ def tag_form(ds, clip_id: str, key: str) -> None:
     mine = mine[mine["clip_id"] == clip_id]
     for i, r in enumerate(mine.itertuples()):
         a, b = st.columns([6, 1])
-        a.markdown(f"🏷️ **{r.tag}** {r.note} — {r.created}")
+        a.markdown(f"Tag **{r.tag}** {r.note} — {r.created}")
         if b.button("Remove", key=f"{key}_untag_{i}"):
             annotations.remove_tag(ds, clip_id, r.tag)
             st.rerun()
