@@ -111,6 +111,7 @@ def detectors_section(dataset: str, split: str) -> tuple[Section, dict[str, pd.D
 
     s = Section("Detectors on test: accuracy and calibration")
     listing = scored_tables(dataset, split)
+    every = predictions.describe_tables()  # read once: the dev counterparts are looked up in it
     loaded: dict[str, pd.DataFrame] = {}
     rows = []
     for r in listing.itertuples():
@@ -121,9 +122,9 @@ def detectors_section(dataset: str, split: str) -> tuple[Section, dict[str, pd.D
         est, lo, hi = balanced_accuracy_ci(table["label"].to_numpy(), ok, table["group_id"].to_numpy())
         row = {"detector": name, "clips": len(table), "groups": table["group_id"].nunique(),
                "accuracy": float(ok.mean()), "balanced_accuracy": est, "bacc_ci_lower": lo, "bacc_ci_upper": hi}  # fmt: skip
-        dev_name = predictions.counterpart(r.table, "dev", listing_all := predictions.describe_tables())
+        dev_name = predictions.counterpart(r.table, "dev", every)
         if dev_name:
-            dev, _ = predictions.load(listing_all.set_index("table").at[dev_name, "path"])
+            dev, _ = predictions.load(every.set_index("table").at[dev_name, "path"])
             rep, _, test_c = report(dev, table, "temperature")
             before = rep.table[(rep.table["split"] == "test") & (rep.table["stage"] == "before")].iloc[0]
             after = rep.table[(rep.table["split"] == "test") & (rep.table["stage"] == "after")].iloc[0]
