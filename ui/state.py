@@ -161,5 +161,7 @@ def pick_dev_table(test_name: str, tables, key: str, container=None, allow_self:
         ),
     )
     if chosen != pair and chosen != test_name:
-        where.caption("Note: not the same detector/run as the test table" if pair else "no dev table of this detector/run")
+        where.caption(
+            "Note: not the same detector/run as the test table" if pair else "no dev table of this detector/run"
+        )
     return chosen
