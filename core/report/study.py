@@ -90,11 +90,8 @@ def runs_section(dataset: str, split: str) -> Section:
     return s
 
 
-def scored_tables(dataset: str, split: str) -> pd.DataFrame:
-    """The predictions tables of this split's test part (newest first, at most MAX_TABLES detectors)."""
-    from core.scoring import predictions
-
-    t = predictions.describe_tables()
+def scored_tables(t: pd.DataFrame, dataset: str, split: str) -> pd.DataFrame:
+    """Of the `describe_tables()` listing `t`: this split's test tables (newest first, at most MAX_TABLES detectors)."""
     if t.empty:
         return t
     t = t[(t["dataset"] == dataset) & (t["split_name"] == split) & (t["part"] == "test")]
@@ -110,8 +107,8 @@ def detectors_section(dataset: str, split: str) -> tuple[Section, dict[str, pd.D
     from core.scoring import predictions
 
     s = Section("Detectors on test: accuracy and calibration")
-    listing = scored_tables(dataset, split)
-    every = predictions.describe_tables()  # read once: the dev counterparts are looked up in it
+    every = predictions.describe_tables()  # read once: the test tables and their dev counterparts come from it
+    listing = scored_tables(every, dataset, split)
     loaded: dict[str, pd.DataFrame] = {}
     rows = []
     for r in listing.itertuples():

@@ -149,7 +149,7 @@ def evaluate_sharded(
     should_stop: Callable[[], bool] | None = None,
     exclude_tags: list[str] | tuple[str, ...] = (),
 ) -> Path:
-    """`evaluate`, with the clips shared among `replicas` model replicas .
+    """`evaluate`, with the clips shared among `replicas` model replicas.
 
     `replica_argv` is the `python -m core evaluate ...` command each replica runs with its shard.
     The table is the one a single process would write: the same clips in the same order.

@@ -100,7 +100,7 @@ def evaluate(
     should_stop: Callable[[], bool] | None = None,
     exclude_tags: list[str] | tuple[str, ...] = (),
 ) -> Path:
-    """Score `part` of split `split_name` and save the predictions table; return its CSV path.
+    """Score `part` of split `split_name` and save the predictions table; return its path.
 
     Clips tagged with any of `exclude_tags` are left out and listed in the sidecar.
     """
