@@ -1,7 +1,8 @@
 """Eight candidate prompts of the kinds an OPRO search produces, shared by the prompt benchmarks.
 
-Five ask the question after the clip (their decoder work up to the question is shared), two
-before it, and four have answers of several tokens (scored by their log-likelihood).
+Six ask the question after the clip (their decoder work up to the question is shared), two
+before it, and three have answers of several tokens with the lab's tokenizer (scored by their
+log-likelihood).
 """
 
 from core.detectors.audio_llm import DEFAULT_PROMPT, QUESTION_FIRST_PROMPT
@@ -16,4 +17,10 @@ CANDIDATES = [
     Prompt(QUESTION_FIRST_PROMPT),
     Prompt("Is this speech?\n<audio>", "yes", "no"),
     Prompt("Can you hear spoken words in this audio?", "speech", "non-speech"),
+]
+
+# The same kinds of question, each with the clip first: one shared text before the clip.
+CLIP_FIRST = [p for p in CANDIDATES if "<audio>" not in p.text] + [
+    Prompt("Is this speech? Answer yes or no.", "yes", "no"),
+    Prompt("Is someone talking in this recording? Answer A for yes or B for no.", "A", "B"),
 ]
