@@ -163,6 +163,10 @@ MANIFEST_CASES = {
     "extra fields": (f"{HEADER}\n{GOOD}\nb,b.wav,speech,g1,b,oops\n".encode(), "line 3 has 6 field"),
     "duplicate ids": (f"{HEADER}\n{GOOD}\n{GOOD}\n".encode(), "duplicate clip_id 'a'"),
     "bad label": (f"{HEADER}\na,a.wav,music,g1,a\n".encode(), "label 'music' is not one of"),
+    "a misspelt label on many rows": (
+        (f"{HEADER}\n{GOOD}\n" + "".join(f"n{i},n{i}.wav,non-speech,g2,n{i}\n" for i in range(12))).encode(),
+        r"lines 3, 4, .*, 12, … \(12 lines\): label 'non-speech' is not one of .* \(did you mean 'nonspeech'\?\)",
+    ),
     "empty group": (f"{HEADER}\na,a.wav,speech,,a\n".encode(), "line 2: empty 'group_id'"),
     "snr not a number": (f"{HEADER},snr_db\n{GOOD},ten\n".encode(), "snr_db 'ten' is not a number"),
     "negative start": (f"{HEADER},start_s,end_s\n{GOOD},-1,2\n".encode(), "start_s -1 is negative"),

@@ -81,6 +81,15 @@ def resolve_path(root: Path, path: str) -> Path:
     return p if p.is_absolute() else root / p
 
 
+def _lines(rows) -> str:
+    """CSV line numbers of 0-based `rows` (header = line 1), the first ten and how many in all."""
+    lines = [str(int(r) + 2) for r in rows]
+    if len(lines) == 1:
+        return f"line {lines[0]}"
+    shown = ", ".join(lines[:10]) + (", …" if len(lines) > 10 else "")
+    return f"lines {shown} ({len(lines)} lines)"
+
+
 def validate_manifest(df: pd.DataFrame, source: str = "manifest") -> pd.DataFrame:
     """Check a manifest and fill optional columns; raise ManifestError naming every bad row/column.
 
@@ -102,8 +111,10 @@ def validate_manifest(df: pd.DataFrame, source: str = "manifest") -> pd.DataFram
         df[col] = df[col].astype(str).str.strip()
     df["label"] = df["label"].str.lower()
     bad = ~df["label"].isin(LABELS)
-    for i in np.flatnonzero(bad.to_numpy())[:20]:
-        problems.append(f"line {i + 2}: label {df['label'].iloc[i]!r} is not one of {LABELS}")
+    for value, rows in list(df[bad].groupby("label", sort=False).groups.items())[:20]:
+        close = difflib.get_close_matches(str(value), LABELS, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        problems.append(f"{_lines(rows)}: label {value!r} is not one of {LABELS}{hint}")
     dup = df["clip_id"].duplicated(keep=False)
     if dup.any():
         for cid, rows in df[dup].groupby("clip_id").groups.items():
