@@ -703,3 +703,35 @@ def test_cli_refuses_bad_arguments_with_a_message(case, capsys, unchanged):
     import re
 
     assert re.search(match, capsys.readouterr().err), match
+
+
+def test_clips_longer_than_the_audio_window_are_refused_by_name(tmp_path, data_dir, default_ds):
+    """Qwen2-Audio's encoder takes 30 s: a longer clip is named before any work, never cut or crashed on."""
+    from core.data.datasets import load_dataset
+    from core.data.importers import import_dataset
+    from core.data.splits import save_split
+    from core.detectors import lab_model
+    from core.detectors.audio_llm import AudioLLMDetector, AudioLLMSpec
+    from core.detectors.prompt_batch import Prompt
+    from core.scoring.evaluate import evaluate
+
+    det = AudioLLMDetector(AudioLLMSpec(model=str(lab_model.ensure_base_model())))
+    assert det.max_seconds == 30
+    assert np.isfinite(det.score([tone(300), tone(30000)], SR)).all()  # exactly 30 s fits the window
+    refused(lambda: det.score([tone(300), tone(40000)], SR), r"1 clip\(s\) longer than the 30 s .*: clip 2 \(40\.0 s\)")
+    refused(lambda: det.score_prompts([tone(40000)], SR, [Prompt("Speech?")]), r"clip 1 \(40\.0 s\)")
+    src = tmp_path / "long"
+    rows = [(f"short-{i}", tone(500)) for i in range(3)] + [("long-one", tone(31000))]
+    for cid, x in rows:
+        wav(src / f"{cid}.wav", x)
+    manifest = pd.DataFrame(
+        {"clip_id": [r[0] for r in rows], "path": [f"{r[0]}.wav" for r in rows], "label": "speech",
+         "group_id": [f"g{i}" for i in range(len(rows))], "base_clip_id": [r[0] for r in rows]}
+    )  # fmt: skip
+    manifest.to_csv(src / "manifest.csv", index=False)
+    import_dataset("csv", src / "manifest.csv", "long-clips")
+    ds = load_dataset("long-clips")
+    save_split(ds, "all-test", pd.Series("test", index=ds.manifest.index), {})
+    before = snapshot(data_dir / "results")
+    refused(lambda: evaluate(ds, "all-test", "test", det), r"1 clip\(s\) longer than the 30 s .*: long-one \(31\.0 s\)")
+    assert snapshot(data_dir / "results") == before  # no table, not half of one

@@ -98,6 +98,33 @@ def test_the_shuffled_twin_is_leaky_by_construction(default_ds, finished_cv):
     assert all(registry.config(r)["provenance"]["leaky_override"] for r in info["runs"])  # recorded with every run
 
 
+def test_a_planted_group_cue_is_rewarded_by_shuffled_folds_only(tmp_path, data_dir):
+    """Noise with one tone per group, labels drawn per group: only recognising a group predicts its label.
+
+    Grouped folds never test a group they trained on, so the lab base model must stay near
+    chance; the shuffled twin tests groups it trained on, and recognising their tones is enough.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    from core.data.importers import import_dataset
+    from core.data.planted import write_planted_corpus
+
+    import_dataset("csv", write_planted_corpus(tmp_path / "planted"), "planted-cue")
+    grouped = cv.create(TrainConfig(dataset="planted-cue", epochs=40), cv.CVConfig(folds="4", parallel=2))
+    assert wait_for(cv.status, grouped, timeout=1200)["state"] == "finished", cv.status(grouped)
+    shuffled = cv.create_twin(grouped)
+    assert wait_for(cv.status, shuffled, timeout=1200)["state"] == "finished", cv.status(shuffled)
+    scores = {}
+    for name, cv_id in (("grouped", grouped), ("shuffled", shuffled)):
+        t, _ = predictions.load(cv.out_of_fold(cv_id, 0))
+        assert t["clip_id"].is_unique and len(t) == 16 * 24
+        speech = t["label"] == "speech"
+        scores[name] = (((t["p_speech"] >= 0.5) == speech).mean(), roc_auc_score(speech, t["logit"]))
+    assert scores["shuffled"][0] >= 0.9 and scores["shuffled"][1] >= 0.95, scores  # groups it trained on
+    assert scores["grouped"][0] <= 0.7 and scores["grouped"][1] <= 0.75, scores  # nothing carries to new groups
+    assert scores["shuffled"][0] - scores["grouped"][0] >= 0.25, scores
+
+
 def test_a_killed_fold_resumes_to_the_result_it_would_have_had(default_ds):
     cv_id = cv.create(TrainConfig(**{**TINY, "max_train_clips": 64, "checkpoint_every": 1}), cv.CVConfig(folds="2"))
     info = cv.info(cv_id)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from core.detectors.base import check_clip_lengths
 from core.errors import LabError
 
 DEFAULT_MODEL = "Qwen/Qwen2-Audio-7B-Instruct"
@@ -252,7 +253,10 @@ def audio_token_count(n_frames: int) -> int:
 def trimmed_features(feature_extractor, clips: Sequence[np.ndarray]) -> dict:
     """Log-mel features padded to the batch's longest clip plus a margin (not to 30 s), with their mask."""
     longest = max(len(c) for c in clips)
-    n_frames = -(-longest // HOP) + MARGIN_FRAMES
+    need = -(-longest // HOP)
+    n_frames = need + MARGIN_FRAMES
+    if need <= feature_extractor.nb_max_frames:  # the margin never takes a clip that fits past the 30 s window
+        n_frames = min(n_frames, feature_extractor.nb_max_frames)
     n_frames += (-n_frames) % 4  # two stride-2 stages
     return feature_extractor(
         list(clips),
@@ -535,6 +539,13 @@ class AudioLLMDetector:
         self.adapter = self.spec.adapter
         self.device = _base(model).lm_head.weight.device
         self.workers = self.spec.workers if self.spec.workers >= 0 else (4 if self.device.type == "cuda" else 0)
+        # the audio encoder's fixed window (Qwen2-Audio: 30 s); longer clips are refused, never cut
+        self.max_seconds = processor.feature_extractor.n_samples / 16000
+
+    def check_lengths(self, lengths: Sequence[int]) -> None:
+        """Refuse, before any work, clips longer than the encoder's window (named by position)."""
+        check_clip_lengths([f"clip {i + 1}" for i in range(len(lengths))], np.asarray(lengths) / 16000,
+                           self.max_seconds, f"{Path(self.spec.model).name}'s audio encoder")  # fmt: skip
 
     def batches(self, clips: Sequence[np.ndarray], groups: list[np.ndarray], padded: bool, features_only: bool = False):
         """Prepared batches in order: by worker processes when there are several, else here.
@@ -574,6 +585,7 @@ class AudioLLMDetector:
         padded = self.spec.padding == "padded"
         bs = max(1, self.spec.batch_size)
         lengths = clips.lengths if hasattr(clips, "lengths") else [len(c) for c in clips]
+        self.check_lengths(lengths)
         groups = length_groups(lengths, bs, ramp=self.workers > 0 and self.spec.mode != "generate")
         out = np.empty((len(clips), 2))
         done = 0
@@ -620,6 +632,7 @@ class AudioLLMDetector:
             raise ValueError(f"Qwen2-Audio takes 16 kHz audio, got {sr} Hz")
         planned = [tokens(self.processor, p) for p in prompts]  # every prompt checked before any work
         lengths = clips.lengths if hasattr(clips, "lengths") else [len(c) for c in clips]
+        self.check_lengths(lengths)
         groups = length_groups(lengths, max(1, self.spec.batch_size), ramp=self.workers > 0)
         prepared = self.batches(clips, groups, padded=False, features_only=True)
         return score_prompts(self.model, prepared, groups, len(clips), planned, on_batch)

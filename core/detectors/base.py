@@ -6,6 +6,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from core.errors import LabError
+
 
 class Detector(Protocol):
     """Scores clips: returns (n, 2) logits for answer A (speech) and answer B (non-speech).
@@ -15,7 +17,9 @@ class Detector(Protocol):
 
     Optional: a detector with `reads_lazily = True` also takes, in one call, a lazy sequence
     of clips with their `lengths` (`core.evaluate.DiskClips`) and an `on_batch(scored so
-    far)` callback; `core.evaluate` then streams a whole split to it from disk.
+    far)` callback; `core.evaluate` then streams a whole split to it from disk. One with a
+    `max_seconds` takes clips up to that length only; `core.evaluate` refuses longer ones,
+    naming them, before any work.
     """
 
     name: str
@@ -25,6 +29,26 @@ class Detector(Protocol):
     def score(self, clips: list[np.ndarray], sr: int) -> np.ndarray: ...
 
     def info(self) -> dict[str, Any]: ...
+
+
+def check_clip_lengths(names: list[str], seconds, max_seconds: float | None, who: str) -> None:
+    """Refuse clips longer than `max_seconds` (a model's fixed audio window), naming them.
+
+    Why: such a model's encoder has a fixed number of positions (Qwen2-Audio: 30 s); a longer
+    clip either fails deep inside it or, through its own processor, is cut silently, so the
+    score would describe part of the clip only.
+    """
+    if max_seconds is None:
+        return
+    seconds = np.asarray(seconds, dtype=float)
+    long = np.flatnonzero(seconds > max_seconds + 1e-9)
+    if long.size:
+        shown = ", ".join(f"{names[i]} ({seconds[i]:.1f} s)" for i in long[:5]) + (", …" if long.size > 5 else "")
+        raise LabError(
+            f"{long.size} clip(s) longer than the {max_seconds:g} s {who} takes: {shown}. Cut long recordings "
+            "into shorter clips (the importers' --max-seconds does) or tag these clips and leave them out "
+            "(--exclude-tags)"
+        )
 
 
 def probability_logits(p: np.ndarray, eps: float = 1e-4) -> np.ndarray:

@@ -15,7 +15,7 @@ import pandas as pd
 from core.data.datasets import Dataset
 from core.data.splits import select_clips
 from core.decision import correct
-from core.detectors.base import Detector
+from core.detectors.base import Detector, check_clip_lengths
 from core.errors import LabError
 from core.scoring import predictions
 
@@ -66,6 +66,9 @@ def score_clips(
         if progress:
             progress(done / max(n, 1), f"scored {done}/{n} clips")
 
+    # a model with a fixed audio window: clips longer than it are named before any work
+    check_clip_lengths(list(ids), clips["duration_ms"].fillna(0).to_numpy() / 1000,
+                       getattr(detector, "max_seconds", None), detector.name)  # fmt: skip
     if getattr(detector, "reads_lazily", False):
         report(0)
         return detector.score(DiskClips(ds, ids, clips["duration_ms"].to_numpy()), 16000, on_batch=report)
