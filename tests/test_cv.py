@@ -106,6 +106,7 @@ def test_a_planted_group_cue_is_rewarded_by_shuffled_folds_only(tmp_path, data_d
     """
     from sklearn.metrics import roc_auc_score
 
+    from core.analysis.stats import clustered_mean_ci
     from core.data.importers import import_dataset
     from core.data.planted import write_planted_corpus
 
@@ -119,9 +120,11 @@ def test_a_planted_group_cue_is_rewarded_by_shuffled_folds_only(tmp_path, data_d
         t, _ = predictions.load(cv.out_of_fold(cv_id, 0))
         assert t["clip_id"].is_unique and len(t) == 16 * 24
         speech = t["label"] == "speech"
-        scores[name] = (((t["p_speech"] >= 0.5) == speech).mean(), roc_auc_score(speech, t["logit"]))
-    assert scores["shuffled"][0] >= 0.9 and scores["shuffled"][1] >= 0.95, scores  # groups it trained on
-    assert scores["grouped"][0] <= 0.7 and scores["grouped"][1] <= 0.75, scores  # nothing carries to new groups
+        right = ((t["p_speech"] >= 0.5) == speech).to_numpy(dtype=float)
+        # accuracy with its 95% CI clustered by group (a held-out group tends to be all right or all wrong)
+        scores[name] = (*clustered_mean_ci(right, t["group_id"].to_numpy()), roc_auc_score(speech, t["logit"]))
+    assert scores["shuffled"][1] >= 0.85 and scores["shuffled"][3] >= 0.95, scores  # groups it trained on
+    assert scores["grouped"][1] < 0.5 < scores["grouped"][2], scores  # new groups: chance, as it must be
     assert scores["shuffled"][0] - scores["grouped"][0] >= 0.25, scores
 
 

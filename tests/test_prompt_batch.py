@@ -71,6 +71,23 @@ def test_several_prompts_on_shared_audio_equal_fresh_scoring(tiny, clips):
     assert np.abs(log_odds[0] - log_odds[2]).max() > 1e-3  # the question text changes the answer
 
 
+def test_prompts_packed_into_one_pass_or_one_pass_each_give_the_same_scores(tiny, clips, monkeypatch):
+    from core.detectors import prompt_batch
+
+    model, processor = tiny
+    det = detector(model, processor, PROMPTS[0])
+    planned = [tokens(processor, p) for p in PROMPTS]
+    assert len(prompt_batch.packs(planned)) == 1  # all five fit one pass (as on a GPU)
+    assert [members for members, _ in prompt_batch.packs(planned, 1)] == [[k] for k in range(len(PROMPTS))]
+    alone = det.score_prompts(clips, 16000, PROMPTS)  # this CPU's default: each prompt in a pass of its own
+    monkeypatch.setattr(prompt_batch, "CPU_PACK_TOKENS", prompt_batch.PACK_TOKENS)
+    np.testing.assert_allclose(det.score_prompts(clips, 16000, PROMPTS), alone, atol=1e-4)
+    pk = prompt_batch.pack(planned[1:2])  # SPEECH / NON-SPEECH: the post, then both answers branching from it
+    post, (a, b) = len(planned[1].post), planned[1].answers
+    assert len(pk.ids) == post + len(a) - 1 + len(b) - 1
+    assert pk.allowed[-1, :post].all() and not pk.allowed[-1, post : post + len(a) - 1].any()  # not the other answer
+
+
 def test_single_token_answers_keep_the_logits_path(tiny, clips):
     """One prompt with one-token answers: the shared-audio path equals today's path and the padded one."""
     model, processor = tiny
