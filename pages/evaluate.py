@@ -11,6 +11,7 @@ from core.detectors.clap import NONSPEECH_PROMPTS, SPEECH_PROMPTS
 from core.errors import LabError
 from core.runs import jobs, registry
 from core.scoring import predictions
+from core.scoring.evaluate import window_note
 from ui.access import page_path
 from ui.executor_field import executor_field
 from ui.job_status import jobs_panel
@@ -185,6 +186,8 @@ st.markdown(
     f"**{tables['table'].iloc[chosen]}** — {meta.get('model_id', meta.get('detector'))}, {meta.get('dtype')} on "
     f"{meta.get('device')}, {rate}"
 )
+if note := window_note(meta):
+    st.warning(note)
 by = table.assign(correct=correct(table["label"], table["logit"]))
 c1, c2 = st.columns(2)
 c1.dataframe(by.groupby("label")["correct"].agg(["mean", "size"]).rename(columns={"mean": "accuracy"}))

@@ -212,3 +212,35 @@ def test_lora_targets_resolve_to_the_familys_own_module_names(folders, family):
     both = matched("attention+mlp", True)
     assert len(both) == 2 * 7 + 2 * 6 and sum("audio_tower" in n for n in both) == 2 * 6  # + q, k, v, out, fc1, fc2
     assert not any("visual" in n for n in both)  # Omni's vision tower is left alone
+
+
+def test_a_fixed_window_cut_is_recorded_with_the_table(folders, tmp_path, data_dir):
+    """Whisper keeps 30 s and a tiny AST 64 frames (0.64 s): longer clips are scored on their start, and the table says so."""
+    import pandas as pd
+    import soundfile as sf
+
+    from core.data.datasets import load_dataset
+    from core.data.importers import import_dataset
+    from core.scoring.evaluate import window_note
+
+    src = tmp_path / "windows"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    rows = [("half-second", 8000), ("one-second", 16000), ("long-one", 16000 * 31)]
+    for cid, n in rows:
+        sf.write(src / f"{cid}.wav", (0.1 * rng.standard_normal(n)).astype(np.float32), 16000)
+    pd.DataFrame({"clip_id": [r[0] for r in rows], "path": [f"{r[0]}.wav" for r in rows], "label": "speech",
+                  "group_id": ["a", "b", "c"], "base_clip_id": [r[0] for r in rows]}).to_csv(src / "m.csv", index=False)  # fmt: skip
+    import_dataset("csv", src / "m.csv", "window-clips")
+    ds = load_dataset("window-clips")
+    save_split(ds, "all-test", pd.Series("test", index=ds.manifest.index), {})
+    cases = {
+        "whisper-nospeech": (folders["whisper"], 30.0, ["long-one"]),
+        "audio-classifier": (folders["ast"], 0.64, ["one-second", "long-one"]),
+    }
+    for name, (folder, window, cut) in cases.items():
+        det = make_detector(name, model=str(folder))
+        _, meta = predictions.load(evaluate(ds, "all-test", "test", det, name=f"win-{name}"))
+        assert meta["window_seconds"] == pytest.approx(window)
+        assert meta["cut_to_window"] == {"seconds": pytest.approx(window), "clips": len(cut), "first": cut}
+        assert window_note(meta).startswith(f"{len(cut)} clip(s) longer than this detector's {window:g} s window")

@@ -41,6 +41,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     path = run_job(args, f"scoring with {args.detector}", work, lambda p: (f"wrote {p.name}", str(p)))
     print(f"predictions: {path}")
+    from core.scoring import predictions
+    from core.scoring.evaluate import window_note
+
+    if note := window_note(predictions.load(path)[1]):
+        print(f"note: {note}")
     return 0
 
 

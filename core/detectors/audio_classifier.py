@@ -74,6 +74,15 @@ def clip_logits(logits, columns: np.ndarray, head: str):
     return torch.stack([-torch.nn.functional.softplus(-best), -torch.nn.functional.softplus(best)], 1)
 
 
+def window_of(fe) -> float | None:
+    """Seconds of audio a fixed-length feature extractor keeps (None when it cannot be told)."""
+    if getattr(fe, "n_samples", None):  # Whisper-style: samples per window
+        return fe.n_samples / 16000
+    if type(fe).__name__ == "ASTFeatureExtractor":  # frames of a 10 ms shift
+        return fe.max_length / 100
+    return None
+
+
 class AudioClassifier:
     """Scores clips by an audio classifier's speech labels."""
 
@@ -104,6 +113,9 @@ class AudioClassifier:
         fixed, masked = self._batching()
         self.batch_size = max(1, batch_size) if fixed or masked else 1
         self.batching = "fixed-length features" if fixed else ("attention mask" if masked else "one clip at a time")
+        # fixed-length features hold a fixed window: longer clips are scored on their start (AST: 1,024
+        # frames of 10 ms); the window is recorded with every table, so a cut is never silent
+        self.window_seconds = window_of(self.fe) if fixed else None
 
     def _batching(self) -> tuple[bool, bool]:
         """(features of a fixed length, an attention mask available): may clips of different lengths share a batch?"""
@@ -142,4 +154,5 @@ class AudioClassifier:
 
     def info(self) -> dict[str, Any]:
         return {"model_id": self.model_id, "device": str(self.device), "head": self.head,
-                "speech_labels": self.speech_labels, "batching": self.batching, "batch_size": self.batch_size}  # fmt: skip
+                "speech_labels": self.speech_labels, "batching": self.batching, "batch_size": self.batch_size,
+                **({"window_seconds": self.window_seconds} if self.window_seconds else {})}  # fmt: skip

@@ -78,4 +78,4 @@ class ClapZeroShot:
 
     def info(self) -> dict[str, Any]:
         return {"model_id": self.model_id, "device": str(self.device), "speech_prompts": self.speech,
-                "nonspeech_prompts": self.nonspeech, "batch_size": self.batch_size}  # fmt: skip
+                "nonspeech_prompts": self.nonspeech, "batch_size": self.batch_size, "window_seconds": 10.0}  # fmt: skip

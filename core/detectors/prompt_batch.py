@@ -257,7 +257,7 @@ def packed_scores(model, cache, mask, lengths, pre_length: int, packed: Packed) 
     see = torch.cat(
         [
             mask.bool()[:, None, :].expand(rows, n, width),
-            torch.from_numpy(packed.allowed).to(device)[None].expand(rows, n, n),
+            torch.from_numpy(packed.allowed).to(device, non_blocking=True)[None].expand(rows, n, n),
         ],
         dim=-1,
     )

@@ -88,4 +88,4 @@ class WhisperNoSpeech:
 
     def info(self) -> dict[str, Any]:
         return {"model_id": self.model_id, "device": str(self.device), "dtype": str(self.model.dtype).replace("torch.", ""),
-                "no_speech_token": self.token, "batch_size": self.batch_size}  # fmt: skip
+                "no_speech_token": self.token, "batch_size": self.batch_size, "window_seconds": 30.0}  # fmt: skip

@@ -132,7 +132,27 @@ def sidecar(ds, split_name, part, detector, info, table, seconds, exclude_tags, 
         "accuracy": float(correct(table["label"], table["logit"]).mean()),
         "excluded_tags": list(exclude_tags),
         "excluded_clips": clips.attrs.get("excluded", []),
+        **cut_to_window(clips, info.get("window_seconds")),
     }
+
+
+def window_note(meta: dict[str, Any]) -> str:
+    """A sentence when a fixed-window detector scored long clips on their start only ('' when none)."""
+    cut = meta.get("cut_to_window")
+    if not cut:
+        return ""
+    return (f"{cut['clips']} clip(s) longer than this detector's {cut['seconds']:g} s window were scored on their "
+            f"first {cut['seconds']:g} s (e.g. {', '.join(cut['first'])})")  # fmt: skip
+
+
+def cut_to_window(clips: pd.DataFrame, window: float | None) -> dict[str, Any]:
+    """{"cut_to_window": ...} when a detector with a fixed window scored clips longer than it on their start."""
+    if not window:
+        return {}
+    long = clips[clips["duration_ms"].fillna(0).to_numpy() > window * 1000 + 1e-6]
+    if long.empty:
+        return {}
+    return {"cut_to_window": {"seconds": window, "clips": len(long), "first": long["clip_id"].head(5).tolist()}}
 
 
 def score_prompt_clips(
@@ -156,6 +176,8 @@ def score_prompt_clips(
 
     report(0)
     ids = clips["clip_id"].to_numpy()
+    check_clip_lengths(list(ids), clips["duration_ms"].fillna(0).to_numpy() / 1000,
+                       getattr(detector, "max_seconds", None), detector.name)  # fmt: skip
     source = DiskClips(ds, ids, clips["duration_ms"].to_numpy())
     return detector.score_prompts(source, 16000, prompts, on_batch=report)
 
