@@ -291,6 +291,7 @@ def test_the_data_page_previews_the_mapping_then_imports(data_dir, tmp_path):
     at.text_input(key="imp_group").input("speaker")
     at.text_input(key="imp_speech").input("speech")
     at.text_input(key="imp_name").input("pagehf")
+    at.number_input(key="imp_cut").set_value(30.0)  # cut nothing here (short clips), but passed on
     at.button(key="imp_preview").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any("values of 'category'" in c.value for c in at.caption)
@@ -299,3 +300,6 @@ def test_the_data_page_previews_the_mapping_then_imports(data_dir, tmp_path):
     job = at.session_state["import_job"]
     assert wait_for(jobs.status, job, timeout=300)["state"] == "finished", jobs.log_tail(job)
     assert len(load_dataset("pagehf").manifest) == 10
+    assert (
+        "--cut-seconds=30" in jobs.status(job)["args"] and load_dataset("pagehf").info["options"]["cut_seconds"] == 30
+    )

@@ -136,3 +136,35 @@ def test_csv_manifest_relative_paths_and_errors(data_dir, tmp_path):
         import_dataset("csv", tmp_path / "dup.csv", "dup")
     with pytest.raises(LabError, match="already exists"):
         import_dataset("csv", tmp_path / "m.csv", "csvds")
+
+
+def test_long_recordings_are_cut_into_pieces_that_stay_together(data_dir, tmp_path):
+    """A 65 s recording cut at 30 s: pieces 0–30, 30–60, 60–65 of the same file, each decoded and hashed alone."""
+    from core.detectors import make_detector
+    from core.scoring.evaluate import score_clips
+
+    rng = np.random.default_rng(0)
+    for label, group, name, seconds in (("speech", "s1", "talk", 65.0), ("speech", "s2", "short", 2.0),
+                                        ("nonspeech", "n1", "rain", 3.0), ("nonspeech", "n2", "hum", 31.5)):  # fmt: skip
+        d = tmp_path / "long" / label / group
+        d.mkdir(parents=True)
+        sf.write(d / f"{name}.wav", (0.1 * rng.standard_normal(int(16000 * seconds))).astype(np.float32), 16000)
+    with pytest.raises(LabError, match="cut length must be at least 1 s"):
+        import_dataset("folder", tmp_path / "long", "cut-bad", cut_seconds=0.5)
+    import_dataset("folder", tmp_path / "long", "cut-long", cut_seconds=30)
+    ds = load_dataset("cut-long")
+    m = ds.manifest.set_index("clip_id")
+    talk = m[m["base_clip_id"] == "speech-s1-talk"].sort_values("start_s")
+    assert talk.index.tolist() == ["speech-s1-talk-0", "speech-s1-talk-1", "speech-s1-talk-2"]
+    assert talk[["start_s", "end_s"]].to_numpy().tolist() == [[0, 30], [30, 60], [60, 65]]
+    np.testing.assert_allclose(talk["duration_ms"], [30000, 30000, 5000], atol=1)
+    assert talk["content_hash"].nunique() == 3 and (talk["group_id"] == "s1").all()
+    hum = m[m["base_clip_id"] == "nonspeech-n2-hum"]
+    assert len(hum) == 2 and hum["duration_ms"].max() <= 30000  # the last 1.5 s is a piece too
+    assert m.loc["speech-s2-short", "duration_ms"] == pytest.approx(2000, abs=1) and pd.isna(
+        m.loc["speech-s2-short", "start_s"]
+    )
+    assert "cut into pieces" in ds.info["summary"] and ds.info["options"]["cut_seconds"] == 30
+    # every piece now fits the audio LLM's window: the lab base model scores them all
+    scores = score_clips(ds, ds.manifest, make_detector("lab-base"))
+    assert np.isfinite(scores).all() and len(scores) == 7

@@ -84,7 +84,14 @@ def import_form() -> None:
         name = c[2].text_input("Dataset name", "", key="imp_name")
         st.caption(KINDS[kind])
         opts, flags = _options(kind, st.columns(4))
-        skip_bad = st.checkbox("Skip unusable clips (listed) instead of stopping", key="imp_skip")
+        c2 = st.columns([1, 1, 2])
+        cut = c2[0].number_input(
+            "Cut clips longer than (s)", 0.0, 3600.0, 0.0, key="imp_cut",
+            help="0 keeps clips whole. Qwen2-Audio and the lab base model take at most 30 s; pieces of one "
+            "recording stay together in splits.",
+        )  # fmt: skip
+        flags += [f"--cut-seconds={cut:g}"] if cut else []
+        skip_bad = c2[1].checkbox("Skip unusable clips (listed) instead of stopping", key="imp_skip")
         left, right = st.columns(2)
         if left.button("Preview", key="imp_preview") and source.strip():
             try:

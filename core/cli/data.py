@@ -39,8 +39,15 @@ def cmd_import(args: argparse.Namespace) -> int:
         args,
         f"importing {args.kind}",
         lambda update, _stop: import_dataset(
-            args.kind, args.source, args.name, skip_bad=args.skip_bad, force=args.force, progress=update, **options
-        ),
+            args.kind,
+            args.source,
+            args.name,
+            skip_bad=args.skip_bad,
+            force=args.force,
+            progress=update,
+            cut_seconds=args.cut_seconds,
+            **options,
+        ),  # fmt: skip
         lambda root: (f"imported {args.name}", str(root)),
     )
     from core.data.datasets import load_dataset
@@ -198,6 +205,9 @@ def register(top: argparse._SubParsersAction) -> None:
     i.add_argument("--force", action="store_true", help="replace an existing dataset of that name")
     i.add_argument("--include-gaps", action="store_true", help="voxconverse, lhotse: gaps between turns as non-speech")
     i.add_argument("--max-seconds", type=finite_float, default=10.0, help="lhotse: cut longer segments into pieces")
+    i.add_argument("--cut-seconds", type=finite_float, default=None,
+                   help="any format: cut clips longer than this into pieces (kept together in splits); "
+                        "30 fits Qwen2-Audio's window")  # fmt: skip
     i.add_argument("--label-column", default="label", help="hf: the column holding the class")
     i.add_argument("--speech-values", nargs="+", default=[], help="hf: values of the label column that mean speech")
     i.add_argument("--nonspeech-values", nargs="+", default=[],

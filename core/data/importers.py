@@ -234,9 +234,16 @@ def import_dataset(
     skip_bad: bool = False,
     force: bool = False,
     progress: Progress | None = None,
+    cut_seconds: float | None = None,
     **options,
 ) -> Path:
-    """Scan `source` with the `kind` importer, check every clip and save data/datasets/<name>."""
+    """Scan `source` with the `kind` importer, check every clip and save data/datasets/<name>.
+
+    `cut_seconds`: clips longer than this are cut into pieces of at most this length (see
+    `cut_long_clips`), so long recordings fit a model's window (Qwen2-Audio: 30 s).
+    """
+    if cut_seconds is not None and not (np.isfinite(cut_seconds) and cut_seconds >= 1):
+        raise LabError(f"cut length must be at least 1 s, got {cut_seconds}")
     if kind not in SCANNERS:
         raise LabError(f"unknown importer {kind!r}; choose from {', '.join(SCANNERS)}")
     root = dataset_root(name)
@@ -268,6 +275,10 @@ def import_dataset(
             passed_over = list(scanned.attrs.get("skipped", []))
             notes_extra = dict(scanned.attrs.get("summary", {}))
             manifest, problems, notes = inspect_clips(scanned, skip_bad=skip_bad, progress=progress)
+            if cut_seconds is not None:
+                manifest, cut_problems, cut_note = cut_long_clips(manifest, cut_seconds, skip_bad, progress)
+                problems += cut_problems
+                notes_extra.update(cut_note)
             problems = passed_over + problems
             inside = [Path(p).is_relative_to(tmp) for p in manifest["path"]]
             manifest["path"] = [str(Path(p).relative_to(tmp)) if i else p for p, i in zip(manifest["path"], inside)]
@@ -275,7 +286,7 @@ def import_dataset(
                 "name": name,
                 "kind": f"import:{kind}",
                 "source": str(source),
-                "options": {k: v for k, v in options.items()},
+                "options": {**options, **({"cut_seconds": cut_seconds} if cut_seconds is not None else {})},
                 "n_clips": len(manifest),
                 "skipped": problems,
                 "load_notes": dict(notes),
@@ -285,6 +296,30 @@ def import_dataset(
             for tag_rows in scanned.attrs.get("tags", []):  # e.g. MUSAN's music with vocals
                 _write_tags(tmp, manifest, *tag_rows)
     return root
+
+
+def cut_long_clips(
+    manifest: pd.DataFrame, seconds: float, skip_bad: bool = False, progress: Progress | None = None
+) -> tuple[pd.DataFrame, list[str], dict[str, str]]:
+    """Clips longer than `seconds` cut into pieces of at most `seconds` (a last piece under 0.2 s dropped).
+
+    Each piece is a segment (start_s, end_s) of the same file, decoded and hashed on its own.
+    The pieces keep their clip's `base_clip_id` and group, so a split keeps a recording's pieces
+    on one side: they share its speaker and its room. Returns (manifest, problems, note).
+    """
+    long = manifest["duration_ms"].to_numpy() > seconds * 1000 + 1e-6
+    if not long.any():
+        return manifest, [], {}
+    rows = []
+    for row in manifest[long].to_dict("records"):
+        start = 0.0 if pd.isna(row["start_s"]) else float(row["start_s"])
+        span = (start, start + row["duration_ms"] / 1000, row["label"], row["group_id"], row["clip_id"])
+        rows += [{**row, **piece, "base_clip_id": row["base_clip_id"]}
+                 for piece in segment_rows(row["path"], [span], seconds, 0.2)]  # fmt: skip
+    pieces, problems, _ = inspect_clips(pd.DataFrame(rows), skip_bad=skip_bad, progress=progress)
+    out = validate_manifest(pd.concat([manifest[~long], pieces], ignore_index=True), source="cut clips")
+    note = {"cut into pieces": f"{int(long.sum())} clip(s) longer than {seconds:g} s cut into {len(pieces)} pieces"}
+    return out, problems, note
 
 
 def _write_tags(root: Path, manifest: pd.DataFrame, tag: str, clip_ids: list[str], note: str) -> None:

@@ -46,8 +46,8 @@ def check_clip_lengths(names: list[str], seconds, max_seconds: float | None, who
         shown = ", ".join(f"{names[i]} ({seconds[i]:.1f} s)" for i in long[:5]) + (", …" if long.size > 5 else "")
         raise LabError(
             f"{long.size} clip(s) longer than the {max_seconds:g} s {who} takes: {shown}. Cut long recordings "
-            "into shorter clips (the importers' --max-seconds does) or tag these clips and leave them out "
-            "(--exclude-tags)"
+            f"into pieces (import with --cut-seconds {max_seconds:g}, or 'Cut clips longer than' on the Data page) "
+            "or tag these clips and leave them out (--exclude-tags)"
         )
 
 
