@@ -298,7 +298,7 @@ def score_batch(model, features: dict, prompts: list[PromptTokens]):
         by_pre.setdefault(pt.pre, []).append(k)
     for pre, members in by_pre.items():
         cache, mask = audio_cache(model, pre, audio, lengths)
-        budget = PACK_TOKENS if audio.device.type == "cuda" else CPU_PACK_TOKENS
+        budget = CPU_PACK_TOKENS if audio.device.type == "cpu" else PACK_TOKENS
         for packed_members, packed in packs([prompts[k] for k in members], budget):
             scores = packed_scores(model, cache, mask, lengths, len(pre), packed)
             for m, score in zip(packed_members, scores):
