@@ -41,10 +41,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     path = run_job(args, f"scoring with {args.detector}", work, lambda p: (f"wrote {p.name}", str(p)))
     print(f"predictions: {path}")
-    from core.scoring import predictions
+    import json
+    from pathlib import Path
+
     from core.scoring.evaluate import window_note
 
-    if note := window_note(predictions.load(path)[1]):
+    if note := window_note(json.loads(Path(path).with_suffix(".json").read_text(encoding="utf-8"))):  # sidecar only
         print(f"note: {note}")
     return 0
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from core.atomic import write_csv
+from core.data.audio import write_wav
 from core.errors import LabError
 
 SR = 16000
@@ -39,8 +40,6 @@ def write_planted_corpus(
 
     `tone_db`: the tone's level relative to the noise (0 dB = equal power).
     """
-    import soundfile as sf
-
     if groups < 4 or groups % 2:
         raise LabError(f"a planted corpus needs an even number of groups, at least 4; got {groups}")
     if clips_per_group < 2:
@@ -60,7 +59,7 @@ def write_planted_corpus(
                 2 * np.pi * freq * t + rng.uniform(0, 2 * np.pi)
             )
             clip_id = f"g{g:02d}-{i:03d}"
-            sf.write(folder / f"{clip_id}.wav", (x / max(1.0, np.abs(x).max() / 0.99)).astype(np.float32), SR)
+            write_wav(folder / f"{clip_id}.wav", x / max(1.0, np.abs(x).max() / 0.99), SR, atomic_write=False)
             rows.append(
                 {
                     "clip_id": clip_id,

@@ -250,6 +250,11 @@ def audio_token_count(n_frames: int) -> int:
     return (((n_frames - 1) // 2 + 1) - 2) // 2 + 1
 
 
+def window_seconds(processor) -> float:
+    """The audio encoder's fixed window in seconds (Qwen2-Audio: 30), from its feature extractor."""
+    return processor.feature_extractor.n_samples / 16000
+
+
 def trimmed_features(feature_extractor, clips: Sequence[np.ndarray]) -> dict:
     """Log-mel features padded to the batch's longest clip plus a margin (not to 30 s), with their mask."""
     longest = max(len(c) for c in clips)
@@ -539,8 +544,7 @@ class AudioLLMDetector:
         self.adapter = self.spec.adapter
         self.device = _base(model).lm_head.weight.device
         self.workers = self.spec.workers if self.spec.workers >= 0 else (4 if self.device.type == "cuda" else 0)
-        # the audio encoder's fixed window (Qwen2-Audio: 30 s); longer clips are refused, never cut
-        self.max_seconds = processor.feature_extractor.n_samples / 16000
+        self.max_seconds = window_seconds(processor)  # longer clips are refused, never cut
 
     def check_lengths(self, lengths: Sequence[int]) -> None:
         """Refuse, before any work, clips longer than the encoder's window (named by position)."""

@@ -29,6 +29,7 @@ class ClapZeroShot:
 
     reads_lazily = True
     adapter = ""
+    window_seconds = 10.0  # CLAP's window: a longer clip is scored on its first 10 s
 
     def __init__(
         self, model: str, speech_prompts: Sequence[str] = SPEECH_PROMPTS, nonspeech_prompts: Sequence[str] = NONSPEECH_PROMPTS,
@@ -54,7 +55,7 @@ class ClapZeroShot:
 
         from core.data.audio import resample
 
-        audio = [resample(np.asarray(c, np.float32), 16000, SR)[: 10 * SR] for c in clips]
+        audio = [resample(np.asarray(c, np.float32), 16000, SR)[: int(self.window_seconds * SR)] for c in clips]
         inputs = self.processor(text=[*self.speech, *self.nonspeech], audio=audio, sampling_rate=SR,
                                 return_tensors="pt", text_kwargs={"padding": True})  # fmt: skip
         inputs = {k: (v.to(self.device, self.model.dtype) if v.is_floating_point() else v.to(self.device))
@@ -78,4 +79,4 @@ class ClapZeroShot:
 
     def info(self) -> dict[str, Any]:
         return {"model_id": self.model_id, "device": str(self.device), "speech_prompts": self.speech,
-                "nonspeech_prompts": self.nonspeech, "batch_size": self.batch_size, "window_seconds": 10.0}  # fmt: skip
+                "nonspeech_prompts": self.nonspeech, "batch_size": self.batch_size, "window_seconds": self.window_seconds}  # fmt: skip

@@ -41,6 +41,7 @@ class WhisperNoSpeech:
     reads_lazily = True
     prompt = ""
     adapter = ""
+    window_seconds = 30.0  # Whisper's encoder window: a longer clip is scored on its first 30 s
 
     def __init__(self, model: str, batch_size: int = 16, dtype: str = "auto", device: str = "auto", loaded_model=None):
         from transformers import AutoFeatureExtractor, WhisperForConditionalGeneration
@@ -64,7 +65,7 @@ class WhisperNoSpeech:
         """(n, 2): log P(any other token), log P(no-speech) at the start of the transcript."""
         import torch
 
-        window = 30 * 16000
+        window = int(self.window_seconds * 16000)
         feats = self.fe([np.asarray(c)[:window] for c in clips], sampling_rate=16000, return_tensors="pt")
         x = feats["input_features"].to(self.device, self.model.dtype)
         start = torch.full((len(clips), 1), self.start, device=self.device)
@@ -88,4 +89,4 @@ class WhisperNoSpeech:
 
     def info(self) -> dict[str, Any]:
         return {"model_id": self.model_id, "device": str(self.device), "dtype": str(self.model.dtype).replace("torch.", ""),
-                "no_speech_token": self.token, "batch_size": self.batch_size, "window_seconds": 30.0}  # fmt: skip
+                "no_speech_token": self.token, "batch_size": self.batch_size, "window_seconds": self.window_seconds}  # fmt: skip

@@ -41,6 +41,12 @@ class DiskClips:
         return self.ds.load_clip(self.ids[i]).samples
 
 
+def check_window(detector: Detector, clips: pd.DataFrame) -> None:
+    """A detector with a fixed audio window (`max_seconds`): clips longer than it named before any work."""
+    seconds = clips["duration_ms"].fillna(0).to_numpy() / 1000
+    check_clip_lengths(clips["clip_id"].tolist(), seconds, getattr(detector, "max_seconds", None), detector.name)
+
+
 def score_clips(
     ds: Dataset,
     clips: pd.DataFrame,
@@ -66,9 +72,7 @@ def score_clips(
         if progress:
             progress(done / max(n, 1), f"scored {done}/{n} clips")
 
-    # a model with a fixed audio window: clips longer than it are named before any work
-    check_clip_lengths(list(ids), clips["duration_ms"].fillna(0).to_numpy() / 1000,
-                       getattr(detector, "max_seconds", None), detector.name)  # fmt: skip
+    check_window(detector, clips)
     if getattr(detector, "reads_lazily", False):
         report(0)
         return detector.score(DiskClips(ds, ids, clips["duration_ms"].to_numpy()), 16000, on_batch=report)
@@ -176,8 +180,7 @@ def score_prompt_clips(
 
     report(0)
     ids = clips["clip_id"].to_numpy()
-    check_clip_lengths(list(ids), clips["duration_ms"].fillna(0).to_numpy() / 1000,
-                       getattr(detector, "max_seconds", None), detector.name)  # fmt: skip
+    check_window(detector, clips)
     source = DiskClips(ds, ids, clips["duration_ms"].to_numpy())
     return detector.score_prompts(source, 16000, prompts, on_batch=report)
 
