@@ -1,29 +1,37 @@
-"""Speech Detection Lab: Streamlit entry point (navigation over the pages in pages/).
+"""Speech Detection Lab: Streamlit entry point (navigation over the views in views/).
 
-Icons are Material Symbols, which Streamlit bundles: emoji would need a colour-emoji font that a
-bare Linux browser lacks.
+`st.navigation` runs on every script run, signed in or not: before sign-in every view's URL leads
+to the sign-in form (and after signing in, to that view), so no URL reaches a view unsigned
+(ui/access.py says why the views are not in a `pages/` folder). Icons are Material Symbols, which
+Streamlit bundles: emoji would need a colour-emoji font that a bare Linux browser lacks.
 """
 
 import streamlit as st
 
-from ui.access import gate
+from ui.access import gate, sign_in
 
 st.set_page_config(page_title="Speech Detection Lab", page_icon=":material/graphic_eq:", layout="wide")
-gate()  # sign-in when served beyond localhost (ui/access.py)
 
-PAGES = [
-    st.Page("pages/data.py", title="Data", icon=":material/library_music:", default=True),
-    st.Page("pages/split_audit.py", title="Split & leakage audit", icon=":material/call_split:"),
-    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/speed:"),
-    st.Page("pages/runs.py", title="Runs", icon=":material/model_training:"),
-    st.Page("pages/prompts.py", title="Prompts", icon=":material/edit_note:"),
-    st.Page("pages/calibration.py", title="Calibration", icon=":material/straighten:"),
-    st.Page("pages/thresholds.py", title="Thresholds", icon=":material/tune:"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
-    st.Page("pages/psychometrics.py", title="Psychometrics", icon=":material/show_chart:"),
-    st.Page("pages/errors.py", title="Errors", icon=":material/manage_search:"),
-    st.Page("pages/try_clip.py", title="Try a clip", icon=":material/mic:"),
-    st.Page("pages/report.py", title="Study report", icon=":material/description:"),
+VIEWS = [  # (file in views/, title, icon); the first is the landing page
+    ("data", "Data", "library_music"),
+    ("split_audit", "Split & leakage audit", "call_split"),
+    ("evaluate", "Evaluate", "speed"),
+    ("runs", "Runs", "model_training"),
+    ("prompts", "Prompts", "edit_note"),
+    ("calibration", "Calibration", "straighten"),
+    ("thresholds", "Thresholds", "tune"),
+    ("compare", "Compare", "compare_arrows"),
+    ("psychometrics", "Psychometrics", "show_chart"),
+    ("errors", "Errors", "manage_search"),
+    ("try_clip", "Try a clip", "mic"),
+    ("report", "Study report", "description"),
 ]
 
-st.navigation(PAGES).run()
+if gate():  # sign-in when served beyond localhost (ui/access.py)
+    pages = [
+        st.Page(f"views/{f}.py", title=t, icon=f":material/{i}:", default=not n) for n, (f, t, i) in enumerate(VIEWS)
+    ]
+    st.navigation(pages).run()
+else:
+    locked = [st.Page(sign_in, title="Sign in", url_path=f, default=not n) for n, (f, _, _) in enumerate(VIEWS)]
+    st.navigation(locked, position="hidden").run()

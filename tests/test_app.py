@@ -26,7 +26,7 @@ def test_data_page_renders_filters_and_plays(app, default_ds):
 
 
 def test_split_page_makes_and_audits_a_split(app):
-    app.switch_page("pages/split_audit.py").run()
+    app.switch_page("views/split_audit.py").run()
     assert not app.exception
     app.text_input[0].set_value("apptest")
     app.button[0].click().run()  # the form's submit button
@@ -37,7 +37,7 @@ def test_split_page_makes_and_audits_a_split(app):
     next(b for b in app.button if b.label == "Run audit").click().run()
     assert not app.exception
     assert any("clean" in m.value for m in app.markdown)
-    app.switch_page("pages/data.py").run()
+    app.switch_page("views/data.py").run()
     app.selectbox(key="data_split").set_value("apptest").run()
     assert not app.exception
     assert "split" in app.dataframe[1].value.columns

@@ -625,8 +625,12 @@ def test_serving_beyond_localhost_needs_sign_in(monkeypatch):
     assert access.refusal("localhost") == ""
     assert "refusing to serve" in access.refusal("0.0.0.0")
     assert access.main(["0.0.0.0"]) == 2 and access.main(["127.0.0.1"]) == 0
-    monkeypatch.setenv("LAB_TOKEN", "s3cret-token")
-    assert access.refusal("0.0.0.0") == "" and access.token_ok("s3cret-token") and not access.token_ok("guess")
+    monkeypatch.setenv("LAB_TOKEN", "s3cret")  # guessable: refused by name, at start and in the page
+    assert "LAB_TOKEN is 6 characters long; use at least 16" in access.refusal("0.0.0.0")
+    assert access.main(["0.0.0.0"]) == 2
+    monkeypatch.setenv("LAB_TOKEN", "s3cret-token-long-enough")
+    assert access.refusal("0.0.0.0") == "" and access.token_ok("s3cret-token-long-enough")
+    assert not access.token_ok("guess") and not access.token_ok("s3cret-token-long-enoug")
     monkeypatch.delenv("LAB_TOKEN")
     monkeypatch.setenv("LAB_ALLOW_OPEN", "1")
     assert access.refusal("0.0.0.0") == ""
@@ -646,23 +650,53 @@ def test_path_fields_stay_inside_the_allowed_folders(monkeypatch, tmp_path, data
     refused(lambda: access.check_path(str(tmp_path / ".." / ".." / "etc"), "folder", "localhost"), "outside")
 
 
+def test_wrong_tokens_are_slowed_down_for_every_session():
+    from ui.access import SignInThrottle
+
+    th = SignInThrottle(cap=8, forget=100)
+    assert th.wait(0) == 0
+    waits = []
+    for t in range(5):  # five wrong tokens in a row, each as soon as it may be tried
+        now = 1000 + 20 * t
+        th.failed(now)
+        waits.append(th.wait(now))
+    assert waits == [1, 2, 4, 8, 8]  # doubling, capped
+    assert th.wait(1080 + 7.5) == 0.5  # counted down
+    assert th.wait(1080 + 101) == 0  # forgotten after a quiet spell
+    th.failed(2000)
+    th.succeeded()
+    assert th.wait(2000) == 0
+
+
 def test_the_dashboard_asks_for_the_token_when_served_to_a_network(monkeypatch, default_ds):
+    import time
+
     from streamlit.testing.v1 import AppTest
 
     from tests.conftest import REPO
+    from ui import access
 
+    monkeypatch.setattr(access, "THROTTLE", access.SignInThrottle())
     monkeypatch.setenv("LAB_ADDRESS", "0.0.0.0")
     monkeypatch.delenv("LAB_TOKEN", raising=False)
     monkeypatch.delenv("LAB_ALLOW_OPEN", raising=False)
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
-    assert any("refusing to serve" in e.value for e in at.error) and not at.title
-    monkeypatch.setenv("LAB_TOKEN", "open-sesame-123")
+    assert any("refusing to serve" in e.value for e in at.error) and not at.text_input
+    monkeypatch.setenv("LAB_TOKEN", "short")
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+    assert any("use at least 16" in e.value for e in at.error) and not at.text_input  # no form to guess at
+    token = "open-sesame-123-456-789"
+    monkeypatch.setenv("LAB_TOKEN", token)
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
     assert [t.value for t in at.title] == ["Speech Detection Lab"] and not at.dataframe  # nothing of the lab shown
     at.text_input[0].input("wrong")
     at.button[0].click().run()  # a form's fields and its submit go together
     assert any("not right" in e.value for e in at.error)
-    at.text_input[0].input("open-sesame-123")
+    at.text_input[0].input(token)
+    at.button[0].click().run()  # straight after a wrong one: not even checked
+    assert any("Too many wrong tokens" in e.value for e in at.error) and not at.dataframe
+    time.sleep(1.1)
+    at.text_input[0].input(token)
     at.button[0].click().run()
     assert not at.exception and at.title[0].value == "Data"
 

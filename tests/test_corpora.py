@@ -284,7 +284,7 @@ def test_the_data_page_previews_the_mapping_then_imports(data_dir, tmp_path):
 
     src = save_hf(tmp_path / "hf", hf_rows(1))
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
-    at.switch_page("pages/data.py").run()
+    at.switch_page("views/data.py").run()
     at.selectbox(key="imp_kind").set_value("hf").run()
     at.text_input(key="imp_src").input(str(src))
     at.text_input(key="imp_label").input("category")

@@ -157,7 +157,7 @@ def test_a_killed_fold_resumes_to_the_result_it_would_have_had(default_ds):
 
 def test_the_cross_validate_tab_launches_folds_and_draws_the_forest(default_ds, finished_cv):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("views/runs.py").run()
     assert not at.exception
     at.selectbox(key="cv_zero").set_value("webrtc-vad")  # zero-shot: the folds are scored, nothing trained
     next(b for b in at.button if b.label == "Cross-validate").click().run()

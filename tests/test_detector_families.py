@@ -178,7 +178,7 @@ def test_every_family_writes_a_valid_predictions_table(folders, default_ds, smal
 
 def test_the_evaluate_page_groups_families_and_refuses_a_wrong_folder(folders, default_ds, small_split):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
-    at.switch_page("pages/evaluate.py").run()
+    at.switch_page("views/evaluate.py").run()
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
     for group in {e.group for e in REGISTRY.values()}:

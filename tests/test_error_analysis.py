@@ -106,7 +106,7 @@ def test_a_tag_persists_and_excludes_the_clip_from_the_next_evaluation(default_d
 
 def test_errors_page_filters_ranks_tags_and_the_tag_survives_a_restart(default_ds, seed_tables):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
-    at.switch_page("pages/errors.py").run()
+    at.switch_page("views/errors.py").run()
     at.multiselect(key="err_tables").set_value(RUNS).run()
     at.number_input(key="err_threshold").set_value(0.5).run()
     assert not at.exception
@@ -126,7 +126,7 @@ def test_errors_page_filters_ranks_tags_and_the_tag_survives_a_restart(default_d
     assert not at.exception and any("tagged" in s.value for s in at.success)
 
     restarted = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
-    restarted.switch_page("pages/errors.py").run()
+    restarted.switch_page("views/errors.py").run()
     restarted.multiselect(key="err_tables").set_value(RUNS).run()
     table = restarted.dataframe[0].value.set_index("clip_id")
     assert table.loc[selected, "tags"] == "ambiguous"

@@ -162,7 +162,7 @@ def test_killed_job_is_reported_failed(default_ds, split_name):
 
 def test_evaluate_page_scores_in_the_background(default_ds, split_name):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
-    at.switch_page("pages/evaluate.py").run()
+    at.switch_page("views/evaluate.py").run()
     assert not at.exception
     at.selectbox(key="ev_split").set_value(split_name)
     at.selectbox(key="ev_detector").set_value("silero-vad")
@@ -186,7 +186,7 @@ def test_evaluate_page_scores_in_the_background(default_ds, split_name):
 
 def test_evaluate_page_passes_audio_llm_options_to_the_job(default_ds, split_name):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
-    at.switch_page("pages/evaluate.py").run()
+    at.switch_page("views/evaluate.py").run()
     at.selectbox(key="ev_split").set_value(split_name)
     at.selectbox(key="ev_detector").set_value("lab-base")
     at.selectbox(key="ev_dtype").set_value("fp32")

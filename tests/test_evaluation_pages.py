@@ -34,7 +34,7 @@ def _metric(at, label):
 
 
 def test_threshold_slider_changes_accuracy_to_the_independent_value(tables):
-    at = _page("pages/thresholds.py")
+    at = _page("views/thresholds.py")
     at.selectbox(key="thr_test").set_value("sim-overconfident-test").run()
     assert not at.exception
     assert at.selectbox(key="thr_dev_sim-overconfident-test").value == "sim-overconfident-dev"  # paired
@@ -77,7 +77,7 @@ def test_threshold_slider_changes_accuracy_to_the_independent_value(tables):
 
 
 def test_calibration_page_fits_on_dev_and_warns_when_judged_on_it(tables):
-    at = _page("pages/calibration.py")
+    at = _page("views/calibration.py")
     at.selectbox(key="cal_test").set_value("sim-overconfident-test").run()
     assert not at.exception
     assert at.selectbox(key="cal_dev_sim-overconfident-test").value == "sim-overconfident-dev"
@@ -108,7 +108,7 @@ def test_compare_page_shows_mcnemar_clustered_ci_and_power(tables, default_ds):
     at.session_state["cmp_a"] = "sim-calibrated-test"
     try:
         at.run()
-        at.switch_page("pages/compare.py").run()
+        at.switch_page("views/compare.py").run()
     finally:  # other tests' pages must not meet a table of a dataset that does not exist
         path.unlink()
         path.with_suffix(".json").unlink()

@@ -254,7 +254,7 @@ def test_cli_try_writes_one_table_per_prompt(split, capsys):
 
 def _page():
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
-    at.switch_page("pages/prompts.py").run()
+    at.switch_page("views/prompts.py").run()
     assert not at.exception
     return at
 

@@ -191,7 +191,7 @@ def scored_conditions(default_ds):
 
 def test_psychometrics_page_draws_curves_for_two_detectors(scored_conditions):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180).run()
-    at.switch_page("pages/psychometrics.py").run()
+    at.switch_page("views/psychometrics.py").run()
     assert not at.exception
     at.multiselect(key="psy_tables").set_value(scored_conditions).run()
     assert not at.exception

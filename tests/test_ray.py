@@ -201,7 +201,7 @@ def test_two_replicas_score_the_same_table_as_one_process(ray_address, clean_spl
 
 def test_the_runs_page_shows_the_cluster_and_launches_a_run_on_it(ray_address, clean_split):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("views/runs.py").run()
     at.text_input(key="runs_ray").input(ray_address).run()
     assert not at.exception
     assert any("1 node(s)" in c.value and "CPUs 2/2" in c.value for c in at.caption), [c.value for c in at.caption]

@@ -325,7 +325,7 @@ def test_sweep_runs_grid_times_seeds_and_aggregates(default_ds, clean_split):
 
 def test_runs_page_launches_and_shows_a_run(default_ds, clean_split):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("views/runs.py").run()
     assert not at.exception
     before = len(registry.list_runs())
     at.text_input(key="sw_seeds").input("0,x")  # a typo in the sweep's seeds: a message, nothing launched

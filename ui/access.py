@@ -21,6 +21,8 @@ from __future__ import annotations
 import hmac
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 LOCAL = {"localhost", "127.0.0.1", "::1", ""}
@@ -46,7 +48,12 @@ def auth_mode(secrets_has_auth: bool = False) -> str:
 
 def refusal(address: str, secrets_has_auth: bool = False) -> str:
     """Why the lab must not serve on `address` as configured ("" when it may)."""
-    if not exposed(address) or auth_mode(secrets_has_auth) != "none":
+    if not exposed(address):
+        return ""
+    mode = auth_mode(secrets_has_auth)
+    if mode == "token" and token_problem():
+        return f"refusing to serve on {address!r}: {token_problem()}"
+    if mode != "none":
         return ""
     return (
         f"refusing to serve on {address!r} without sign-in: anyone who reaches the port could launch training and "
@@ -112,38 +119,122 @@ def page_path(path: str, what: str) -> str:
     return check_path(path, what, server_address())
 
 
-def gate() -> None:
-    """Stop the page unless this browser session may use the lab (see the module docstring)."""
+MIN_TOKEN_LENGTH = 16
+
+
+def token_problem() -> str:
+    """Why LAB_TOKEN cannot protect the lab ("" when it can): a short token is guessed, not typed."""
+    token = os.environ.get("LAB_TOKEN", "")
+    if token and len(token) < MIN_TOKEN_LENGTH:
+        return (
+            f"LAB_TOKEN is {len(token)} characters long; use at least {MIN_TOKEN_LENGTH}, for example "
+            "python -c 'import secrets; print(secrets.token_urlsafe(24))'"
+        )
+    return ""
+
+
+class SignInThrottle:
+    """Slows guessing: after each wrong token every session waits longer before the next try is checked.
+
+    Counted per server process, not per browser session, because a new session costs an attacker
+    nothing. The wait doubles from 1 s to at most `cap` s and the count forgets after `forget` s
+    without a wrong token; a right token resets it.
+    """
+
+    def __init__(self, cap: float = 60.0, forget: float = 900.0) -> None:
+        self.cap, self.forget = cap, forget
+        self.failures = 0
+        self.last = -float("inf")
+        self._lock = threading.Lock()
+
+    def wait(self, now: float) -> float:
+        """Seconds until a try may be checked (0 when it may be now)."""
+        with self._lock:
+            if now - self.last > self.forget:
+                self.failures = 0
+            if not self.failures:
+                return 0.0
+            return max(0.0, self.last + min(self.cap, 2.0 ** (self.failures - 1)) - now)
+
+    def failed(self, now: float) -> None:
+        with self._lock:
+            self.failures = 0 if now - self.last > self.forget else self.failures
+            self.failures += 1
+            self.last = now
+
+    def succeeded(self) -> None:
+        with self._lock:
+            self.failures = 0
+
+
+THROTTLE = SignInThrottle()
+
+
+def _has_auth_secrets() -> bool:
+    import streamlit as st
+
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets file at all
+        return False
+
+
+def gate() -> bool:
+    """True when this browser session may use the lab; app.py otherwise navigates to `sign_in` alone.
+
+    app.py always calls `st.navigation`, with the views or with this sign-in page only, so every URL
+    (`/evaluate`, `/runs`, an unknown one) resolves to the sign-in page until the session has signed
+    in. The views live in `views/`, not `pages/`: with a `pages/` folder beside app.py Streamlit
+    would run those files by their URL, without app.py, whenever a run stopped before navigation.
+    """
     import streamlit as st
 
     address = server_address()
     if not exposed(address):
-        return
-    try:
-        has_auth = "auth" in st.secrets
-    except Exception:  # no secrets file at all
-        has_auth = False
-    mode = auth_mode(has_auth)
-    if mode == "none":
-        st.error(refusal(address))
-        st.stop()
-    if mode == "oidc" and not st.user.is_logged_in:
-        st.title("Speech Detection Lab")
-        st.button("Log in", on_click=st.login, type="primary")
-        st.stop()
-    if mode == "token" and not st.session_state.get("lab_signed_in"):
-        st.title("Speech Detection Lab")
-        with st.form("sign_in"):
-            typed = st.text_input("Access token", type="password", help="Ask whoever runs this lab (LAB_TOKEN)")
-            go = st.form_submit_button("Sign in", type="primary")
-        if go and token_ok(typed):
-            st.session_state["lab_signed_in"] = True
-            st.rerun()
-        if go:
-            st.error("That token is not right.")
-        st.stop()
+        return True
+    mode = auth_mode(_has_auth_secrets())
+    if mode == "none" or (mode == "token" and token_problem()):
+        return False
+    if mode == "oidc":
+        return bool(st.user.is_logged_in)
+    if mode == "token":
+        return bool(st.session_state.get("lab_signed_in"))
     if mode == "open":
         st.sidebar.warning("Served without sign-in (LAB_ALLOW_OPEN=1).")
+    return True
+
+
+def sign_in() -> None:
+    """The only page a session sees before it may use the lab: a sign-in form, or why none can work."""
+    import streamlit as st
+
+    address = server_address()
+    mode = auth_mode(_has_auth_secrets())
+    st.title("Speech Detection Lab")
+    if mode == "none":
+        st.error(refusal(address))
+        return
+    if mode == "token" and token_problem():
+        st.error(f"Sign-in is off until the operator fixes it: {token_problem()}.")
+        return
+    if mode == "oidc":
+        st.button("Log in", on_click=st.login, type="primary")
+        return
+    with st.form("sign_in"):
+        typed = st.text_input("Access token", type="password", help="Ask whoever runs this lab (LAB_TOKEN)")
+        go = st.form_submit_button("Sign in", type="primary")
+    if not go:
+        return
+    wait = THROTTLE.wait(time.monotonic())
+    if wait > 0:
+        st.error(f"Too many wrong tokens: try again in {wait:.0f} s.")
+        return
+    if token_ok(typed):
+        THROTTLE.succeeded()
+        st.session_state["lab_signed_in"] = True
+        st.rerun()
+    THROTTLE.failed(time.monotonic())
+    st.error("That token is not right.")
 
 
 def main(argv: list[str]) -> int:

@@ -136,4 +136,4 @@ def cv_view() -> None:
         group = points[0]["customdata"][0]
         st.session_state["err_tables"] = [main]
         st.session_state["err_groups"] = [group]
-        st.switch_page("pages/errors.py")
+        st.switch_page("views/errors.py")
