@@ -6,7 +6,13 @@ per-clip difference is `icc` (0.3 by default, solved numerically). Prints, at ea
 groups, the coverage of: the cluster-robust t interval the lab reports (`clustered_mean_ci`),
 the percentile bootstrap over groups it replaced, and the naive bootstrap over clips.
 
+With --proportion it simulates one detector's accuracy instead: per-group accuracies drawn from
+a Beta around a true mean with intraclass correlation `icc`, 6–18 clips a group, and prints the
+coverage of the Korn-Graubard interval the lab reports (`clustered_accuracy_ci`) beside the
+symmetric cluster-robust t interval it replaced, and how often that one left [0, 1].
+
 Usage: .venv/bin/python -m benchmarks.bench_coverage [--sims 1000] [--groups 10 20 50] [--icc 0.3]
+       .venv/bin/python -m benchmarks.bench_coverage --proportion [--means 0.7 0.9 0.97]
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import expit
 
-from core.analysis.stats import paired_bootstrap_diff, paired_clustered_diff
+from core.analysis.stats import clustered_accuracy_ci, clustered_mean_ci, paired_bootstrap_diff, paired_clustered_diff
 
 # P(correct) = expit(base + u_g ± v_g/2) for A (+) and B (−); one uniform per clip for both models
 BASE_A, BASE_B, GROUP_SD = 1.2, 0.8, 1.2
@@ -79,13 +85,42 @@ def coverage(
     return out | {"truth": truth, "model_sd": model_sd}
 
 
+def proportion_coverage(sims: int, n_groups: int, mean: float, icc: float = 0.3, seed: int = 0) -> dict[str, float]:
+    """Coverage of one detector's clustered accuracy intervals (Korn-Graubard vs symmetric t)."""
+    rng = np.random.default_rng([seed, n_groups, int(mean * 1000)])
+    s = (1 - icc) / icc  # Beta(mean·s, (1 − mean)·s) has intraclass correlation 1/(s + 1) = icc
+    kg = t = outside = 0
+    for _ in range(sims):
+        p = rng.beta(mean * s, (1 - mean) * s, n_groups)
+        sizes = rng.integers(6, 19, n_groups)
+        ok = np.concatenate([rng.random(m) < pg for m, pg in zip(sizes, p)])
+        groups = np.repeat(np.arange(n_groups), sizes)
+        _, lo, hi = clustered_accuracy_ci(ok, groups)
+        kg += lo <= mean <= hi
+        _, lo, hi = clustered_mean_ci(ok.astype(float), groups)
+        t += lo <= mean <= hi
+        outside += lo < 0 or hi > 1
+    return {"korn_graubard": kg / sims, "cluster_t": t / sims, "t_outside_0_1": outside / sims}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--proportion", action="store_true", help="one detector's accuracy, not a paired difference")
+    ap.add_argument("--means", type=float, nargs="+", default=[0.7, 0.9, 0.97])
     ap.add_argument("--sims", type=int, default=1000)
     ap.add_argument("--groups", type=int, nargs="+", default=[10, 20, 50])
     ap.add_argument("--per-group", type=int, default=20)
     ap.add_argument("--icc", type=float, default=0.3)
     args = ap.parse_args()
+    if args.proportion:
+        for g in args.groups:
+            for m in args.means:
+                c = proportion_coverage(args.sims, g, m, args.icc)
+                print(
+                    f"{args.sims} simulations, {g} groups of 6-18 clips, ICC {args.icc}, accuracy {m}: Korn-Graubard "
+                    f"{c['korn_graubard']:.1%}, cluster-robust t {c['cluster_t']:.1%} (outside [0, 1]: {c['t_outside_0_1']:.1%})"
+                )
+        return
     for g in args.groups:
         t0 = time.perf_counter()
         c = coverage(args.sims, g, args.per_group, args.icc)

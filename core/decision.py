@@ -11,8 +11,11 @@ import numpy as np
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Probability from log-odds (tanh form: no overflow warnings at large |x|)."""
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
+    """Probability from log-odds, accurate in both tails (scipy's expit: sigmoid(-40) is 4.2e-18,
+    not 0 as the tanh form gave; no overflow warnings at large |x|)."""
+    from scipy.special import expit
+
+    return expit(np.asarray(x, dtype=np.float64))
 
 
 def decide(logits: np.ndarray, threshold: float = 0.0, temperature: float = 1.0) -> np.ndarray:

@@ -26,6 +26,37 @@ def test_mcnemar_matches_statsmodels(seed):
     assert mid <= ex.pvalue
 
 
+def test_mcnemar_mid_p_is_one_when_the_discordant_counts_tie_and_matches_its_definition():
+    from scipy.stats import binom
+
+    for b, c in [(3, 3), (0, 0), (7, 7), (2, 9), (9, 2), (0, 5)]:
+        a = np.array([True] * b + [False] * c + [True] * 4)
+        bb = np.array([False] * b + [True] * c + [True] * 4)
+        k, n = min(b, c), b + c
+        want = 1.0 if n == 0 else min(1.0, 2 * binom.cdf(k - 1, n, 0.5) + binom.pmf(k, n, 0.5))
+        assert stats.mcnemar(a, bb, "midp").pvalue == pytest.approx(want)
+    assert stats.mcnemar(np.array([True] * 3 + [False] * 3), np.array([False] * 3 + [True] * 3), "midp").pvalue == 1
+
+
+def test_sigmoid_keeps_the_far_tails():
+    from core.decision import sigmoid
+
+    assert sigmoid(np.array([-40.0]))[0] == pytest.approx(np.exp(-40), rel=1e-12)
+    assert sigmoid(np.array([-700.0]))[0] > 0 and sigmoid(np.array([40.0]))[0] == 1.0
+    assert not np.isnan(sigmoid(np.array([-1e6, 1e6]))).any()
+
+
+def test_clustered_accuracy_intervals_stay_inside_zero_one():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(10), 8)
+    for ok in (np.ones(80, bool), rng.random(80) < 0.97, rng.random(80) < 0.03, np.zeros(80, bool)):
+        est, lo, hi = stats.clustered_accuracy_ci(ok, groups)
+        assert 0 <= lo <= est <= hi <= 1 and hi > lo
+        labels = np.where(groups < 5, "speech", "nonspeech")
+        est, lo, hi = stats.balanced_accuracy_ci(labels, ok, groups)
+        assert 0 <= lo <= est <= hi <= 1 and hi > lo
+
+
 def test_seed_mcnemar_case_is_p_one():
     # 24 clips: model A right on 19, model B on 20, one discordant clip
     a = np.array([True] * 19 + [False] * 5)
@@ -169,10 +200,12 @@ def test_balanced_accuracy_ci_matches_the_linearised_formula():
     # influence e_g: s1 = 2(1 − .75)/8 = .0625, s2 = (−.75 + .25)/8 = −.0625; n1 = (.75 − .25)/8, n2 = −.0625
     vs = vn = 2 / 1 * (2 * 0.0625**2)
     df = (vs + vn) ** 2 / (vs**2 + vn**2)
+    from scipy.stats import beta
     from scipy.stats import t as student
 
-    half = student.ppf(0.975, df) * np.sqrt(vs + vn)
-    assert (lo, hi) == pytest.approx((est - half, est + half))
+    n_df = min(8, est * (1 - est) / (vs + vn)) * (student.ppf(0.975, 7) / student.ppf(0.975, df)) ** 2
+    x = est * n_df  # Korn-Graubard: Clopper-Pearson at the effective, df-adjusted size
+    assert (lo, hi) == pytest.approx((beta.ppf(0.025, x, n_df - x + 1), beta.ppf(0.975, x + 1, n_df - x)))
     assert np.isnan(stats.balanced_accuracy_ci(labels, ok, np.where(labels == "speech", "s", groups))[1])
 
 
@@ -202,3 +235,12 @@ def test_balanced_accuracy_ci_covers_the_planted_value():
         _, lo, hi = stats.balanced_accuracy_ci(np.where(speech, "speech", "nonspeech"), ok, groups)
         hits += lo <= truth <= hi
     assert hits / sims >= 0.93, hits / sims
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("n_groups", "mean"), [(10, 0.7), (20, 0.7), (20, 0.9), (50, 0.9)])
+def test_clustered_accuracy_interval_holds_its_level(n_groups, mean):
+    from benchmarks.bench_coverage import proportion_coverage
+
+    c = proportion_coverage(1000, n_groups, mean)
+    assert c["korn_graubard"] >= 0.93, c

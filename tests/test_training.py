@@ -323,6 +323,29 @@ def test_sweep_runs_grid_times_seeds_and_aggregates(default_ds, clean_split):
         assert row["accuracy_std"] == pytest.approx(sub["accuracy"].std(ddof=1))
 
 
+def test_a_sweep_whose_worker_was_killed_says_so_and_resumes(default_ds, clean_split):
+    sweep = sweeps.create_sweep(TrainConfig(split=clean_split, **TINY), {"lora_r": [4]}, [0, 1], parallel=1)
+    folder = sweeps.sweeps_dir() / sweep
+    first, second = sweeps.sweep_status(sweep)["runs"]
+    _wait(first, states=("running", "finished"))
+    os.kill(json.loads((folder / "pid.json").read_text())["pid"], signal.SIGKILL)  # the worker only
+    time.sleep(0.5)
+    st = sweeps.sweep_status(sweep)
+    assert st["state"] == "failed" and st["run_states"].get("queued") == 1, st
+    assert f"python -m core sweep resume {sweep}" in st["message"] and "1 queued" in st["message"]
+    _wait(first)  # the run it had started goes on by itself
+    sweeps.resume_sweep(sweep)
+    t0 = time.time()
+    while sweeps.sweep_status(sweep)["state"] not in ("finished", "cancelled", "failed"):
+        assert time.time() - t0 < 600
+        time.sleep(0.5)
+    st = sweeps.sweep_status(sweep)
+    assert st["state"] == "finished" and st["run_states"] == {"finished": 2}, st
+    assert registry.status(second)["state"] == "finished"
+    with pytest.raises(LabError, match="has finished; nothing to resume"):
+        sweeps.resume_sweep(sweep)
+
+
 def test_runs_page_launches_and_shows_a_run(default_ds, clean_split):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
     at.switch_page("views/runs.py").run()

@@ -252,6 +252,9 @@ with runs_tab:
         st.caption(f"{sw['state']}: {sw.get('message', '')}")
         if sw["state"] in ("queued", "running") and st.button("Cancel sweep", key="cancel_sweep"):
             sweeps.cancel_sweep(sweep_id)
+        if sw["state"] in ("failed", "cancelled") and st.button("Resume sweep", key="resume_sweep"):
+            sweeps.resume_sweep(sweep_id)
+            st.toast(f"sweep {sweep_id} resumed")
         matrix, per_seed = sweeps.results_matrix(sweep_id)
         if matrix.empty:
             st.info("No finished runs in this sweep yet.")

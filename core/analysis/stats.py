@@ -47,8 +47,8 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray, method: str = "exact")
     p_exact = 1.0 if n == 0 else min(1.0, 2 * sps.binom.cdf(k, n, 0.5))
     if method == "exact":
         return McNemarResult(float(k), float(p_exact), table, method)
-    if method == "midp":
-        p = 1.0 if n == 0 else p_exact - (sps.binom.pmf(k, n, 0.5) if b != c else 0.5 * sps.binom.pmf(k, n, 0.5))
+    if method == "midp":  # 2·P(X < k) + P(X = k): exactly 1 when b = c
+        p = 1.0 if n == 0 else 2 * sps.binom.cdf(k, n, 0.5) - sps.binom.pmf(k, n, 0.5)
         return McNemarResult(float(k), float(min(1.0, p)), table, method)
     raise ValueError(f"method must be exact, midp or chi2, got {method!r}")
 
@@ -167,8 +167,42 @@ def balanced_accuracy_ci(
         vs, vn = gs / (gs - 1) * float(np.sum(e[has_s] ** 2)), gn / (gn - 1) * float(np.sum(e[has_n] ** 2))
         var = vs + vn
         df = var**2 / (vs**2 / (gs - 1) + vn**2 / (gn - 1)) if vs + vn > 0 else gs + gn - 2
-    half = float(sps.t.ppf(1 - alpha / 2, df)) * np.sqrt(var)
-    return est, est - half, est + half
+    lo, hi = korn_graubard(est, var, len(ok), df, alpha)
+    return est, lo, hi
+
+
+def korn_graubard(est: float, var: float, n: int, df: float, alpha: float = 0.05) -> tuple[float, float]:
+    """A clustered proportion's interval inside [0, 1]: Clopper-Pearson at the effective sample size.
+
+    Korn & Graubard (1998), built for survey proportions with few clusters: the effective size
+    n* = p(1 − p)/V (at most n: clustering never makes clips worth more than independent ones),
+    scaled by (t_{n−1}/t_{df})² for the clusters' degrees of freedom, then the exact binomial
+    interval for p·n* successes in n*. Unlike est ± t·√V it never leaves [0, 1] and does not
+    collapse to a point when every clip is right (V = 0). Simulated coverage (ICC 0.3, 6–18
+    clips a group, per-group accuracies Beta around the mean): benchmarks/bench_coverage.py --proportion.
+    """
+    if not (np.isfinite(est) and np.isfinite(var) and n > 1 and df > 0):
+        return float("nan"), float("nan")
+    n_eff = float(n) if var <= 0 or est <= 0 or est >= 1 else min(float(n), est * (1 - est) / var)
+    n_df = n_eff * (float(sps.t.ppf(1 - alpha / 2, n - 1)) / float(sps.t.ppf(1 - alpha / 2, df))) ** 2
+    x = est * n_df
+    lo = float(sps.beta.ppf(alpha / 2, x, n_df - x + 1)) if x > 0 else 0.0
+    hi = float(sps.beta.ppf(1 - alpha / 2, x + 1, n_df - x)) if x < n_df else 1.0
+    return lo, hi
+
+
+def clustered_accuracy_ci(correct: np.ndarray, groups: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
+    """Accuracy (mean of 0/1 correctness) with a Korn-Graubard interval over groups (CR1 variance, G − 1 df)."""
+    ok = np.asarray(correct, float)
+    codes = np.unique(np.asarray(groups), return_inverse=True)[1]
+    g, n = (int(codes.max()) + 1 if len(codes) else 0), len(ok)
+    est = float(ok.mean()) if n else float("nan")
+    if g < 2:
+        return est, float("nan"), float("nan")
+    sums, sizes = np.bincount(codes, weights=ok, minlength=g), np.bincount(codes, minlength=g)
+    var = g / (g - 1) * float(np.sum((sums - est * sizes) ** 2)) / n**2
+    lo, hi = korn_graubard(est, var, n, g - 1, alpha)
+    return est, lo, hi
 
 
 def clustered_mean_ci(values: np.ndarray, groups: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:

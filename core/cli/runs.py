@@ -100,6 +100,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(matrix.to_string(index=False) if len(matrix) else "no finished runs yet")
     elif args.action == "cancel":
         sweeps.cancel_sweep(args.sweep)
+    elif args.action == "resume":
+        sweeps.resume_sweep(args.sweep)
+        print(f"resumed {args.sweep}")
     return 0
 
 
@@ -250,8 +253,8 @@ def register(top: argparse._SubParsersAction) -> None:
     r.set_defaults(func=cmd_runs)
 
     sw = top.add_parser("sweep", help="grid × seeds of runs, one per GPU at a time (one on CPU)")
-    sw.add_argument("action", choices=["new", "matrix", "cancel"])
-    sw.add_argument("sweep", nargs="?", help="sweep id (matrix, cancel)")
+    sw.add_argument("action", choices=["new", "matrix", "cancel", "resume"])
+    sw.add_argument("sweep", nargs="?", help="sweep id (matrix, cancel, resume)")
     sw.add_argument("--grid", action="append", default=[], help="KEY=v1,v2 (repeatable), e.g. lora_r=8,16")
     sw.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     sw.add_argument("--parallel", type=int, default=0, help="runs at once (0 = one per GPU; one without CUDA)")

@@ -41,12 +41,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     path = run_job(args, f"scoring with {args.detector}", work, lambda p: (f"wrote {p.name}", str(p)))
     print(f"predictions: {path}")
-    import json
-    from pathlib import Path
-
     from core.scoring.evaluate import window_note
+    from core.scoring.predictions import read_meta
 
-    if note := window_note(json.loads(Path(path).with_suffix(".json").read_text(encoding="utf-8"))):  # sidecar only
+    if note := window_note(read_meta(path)):  # the sidecar only, not the rows
         print(f"note: {note}")
     return 0
 

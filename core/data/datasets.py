@@ -187,6 +187,7 @@ def list_datasets() -> list[str]:
     d = datasets_dir()
     if not d.exists():
         return []
+    atomic.clean_debris(d)  # a killed import's half-built folder, or a swap to undo
     return sorted(p.name for p in d.iterdir() if (p / "manifest.csv").exists() and not p.name.startswith("."))
 
 
@@ -198,6 +199,8 @@ def dataset_info(name: str) -> dict[str, Any]:
 
 def load_dataset(name: str) -> Dataset:
     root = dataset_root(name)
+    if not root.exists():
+        atomic.clean_debris(root.parent)  # a swap killed between its renames puts the old folder back
     if not (root / "manifest.csv").exists():
         known = ", ".join(list_datasets()) or "none"
         hint = " Build it with: python -m core data build-default" if name == "default" else ""

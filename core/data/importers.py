@@ -259,10 +259,12 @@ def import_dataset(
     else:
         check_folder(source, "source folder")
     source = source.resolve() if source.exists() else source
+    from core import atomic
     from core.atomic import building_dir, locked
 
     # one import of a name at a time (a second waits, then replaces or is refused): never a crash
     with locked(root.parent / f".{name}.lock", f"dataset {name!r}"):
+        atomic.clean_debris(root.parent)  # what a killed import left
         if root.exists() and not force:
             raise LabError(f"dataset {name!r} already exists at {root}; choose another name or use force")
         with building_dir(root) as tmp:

@@ -111,29 +111,34 @@ def validate_split_name(name: str) -> str:
 
 
 def save_split(ds: Dataset, name: str, split: pd.Series, meta: dict[str, Any]) -> Path:
-    """Write splits/<name>.csv (clip_id, split) and its metadata, atomically."""
+    """Write splits/<name>.csv (clip_id, split) and its metadata as one unit (`atomic.write_pair`)."""
     validate_split_name(name)
     table = pd.DataFrame({"clip_id": ds.manifest["clip_id"].to_numpy(), "split": split.to_numpy()})
-    path = atomic.write_csv(splits_dir(ds) / f"{name}.csv", table)
-    info = {
-        **meta,
-        "name": name,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "counts": table["split"].value_counts().to_dict(),
-        "split_hash": file_hash(path),
-    }
-    atomic.write_json(splits_dir(ds) / f"{name}.json", info)
-    return path
+
+    def info(tmp: Path) -> dict[str, Any]:
+        return {
+            **meta,
+            "name": name,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "counts": table["split"].value_counts().to_dict(),
+            "split_hash": file_hash(tmp),
+        }
+
+    d = splits_dir(ds)
+    atomic.clean_debris(d)
+    return atomic.write_pair(d / f"{name}.csv", lambda tmp: table.to_csv(tmp, index=False), d / f"{name}.json", info)
 
 
 def list_splits(ds: Dataset) -> list[str]:
     d = splits_dir(ds)
+    atomic.clean_debris(d)
     return sorted(p.stem for p in d.glob("*.csv") if not p.name.startswith(".")) if d.exists() else []
 
 
 def load_split(ds: Dataset, name: str) -> pd.Series:
     """The split as a Series aligned with `ds.manifest`; errors name unknown or missing clips."""
     path = splits_dir(ds) / f"{validate_split_name(name)}.csv"
+    atomic.recover_pair(path, path.with_suffix(".json"))
     if not path.exists():
         raise SplitError(f"dataset {ds.name!r} has no split {name!r} (known: {', '.join(list_splits(ds)) or 'none'})")
     from core.csvfiles import read_csv
@@ -175,6 +180,7 @@ def select_clips(
 
 def split_info(ds: Dataset, name: str) -> dict[str, Any]:
     path = splits_dir(ds) / f"{name}.json"
+    atomic.recover_pair(path.with_suffix(".csv"), path)
     return json.loads(path.read_text()) if path.exists() else {}
 
 

@@ -271,12 +271,13 @@ def work(cv_id: str) -> list[Path]:
     """The worker: run every unfinished fold run, then write the out-of-fold table of each seed."""
     from core.runs.sweeps import run_queue
 
-    d = folder(cv_id)
-    run_queue(d, "cv.json")
-    if jobs.folder_status(d)["state"] != "finished":
-        return []
-    paths = [out_of_fold(cv_id, seed) for seed in info(cv_id)["settings"]["seeds"]]
-    jobs.write_status(d, "finished", 1.0, f"finished: out-of-fold tables {', '.join(p.stem for p in paths)}")
+    paths: list[Path] = []
+
+    def write_tables() -> str:  # before the CV reads finished: a poller never sees it without its tables
+        paths.extend(out_of_fold(cv_id, seed) for seed in info(cv_id)["settings"]["seeds"])
+        return f"finished: out-of-fold tables {', '.join(p.stem for p in paths)}"
+
+    run_queue(folder(cv_id), "cv.json", on_finished=write_tables)
     return paths
 
 

@@ -330,11 +330,12 @@ def drive(
     queue: Path | None = None,
     gpus: int = 1,
     should_stop: Callable[[], bool] | None = None,
-) -> None:
+) -> bool:
     """The driver: run each (folder, `python -m core` args) as a Ray task; keep the folders' states.
 
-    `queue`: the sweep or CV folder these runs belong to (its status shows progress, and a cancel
-    of it cancels them all). `should_stop`: another way to be asked to stop (a scoring job's).
+    Returns True when it was asked to stop. `queue`: the sweep or CV folder these runs belong to
+    (its status shows progress, and a cancel of it cancels them all); its final state is the
+    caller's to write (`sweeps.run_queue`), after whatever it produces. `should_stop`: another way to be asked to stop (a scoring job's).
     SIGTERM (a cancel of the driver) cancels every task.
     """
     ray = connect(executor.address)
@@ -378,8 +379,4 @@ def drive(
         if queue is not None:
             finished = total - len(pending)
             jobs.write_status(queue, "running", finished / max(total, 1), f"{finished}/{total} done on the Ray cluster")
-    if queue is not None:
-        states = [jobs.folder_status(f)["state"] for f, _ in items]
-        state = "cancelled" if stop["now"] or jobs.cancel_requested(queue) else (
-            "finished" if all(s == "finished" for s in states) else "failed")  # fmt: skip
-        jobs.write_status(queue, state, 1.0, f"{state}: {states.count('finished')}/{total} finished on the Ray cluster")
+    return stop["now"] or (queue is not None and jobs.cancel_requested(queue))

@@ -13,6 +13,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -101,12 +102,15 @@ def run_sweep(sweep_id: str, poll_s: float = 1.0) -> None:
     run_queue(sweeps_dir() / sweep_id, "sweep.json", poll_s)
 
 
-def run_queue(folder: Path, info_file: str, poll_s: float = 1.0) -> None:
+def run_queue(folder: Path, info_file: str, poll_s: float = 1.0, on_finished: Callable[[], str] | None = None) -> str:
     """Worker of a folder listing runs (a sweep's or a cross-validation's): run every unfinished one.
 
     As many at once as there are slots (`sweep_slots`). A queued run starts; a cancelled or
     failed one resumes from its checkpoint, so the same worker serves a resume of the whole
     folder. SIGTERM or a recorded cancel stops it and cancels the runs it started.
+    `on_finished` writes what the folder produces once every run has finished (a CV's
+    out-of-fold tables) and returns the final message: the folder reads `finished` only after
+    it returns, so no reader sees `finished` before the outputs exist. Returns the final state.
     """
     import signal
 
@@ -130,8 +134,8 @@ def run_queue(folder: Path, info_file: str, poll_s: float = 1.0) -> None:
                 continue  # done, or running elsewhere
             resume = ["--resume"] if state in ("cancelled", "failed") else []
             items.append((run_dir, ["train", "--run-dir", str(run_dir), *resume]))
-        executors.drive(items, executor, queue=folder)
-        return
+        stopped = executors.drive(items, executor, queue=folder)
+        return _conclude(folder, runs, stopped, [], on_finished)
     slots = sweep_slots(info.get("parallel", 0), torch.cuda.device_count(), os.cpu_count() or 1)
     pending = [r for r in runs if status(r)["state"] != "finished"]
     active: dict[int, str] = {}  # slot -> run
@@ -162,17 +166,55 @@ def run_queue(folder: Path, info_file: str, poll_s: float = 1.0) -> None:
             skipped=skipped,
         )
         time.sleep(poll_s)
+    return _conclude(folder, runs, stop["now"], skipped, on_finished)
+
+
+def _conclude(
+    folder: Path, runs: list[str], stopped: bool, skipped: list[str], on_finished: Callable[[], str] | None
+) -> str:
+    """Write the folder's final state from its runs' states, after its outputs when all finished."""
     finished = sum(status(r)["state"] == "finished" for r in runs)
-    state = "cancelled" if stop["now"] else ("finished" if finished == len(runs) else "failed")
-    jobs.write_status(folder, state, 1.0, f"{state}: {finished}/{len(runs)} runs finished", skipped=skipped)
+    state = "cancelled" if stopped else ("finished" if finished == len(runs) else "failed")
+    message = f"{state}: {finished}/{len(runs)} runs finished"
+    if state == "finished" and on_finished is not None:
+        jobs.write_status(folder, "running", 0.99, f"{finished}/{len(runs)} runs finished; writing results")
+        message = on_finished()
+    jobs.write_status(folder, state, 1.0, message, skipped=skipped)
+    return state
 
 
 def sweep_status(sweep_id: str) -> dict[str, Any]:
+    """The sweep and its state, which follows its runs: a sweep whose worker is gone says which
+    runs are left and how to resume; one whose runs all finished is finished, whatever its worker wrote."""
     folder = sweeps_dir() / sweep_id
     if not sweep_id or "/" in sweep_id or not (folder / "sweep.json").is_file():
         known = ", ".join(list_sweeps()[:5]) or "none"
         raise LabError(f"no sweep {sweep_id!r} (known: {known})")
-    return {**json.loads((folder / "sweep.json").read_text()), **jobs.folder_status(folder)}
+    info = {**json.loads((folder / "sweep.json").read_text()), **jobs.folder_status(folder)}
+    states = [status(r)["state"] for r in info["runs"]]
+    counts = {s: states.count(s) for s in dict.fromkeys(states)}
+    info["run_states"] = counts
+    if counts.get("finished", 0) == len(states) and info["state"] != "finished":
+        info.update(state="finished", message=f"finished: {len(states)}/{len(states)} runs finished")
+    elif info["state"] in ("failed", "cancelled"):
+        left = ", ".join(f"{n} {s}" for s, n in counts.items() if s != "finished")
+        info["message"] = (
+            f"{info['state']}: {counts.get('finished', 0)}/{len(states)} runs finished ({left}); "
+            f"resume with: python -m core sweep resume {sweep_id}"
+        )
+    return info
+
+
+def resume_sweep(sweep_id: str) -> None:
+    """Start a new worker for a sweep whose worker was cancelled, failed or killed: queued runs start,
+    cancelled or failed runs resume from their checkpoints, finished ones stay."""
+    info = sweep_status(sweep_id)
+    if info["state"] == "finished":
+        raise LabError(f"sweep {sweep_id} has finished; nothing to resume")
+    if info["state"] in ("queued", "running"):
+        raise LabError(f"sweep {sweep_id} is {info['state']}; cancel it first or let it finish")
+    left = len(info["runs"]) - info["run_states"].get("finished", 0)
+    jobs.start_locked(sweeps_dir() / sweep_id, ["sweep-worker", "--sweep", sweep_id], f"resuming: {left} runs left")
 
 
 def list_sweeps() -> list[str]:

@@ -8,7 +8,9 @@ the two answers) and `p_speech` = sigmoid(logit). A JSON sidecar records how it 
 from __future__ import annotations
 
 import json
+import os
 import re
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -110,25 +112,83 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:80] or "x"
 
 
-def save(table: pd.DataFrame, meta: dict[str, Any], name: str | None = None, folder: Path | None = None) -> Path:
-    """Write results/predictions/<name>.parquet and .json atomically (or into `folder`); return the table's path.
+META_KEY = b"lab_sidecar"  # the sidecar inside a Parquet table's footer: data and facts are one file
 
-    A table of the same name in the other format is removed, so a name means one table.
+
+def save(table: pd.DataFrame, meta: dict[str, Any], name: str | None = None, folder: Path | None = None) -> Path:
+    """Write results/predictions/<name>.parquet and its .json sidecar (or into `folder`); return the table's path.
+
+    The sidecar travels inside the Parquet file's footer, so one rename publishes the data and
+    its facts together: a reader never sees one without the other, or a mix of two writes (the
+    .json beside it is a copy for people and older readers; `read_meta` trusts the footer). A
+    table without a given name gets a fresh one that no other writer can take (a microsecond
+    stamp, a random suffix and a no-replace link), so two jobs that finish together both keep
+    their tables. A given name replaces the table of that name, in either format.
     """
     validate(table)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    name = _slug(
-        name
-        or f"{meta.get('dataset', 'data')}-{meta.get('split_name', '')}-{meta.get('part', '')}-"
-        f"{meta.get('detector', '')}-{stamp}"
-    )
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y%m%dT%H%M%S")
     folder = Path(folder) if folder is not None else results_root() / "predictions"
-    path = write_table(folder / f"{name}{FORMAT}", table)
-    atomic.write_json(folder / f"{name}.json", {**meta, "created": stamp, "n_clips": len(table)})
+    base = (
+        None
+        if name
+        else _slug(
+            f"{meta.get('dataset', 'data')}-{meta.get('split_name', '')}-{meta.get('part', '')}-"
+            f"{meta.get('detector', '')}-{stamp}"
+        )
+    )
+    side = {**meta, "created": stamp, "n_clips": len(table), "write_id": uuid.uuid4().hex}
+    if FORMAT != ".parquet":  # pragma: no cover - the format is Parquet; kept for a reader's clarity
+        raise AssertionError(FORMAT)
+    arrow = _with_sidecar(table, side)
+    folder.mkdir(parents=True, exist_ok=True)
+    if base is None:
+        path = folder / f"{_slug(name)}{FORMAT}"
+        atomic.write_with(path, lambda tmp: _write_arrow(arrow, tmp), suffix=FORMAT)
+    else:
+        path = _write_new(folder, base, arrow)
+    atomic.write_json(path.with_suffix(".json"), side)
     for other in SUFFIXES:
         if other != FORMAT:
-            (folder / f"{name}{other}").unlink(missing_ok=True)
+            path.with_suffix(other).unlink(missing_ok=True)
     return path
+
+
+def _with_sidecar(table: pd.DataFrame, side: dict[str, Any]):
+    import pyarrow as pa
+
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    blob = json.dumps(side, sort_keys=True, default=atomic.json_default).encode()
+    return arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), META_KEY: blob})
+
+
+def _write_arrow(arrow, path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    pq.write_table(arrow, path)
+
+
+def _write_new(folder: Path, base: str, arrow) -> Path:
+    """Publish `arrow` under a name no table has yet: link (never replaces) a finished temp file."""
+    import tempfile
+
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}.", suffix=FORMAT, dir=folder)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        _write_arrow(arrow, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        for _ in range(100):
+            path = folder / f"{base}-{uuid.uuid4().hex[:6]}{FORMAT}"
+            try:
+                os.link(tmp, path)
+                return path
+            except FileExistsError:
+                continue
+        raise LabError(f"could not find a free table name in {folder} after 100 tries")
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_table(path: Path, table: pd.DataFrame) -> Path:
@@ -138,10 +198,36 @@ def write_table(path: Path, table: pd.DataFrame) -> Path:
     return atomic.write_csv(path, table)
 
 
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """A table's sidecar: from a Parquet table's footer when it has one, else the .json beside it."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            with open(path, "rb") as fh:
+                blob = (pq.read_schema(fh).metadata or {}).get(META_KEY)
+        except Exception as exc:  # pyarrow raises several kinds for a file that is not Parquet
+            raise PredictionsError(f"{path}: not a readable Parquet table ({type(exc).__name__}: {exc})") from exc
+        if blob is not None:
+            return json.loads(blob)
+    side = path.with_suffix(".json")
+    if not side.exists():
+        return {}
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PredictionsError(f"{side}: the table's sidecar is not readable JSON ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise PredictionsError(f"{side}: the table's sidecar should be a JSON object")
+    return meta
+
+
 def list_tables() -> list[Path]:
     folder = results_root() / "predictions"
     if not folder.exists():
         return []
+    atomic.clean_debris(folder)
     found = [p for suffix in SUFFIXES for p in folder.glob(f"*{suffix}") if p.is_file()]
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
@@ -151,8 +237,9 @@ def load(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
 
     path = Path(path)
     dtype = {"clip_id": str, "group_id": str, "base_clip_id": str, "label": str}
+    embedded = None
     if path.suffix == ".parquet":
-        df = _read_parquet(path)
+        df, embedded = _read_parquet(path)  # rows and sidecar from one open file: never two versions
         for col, kind in dtype.items():
             if col in df:
                 df[col] = df[col].astype(kind)
@@ -160,27 +247,25 @@ def load(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         df = read_csv(path, "predictions table", REQUIRED, dtype=dtype, keep_default_na=True, error=PredictionsError)
     for col in ("adapter", "prompt"):
         df[col] = df[col].astype("object").fillna("").astype(str)
-    side = path.with_suffix(".json")
-    meta = {}
-    if side.exists():
-        try:
-            meta = json.loads(side.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PredictionsError(f"{side}: the table's sidecar is not readable JSON ({exc})") from exc
-        if not isinstance(meta, dict):
-            raise PredictionsError(f"{side}: the table's sidecar should be a JSON object")
-        if isinstance(meta.get("n_clips"), int) and meta["n_clips"] != len(df):
-            raise PredictionsError(
-                f"{path}: {len(df)} rows, but its sidecar says {meta['n_clips']} clips were scored "
-                "(the table was truncated or edited after it was written)"
-            )
+    meta = embedded if embedded is not None else read_meta(path)
+    if isinstance(meta.get("n_clips"), int) and meta["n_clips"] != len(df):
+        raise PredictionsError(
+            f"{path}: {len(df)} rows, but its sidecar says {meta['n_clips']} clips were scored "
+            "(the table was truncated or edited after it was written)"
+        )
     return validate(df, str(path)), meta
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
-    """A Parquet table, with the CSV reader's promises: readable, the required columns present."""
+def _read_parquet(path: Path) -> tuple[pd.DataFrame, dict[str, Any] | None]:
+    """A Parquet table and the sidecar in its footer (None for a table without one), with the CSV
+    reader's promises: readable, the required columns present."""
+    import pyarrow.parquet as pq
+
     try:
-        df = pd.read_parquet(path)
+        with open(path, "rb") as fh:  # one open file: a table renamed over it meanwhile is not mixed in
+            arrow = pq.read_table(fh)
+        blob = (arrow.schema.metadata or {}).get(META_KEY)
+        df = arrow.to_pandas()
     except FileNotFoundError:
         raise PredictionsError(f"{path}: no such predictions table") from None
     except Exception as exc:  # pyarrow raises several kinds for a file that is not Parquet
@@ -188,7 +273,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise PredictionsError(f"{path}: predictions table is missing column(s) {missing}")
-    return df
+    return df, (json.loads(blob) if blob is not None else None)
 
 
 def resolve(name_or_path: str | Path) -> Path:
@@ -217,10 +302,9 @@ def describe_tables() -> pd.DataFrame:
     """One row per saved table (newest first) with its sidecar facts, for pickers and listings."""
     rows = []
     for path in list_tables():
-        side = path.with_suffix(".json")
         try:
-            meta = json.loads(side.read_text()) if side.exists() else {}
-        except json.JSONDecodeError:
+            meta = read_meta(path)
+        except (PredictionsError, ValueError):
             meta = {}
         rows.append(
             {
