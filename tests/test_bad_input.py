@@ -739,6 +739,22 @@ def test_cli_refuses_bad_arguments_with_a_message(case, capsys, unchanged):
     assert re.search(match, capsys.readouterr().err), match
 
 
+def test_clips_too_short_to_give_the_audio_llm_a_token_are_refused_by_name(tmp_path, data_dir, default_ds):
+    """20 ms is two mel frames and no audio token in Qwen2-Audio: scored, it would not depend on the audio."""
+    from core.detectors import lab_model
+    from core.detectors.audio_llm import AudioLLMDetector, AudioLLMSpec
+    from core.detectors.prompt_batch import Prompt
+
+    det = AudioLLMDetector(AudioLLMSpec(model=str(lab_model.ensure_base_model())))
+    assert det.min_seconds == pytest.approx(321 / 16000)  # the first length with one audio token
+    rng = np.random.default_rng(0)
+    silence, noise = np.zeros(320, np.float32), (0.3 * rng.standard_normal(320)).astype(np.float32)
+    refused(lambda: det.score([tone(300), silence], SR), r"1 clip\(s\) too short .*no audio token.*clip 2 \(20 ms\)")
+    refused(lambda: det.score_prompts([noise], SR, [Prompt("Speech?")]), r"too short .*clip 1 \(20 ms\)")
+    z = det.score([np.zeros(321, np.float32), (0.3 * rng.standard_normal(321)).astype(np.float32)], SR)
+    assert np.isfinite(z).all() and not np.allclose(z[0], z[1])  # one token: the audio now matters
+
+
 def test_clips_longer_than_the_audio_window_are_refused_by_name(tmp_path, data_dir, default_ds):
     """Qwen2-Audio's encoder takes 30 s: a longer clip is named before any work, never cut or crashed on."""
     from core.data.datasets import load_dataset

@@ -29,7 +29,7 @@ from core.errors import LabError
 
 Progress = Callable[[float, str], None]
 
-DURATIONS_MS = (20, 40, 80, 160, 200, 400, 500, 800, 1000)
+DURATIONS_MS = (30, 40, 80, 160, 200, 400, 500, 800, 1000)  # 20 ms gives Qwen2-Audio no audio token
 SNRS_DB = (-10.0, -5.0, 0.0, 5.0, 10.0, 20.0)
 # Pass bands in Hz: a narrow-band telephone channel and AM broadcast audio (~5 kHz).
 BANDS: dict[str, tuple[float, float] | None] = {

@@ -250,6 +250,17 @@ def audio_token_count(n_frames: int) -> int:
     return (((n_frames - 1) // 2 + 1) - 2) // 2 + 1
 
 
+def shortest_heard(processor) -> float:
+    """Seconds of the shortest clip that gives the encoder at least one audio token (Qwen2-Audio:
+    321 samples, just over 20 ms), found with the processor's own feature extractor."""
+    lo, hi = 1, 16000
+    while lo < hi:  # the token count never falls as a clip grows: bisect on it
+        mid = (lo + hi) // 2
+        n = int(trimmed_features(processor.feature_extractor, [np.full(mid, 0.01, np.float32)])["attention_mask"].sum())
+        lo, hi = (mid + 1, hi) if audio_token_count(n) < 1 else (lo, mid)
+    return lo / 16000
+
+
 def window_seconds(processor) -> float:
     """The audio encoder's fixed window in seconds (Qwen2-Audio: 30), from its feature extractor."""
     return processor.feature_extractor.n_samples / 16000
@@ -545,11 +556,14 @@ class AudioLLMDetector:
         self.device = _base(model).lm_head.weight.device
         self.workers = self.spec.workers if self.spec.workers >= 0 else (4 if self.device.type == "cuda" else 0)
         self.max_seconds = window_seconds(processor)  # longer clips are refused, never cut
+        self.min_seconds = shortest_heard(processor)  # shorter ones too: the encoder would give no token
 
     def check_lengths(self, lengths: Sequence[int]) -> None:
-        """Refuse, before any work, clips longer than the encoder's window (named by position)."""
+        """Refuse, before any work, clips longer than the encoder's window or too short to give it
+        an audio token (named by position)."""
         check_clip_lengths([f"clip {i + 1}" for i in range(len(lengths))], np.asarray(lengths) / 16000,
-                           self.max_seconds, f"{Path(self.spec.model).name}'s audio encoder")  # fmt: skip
+                           self.max_seconds, f"{Path(self.spec.model).name}'s audio encoder",
+                           self.min_seconds)  # fmt: skip
 
     def batches(self, clips: Sequence[np.ndarray], groups: list[np.ndarray], padded: bool, features_only: bool = False):
         """Prepared batches in order: by worker processes when there are several, else here.

@@ -31,16 +31,31 @@ class Detector(Protocol):
     def info(self) -> dict[str, Any]: ...
 
 
-def check_clip_lengths(names: list[str], seconds, max_seconds: float | None, who: str) -> None:
-    """Refuse clips longer than `max_seconds` (a model's fixed audio window), naming them.
+def check_clip_lengths(
+    names: list[str], seconds, max_seconds: float | None, who: str, min_seconds: float | None = None
+) -> None:
+    """Refuse clips longer than `max_seconds` (a model's fixed audio window) or shorter than
+    `min_seconds` (too short to give its encoder a single audio token), naming them.
 
     Why: such a model's encoder has a fixed number of positions (Qwen2-Audio: 30 s); a longer
     clip either fails deep inside it or, through its own processor, is cut silently, so the
-    score would describe part of the clip only.
+    score would describe part of the clip only. A clip of 20 ms or less gives Qwen2-Audio's
+    encoder two mel frames and no audio token at all: it would be scored on the text alone, the
+    same for silence, noise and a voice.
     """
+    seconds = np.asarray(seconds, dtype=float)
+    if min_seconds is not None:
+        short = np.flatnonzero(seconds < min_seconds - 1e-9)
+        if short.size:
+            shown = ", ".join(f"{names[i]} ({seconds[i] * 1000:.0f} ms)" for i in short[:5])
+            raise LabError(
+                f"{short.size} clip(s) too short for {who} to hear: under {min_seconds * 1000:.1f} ms its encoder "
+                f"gets no audio token, so the score would not depend on the audio: {shown}"
+                + (", …" if short.size > 5 else "")
+                + ". Leave them out (tag them and use --exclude-tags) or use longer clips"
+            )
     if max_seconds is None:
         return
-    seconds = np.asarray(seconds, dtype=float)
     long = np.flatnonzero(seconds > max_seconds + 1e-9)
     if long.size:
         shown = ", ".join(f"{names[i]} ({seconds[i]:.1f} s)" for i in long[:5]) + (", …" if long.size > 5 else "")

@@ -649,12 +649,13 @@ def train_run(run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
     data = load_data(ctx.cfg)
     tr = build_trainer(ctx, len(data.train))
     if tr.family is None:  # Qwen2-Audio's fixed window (30 s): longer clips named before the first step
-        from core.detectors.audio_llm import window_seconds
+        from core.detectors.audio_llm import shortest_heard, window_seconds
         from core.detectors.base import check_clip_lengths
 
         for part in (data.train, data.dev):
             check_clip_lengths(part["clip_id"].tolist(), part["duration_ms"].fillna(0).to_numpy() / 1000,
-                               window_seconds(tr.processor), "the base model's audio encoder")  # fmt: skip
+                               window_seconds(tr.processor), "the base model's audio encoder",
+                               shortest_heard(tr.processor))  # fmt: skip
     done = restore(ctx, tr) if resume else 0
     try:
         done = train_epochs(ctx, data, tr, done)

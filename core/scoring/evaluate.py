@@ -42,9 +42,16 @@ class DiskClips:
 
 
 def check_window(detector: Detector, clips: pd.DataFrame) -> None:
-    """A detector with a fixed audio window (`max_seconds`): clips longer than it named before any work."""
+    """A detector with a fixed audio window (`max_seconds`) or a shortest clip it hears (`min_seconds`):
+    clips outside them named before any work."""
     seconds = clips["duration_ms"].fillna(0).to_numpy() / 1000
-    check_clip_lengths(clips["clip_id"].tolist(), seconds, getattr(detector, "max_seconds", None), detector.name)
+    check_clip_lengths(
+        clips["clip_id"].tolist(),
+        seconds,
+        getattr(detector, "max_seconds", None),
+        detector.name,
+        getattr(detector, "min_seconds", None),
+    )
 
 
 def score_clips(
