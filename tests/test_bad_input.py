@@ -785,3 +785,84 @@ def test_clips_longer_than_the_audio_window_are_refused_by_name(tmp_path, data_d
     before = snapshot(data_dir / "results")
     refused(lambda: evaluate(ds, "all-test", "test", det), r"1 clip\(s\) longer than the 30 s .*: long-one \(31\.0 s\)")
     assert snapshot(data_dir / "results") == before  # no table, not half of one
+
+
+# ---------------------------------------------------------------- training settings, one check for every entry
+
+
+@pytest.mark.parametrize(
+    ("setting", "match"),
+    [
+        ({"lora_alpha": 0}, "lora_alpha must be at least 1"),
+        ({"lora_alpha": -4}, "lora_alpha must be at least 1"),
+        ({"warmup_ratio": 1.5}, r"warmup_ratio must lie within \[0, 1\]"),
+        ({"warmup_ratio": -0.1}, "warmup_ratio must lie"),
+        ({"noise_prob": 2.0}, "noise_prob must lie"),
+        ({"max_train_clips": -5}, r"max_train_clips must be at least 0 \(0 = all clips\)"),
+        ({"max_dev_clips": -1}, "max_dev_clips must be at least 0"),
+        ({"schedule": "cosin"}, "schedule must be one of cosine, linear, constant"),
+        ({"lora_r": "abc"}, "lora_r must be a whole number, got 'abc'"),
+        ({"lr": float("nan")}, "lr must be a number"),
+        ({"epochs": 2.5}, "epochs must be a whole number"),
+        ({"noise_snr": (20.0, 0.0)}, "noise_snr must be two finite numbers, low before high"),
+    ],
+)
+def test_training_settings_that_cannot_mean_what_they_say_register_nothing(setting, match, default_ds, data_dir):
+    from core.runs import registry, sweeps
+    from core.runs.training import TrainConfig
+
+    before = snapshot(data_dir / "results")
+    refused(lambda: registry.create_run(TrainConfig(**setting)), match)
+    key, value = next(iter(setting.items()))
+    if key in sweeps.GRID_KEYS:  # the same check for a sweep over that setting
+        refused(lambda: sweeps.create_sweep(TrainConfig(), {key: [value]}, [0], launch_worker=False), match)
+    assert snapshot(data_dir / "results") == before
+
+
+def test_duplicate_seeds_and_text_grid_values_are_refused_everywhere(default_ds, data_dir, capsys):
+    from core.cli import main
+    from core.runs import cv, sweeps
+    from core.runs.training import TrainConfig
+
+    before = snapshot(data_dir / "results")
+    refused(
+        lambda: sweeps.create_sweep(TrainConfig(), {"lora_r": [4]}, [1, 1], launch_worker=False),
+        "seed 1 is given twice",
+    )
+    refused(
+        lambda: cv.create(TrainConfig(), cv.CVConfig(folds="4", seeds=[0, 2, 0]), launch_worker=False),
+        "seed 0 is given twice",
+    )
+    assert main(["sweep", "new", "--grid", "lora_r=8,x16", "--seeds", "0"]) == 2
+    assert "lora_r must be a whole number, got 'x16'" in capsys.readouterr().err
+    assert main(["sweep", "new", "--grid", "lora_r=8", "--seeds", "3", "3"]) == 2
+    assert "seed 3 is given twice" in capsys.readouterr().err
+    assert snapshot(data_dir / "results") == before
+
+
+def test_a_truncated_model_or_adapter_is_named_before_anything_is_registered(tmp_path, default_ds, data_dir):
+    import shutil
+
+    from core.detectors import lab_model
+    from core.detectors.audio_llm import require_adapter
+    from core.runs import registry
+    from core.runs.training import TrainConfig
+
+    base = lab_model.ensure_base_model()
+    broken = tmp_path / "broken-model"
+    shutil.copytree(base, broken)
+    weights = next(broken.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    before = snapshot(data_dir / "results")
+    refused(
+        lambda: registry.create_run(TrainConfig(base_model=str(broken))),
+        rf"{weights.name}: not a readable safetensors file .*truncated",
+    )
+    assert snapshot(data_dir / "results") == before
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{")
+    refused(lambda: require_adapter(str(adapter)), "adapter_config.json: not readable JSON")
+    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "adapter_model.safetensors").write_bytes(b"\x05\x00")
+    refused(lambda: require_adapter(str(adapter)), "adapter_model.safetensors: not a readable safetensors file")

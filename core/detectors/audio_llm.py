@@ -97,17 +97,58 @@ def _not_here(model: str) -> str:
 
 def read_model_config(folder: Path) -> dict:
     """A model folder's config.json, or a LabError saying why the folder is not a model."""
-    import json
-
     cfg = folder / "config.json"
     if not cfg.is_file():
         raise LabError(f"{folder}: not a model folder (no config.json); give the folder a checkpoint was saved to")
+    return read_model_config_file(cfg)
+
+
+def check_weight_files(folder: Path) -> None:
+    """Refuse a folder whose weight files are truncated or not what their names say, naming the file.
+
+    Reads each safetensors file's header and checks that the data it declares is all there (a
+    copy cut short keeps a valid header but loses tensors), and opens .bin files' zip directory;
+    no tensor is loaded. Why: a broken file otherwise surfaces as a traceback deep in loading,
+    after a run or job was registered.
+    """
+    import json
+    import struct
+    import zipfile
+
+    for f in sorted(folder.glob("*.safetensors")):
+        try:
+            with open(f, "rb") as fh:
+                size = f.stat().st_size
+                head = fh.read(8)
+                if len(head) < 8:
+                    raise ValueError("shorter than a safetensors header")
+                (n,) = struct.unpack("<Q", head)
+                if n > size - 8:
+                    raise ValueError(f"header of {n} bytes in a file of {size}")
+                header = json.loads(fh.read(n))
+            ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+            if 8 + n + max(ends, default=0) > size:
+                raise ValueError(f"{8 + n + max(ends)} bytes declared, {size} present (truncated?)")
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+            raise LabError(f"{f}: not a readable safetensors file ({exc}); copy it again or re-save the model") from exc
+    for f in sorted(folder.glob("*.bin")):
+        try:
+            with zipfile.ZipFile(f) as z:
+                z.namelist()
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise LabError(f"{f}: not a readable PyTorch weights file ({exc}); copy it again") from exc
+
+
+def read_model_config_file(path: Path) -> dict:
+    """A JSON configuration file (an adapter's), or a LabError naming it."""
+    import json
+
     try:
-        data = json.loads(cfg.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise LabError(f"{cfg}: not readable JSON ({exc})") from exc
+        raise LabError(f"{path}: not readable JSON ({exc})") from exc
     if not isinstance(data, dict):
-        raise LabError(f"{cfg}: not a model configuration (expected a JSON object)")
+        raise LabError(f"{path}: not a configuration (expected a JSON object)")
     return data
 
 
@@ -129,6 +170,7 @@ def require_available(model: str, model_types: tuple[str, ...] = ("qwen2_audio",
                 f"{local}: a {kind!r} model, not {' or '.join(repr(k) for k in model_types)} "
                 "(the audio-LLM detector loads Qwen2-Audio checkpoints)"
             )
+        check_weight_files(local)
         return
     from huggingface_hub import try_to_load_from_cache
 
@@ -207,6 +249,8 @@ def require_adapter(adapter: str) -> None:
             f"adapter {adapter!r}: no adapter_config.json; give a folder saved by peft, e.g. a run's "
             "results/runs/<id>/adapter"
         )
+    read_model_config_file(folder / "adapter_config.json")
+    check_weight_files(folder)
 
 
 def answer_token_ids(tokenizer, answers: tuple[str, str]) -> tuple[int, int]:

@@ -166,8 +166,7 @@ def create(
     from core.data.datasets import load_dataset
     from core.data.splits import save_split
 
-    if not cfg.seeds:
-        raise LabError("a cross-validation needs at least one seed")
+    registry.check_seeds(cfg.seeds)
     if not 0 < cfg.dev_fraction < 0.5:
         raise LabError(f"dev_fraction must lie in (0, 0.5), got {cfg.dev_fraction}")
     if cfg.detector:

@@ -91,18 +91,64 @@ def check_config(cfg: TrainConfig) -> None:
 
     load_dataset(cfg.dataset)  # a dataset that is not there is refused here, not in the run's log
     validate_split_name(cfg.split)
-    for name, value, low in (("epochs", cfg.epochs, 1), ("batch_size", cfg.batch_size, 1), ("grad_accum", cfg.grad_accum, 1),
-                             ("lora_r", cfg.lora_r, 1), ("checkpoint_every", cfg.checkpoint_every, 1)):  # fmt: skip
-        if value < low:
-            raise LabError(f"{name} must be at least {low}, got {value}")
-    if not 0 < cfg.lr < 1:
-        raise LabError(f"lr must be between 0 and 1, got {cfg.lr}")
-    if not 0 <= cfg.noise_prob <= 1 or not 0 <= cfg.lora_dropout < 1:
-        raise LabError("noise_prob must be within [0, 1] and lora_dropout within [0, 1)")
+    check_numbers(cfg)
     for tag in (t for t in cfg.exclude_tags.split(",") if t.strip()):
         from core.names import check_tag
 
         check_tag(tag)
+
+
+INTS = ("epochs", "batch_size", "grad_accum", "lora_r", "lora_alpha", "checkpoint_every", "seed",
+        "max_train_clips", "max_dev_clips")  # fmt: skip
+FLOATS = ("lr", "lora_dropout", "warmup_ratio", "noise_prob")
+SCHEDULES = ("cosine", "linear", "constant")
+
+
+def check_numbers(cfg: TrainConfig) -> None:
+    """Every number a run's settings hold means what it says: the right type, finite, in range.
+
+    One place for the form, the CLI, sweeps and cross-validation (each builds a TrainConfig and
+    calls `check_config`), so a grid value typed as text or a negative cap is refused before any
+    run is registered rather than met as a traceback in a run's log.
+    """
+    import math
+
+    for name in INTS + FLOATS:
+        value = getattr(cfg, name)
+        ok = isinstance(value, int) if name in INTS else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok or not math.isfinite(value):
+            kind = "a whole number" if name in INTS else "a number"
+            raise LabError(f"{name} must be {kind}, got {value!r}")
+    at_least = {"epochs": 1, "batch_size": 1, "grad_accum": 1, "lora_r": 1, "lora_alpha": 1, "checkpoint_every": 1,
+                "max_train_clips": 0, "max_dev_clips": 0, "seed": 0}  # fmt: skip
+    for name, low in at_least.items():
+        if getattr(cfg, name) < low:
+            why = " (0 = all clips)" if name.startswith("max_") else ""
+            raise LabError(f"{name} must be at least {low}{why}, got {getattr(cfg, name)}")
+    if not 0 < cfg.lr < 1:
+        raise LabError(f"lr must be between 0 and 1, got {cfg.lr}")
+    for name, hi_open in (("noise_prob", False), ("warmup_ratio", False), ("lora_dropout", True)):
+        value = getattr(cfg, name)
+        if not (0 <= value < 1 if hi_open else 0 <= value <= 1):
+            raise LabError(f"{name} must lie within [0, 1{')' if hi_open else ']'}, got {value}")
+    if cfg.schedule not in SCHEDULES:
+        raise LabError(f"schedule must be one of {', '.join(SCHEDULES)}, got {cfg.schedule!r}")
+    low, high = (float(v) for v in cfg.noise_snr)
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+        raise LabError(f"noise_snr must be two finite numbers, low before high, got {tuple(cfg.noise_snr)}")
+
+
+def check_seeds(seeds) -> list[int]:
+    """A sweep's or a cross-validation's seeds: whole numbers, at least one, none twice."""
+    if not seeds:
+        raise LabError("give at least one seed")
+    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]
+    if bad:
+        raise LabError(f"seeds must be whole numbers of at least 0, got {bad[0]!r}")
+    twice = sorted({s for s in seeds if list(seeds).count(s) > 1})
+    if twice:
+        raise LabError(f"seed {twice[0]} is given twice: each seed is one run, and a repeat would be counted as two")
+    return list(seeds)
 
 
 def create_run(cfg: TrainConfig, sweep: str = "", name: str = "", executor=None) -> str:

@@ -25,7 +25,18 @@ from core import atomic
 from core.errors import LabError
 from core.paths import results_root
 from core.runs import jobs
-from core.runs.registry import METRIC_KEYS, cancel, check_config, config, launch, register, result, runs_dir, status
+from core.runs.registry import (
+    METRIC_KEYS,
+    cancel,
+    check_config,
+    check_seeds,
+    config,
+    launch,
+    register,
+    result,
+    runs_dir,
+    status,
+)
 from core.runs.training import TrainConfig
 
 
@@ -53,8 +64,7 @@ def create_sweep(
     bad = set(grid) - set(GRID_KEYS)
     if bad:
         raise LabError(f"cannot sweep over {sorted(bad)}; choose from {GRID_KEYS}")
-    if not seeds:
-        raise LabError("a sweep needs at least one seed")
+    check_seeds(seeds)
     sweep_id = f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     keys = list(grid)
     configs = [
