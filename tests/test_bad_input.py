@@ -866,3 +866,79 @@ def test_a_truncated_model_or_adapter_is_named_before_anything_is_registered(tmp
     (adapter / "adapter_config.json").write_text("{}")
     (adapter / "adapter_model.safetensors").write_bytes(b"\x05\x00")
     refused(lambda: require_adapter(str(adapter)), "adapter_model.safetensors: not a readable safetensors file")
+
+
+# ---------------------------------------------------------------- segments and paths in manifests
+
+
+def _manifest(folder: Path, rows: list[dict]) -> Path:
+    frame = pd.DataFrame(rows)
+    frame.to_csv(folder / "manifest.csv", index=False)
+    return folder / "manifest.csv"
+
+
+def test_a_segment_past_its_files_end_is_cut_there_and_the_manifest_says_so(tmp_path, data_dir):
+    from core.data.datasets import load_dataset
+    from core.data.importers import import_dataset
+
+    src = tmp_path / "seg"
+    wav(src / "a.wav", tone(1000))  # 1.000 s
+    wav(src / "b.wav", tone(1000))
+    base = {"label": "speech", "group_id": "g", "path": "a.wav"}
+    rows = [{**base, "clip_id": "inside", "start_s": 0.1, "end_s": 0.5, "base_clip_id": "inside"},
+            {**base, "clip_id": "past", "start_s": 0.5, "end_s": 3.0, "base_clip_id": "past", "path": "b.wav"}]  # fmt: skip
+    import_dataset("csv", _manifest(src, rows), "seg-cut")
+    ds = load_dataset("seg-cut")
+    m = ds.manifest.set_index("clip_id")
+    assert m.loc["past", "end_s"] == pytest.approx(1.0) and m.loc["inside", "end_s"] == pytest.approx(0.5)
+    assert m.loc["past", "duration_ms"] == pytest.approx(500, abs=1)
+    assert ds.info["load_notes"]["segment ends past its file's end: cut there"] == 1
+    rows.append({**base, "clip_id": "after", "start_s": 2.0, "end_s": 2.5, "base_clip_id": "after"})
+    before = snapshot(data_dir / "datasets")
+    refused(
+        lambda: import_dataset("csv", _manifest(src, rows), "seg-after"),
+        r"segment starts at 2\.0 s, at or past the file's end",
+    )
+    assert snapshot(data_dir / "datasets") == before
+
+
+def test_manifest_paths_that_leave_the_manifests_folder_are_refused(tmp_path, data_dir):
+    from core.data.datasets import load_dataset
+    from core.data.importers import import_dataset
+
+    outside = wav(tmp_path / "secret.wav", tone(500))
+    src = tmp_path / "corpus"
+    wav(src / "ok.wav", tone(500))
+    base = {"label": "speech", "group_id": "g"}
+    for i, bad in enumerate(["../secret.wav", str(outside)]):
+        rows = [{**base, "clip_id": "ok", "path": "ok.wav", "base_clip_id": "ok"},
+                {**base, "clip_id": "out", "path": bad, "base_clip_id": "out"}]  # fmt: skip
+        before = snapshot(data_dir / "datasets")
+        refused(
+            lambda rows=rows, i=i: import_dataset("csv", _manifest(src, rows), f"leave{i}"),
+            r"1 audio path\(s\) lie outside .*line 3: .*secret\.wav",
+        )
+        assert snapshot(data_dir / "datasets") == before
+    link = src / "link.wav"
+    link.symlink_to(outside)  # a link inside that points out counts as outside
+    rows = [{**base, "clip_id": "ok", "path": "link.wav", "base_clip_id": "ok"}]
+    refused(lambda: import_dataset("csv", _manifest(src, rows), "leave-link"), "lie outside")
+    import_dataset("csv", _manifest(src, rows), "leave-ok", paths_outside_ok=True)  # the CLI's explicit opt-in
+    assert len(load_dataset("leave-ok").manifest) == 1
+
+
+def test_one_class_tables_are_said_to_be_one_class_not_scored_perfect():
+    from core.analysis.calibration_report import report
+    from core.analysis.compare import compare
+    from core.scoring.predictions import build_table
+
+    rng = np.random.default_rng(0)
+    clips = pd.DataFrame({"clip_id": [f"c{i}" for i in range(30)], "label": "speech",
+                          "group_id": [f"g{i % 5}" for i in range(30)], "base_clip_id": [f"c{i}" for i in range(30)],
+                          "split": "test", "duration_ms": 1000, "snr_db": np.nan})  # fmt: skip
+    a = build_table(clips, rng.normal(2, 1, (30, 2)) + [[2, 0]], detector="a")
+    b = build_table(clips, rng.normal(0, 1, (30, 2)), detector="b")
+    res = compare(a, b, n_boot=200)
+    assert res.warnings and "holds speech clips only" in res.warnings[0] and "recall of speech" in res.warnings[0]
+    rep, _, _ = report(a, b, "temperature")
+    assert sum("holds speech clips only" in w for w in rep.warnings) == 2  # dev and test both said

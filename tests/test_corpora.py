@@ -203,6 +203,16 @@ def test_musan_sub_corpora_are_groups_and_music_with_vocals_is_flagged(data_dir,
     assert check_noise("dataset:musan") == 2 + 3
     noises = load_noises("dataset:musan")
     assert len(noises) == 5 and all(len(x) == 12800 for x in noises)
+
+
+def test_musan_says_which_folders_it_does_not_know(data_dir, tmp_path):
+    root = _musan(tmp_path)
+    extra = root / "musan" / "sfx" / "bbc"
+    extra.mkdir(parents=True)
+    sf.write(extra / "boom.wav", _tone(0.8, 16000, 300, 0), 16000)
+    import_dataset("musan", root, "musan-extra")
+    skipped = load_dataset("musan-extra").info["skipped"]
+    assert any("sfx: not a MUSAN category (speech, music, noise): passed over" in s for s in skipped), skipped
     import_dataset("folder", _speech_only(tmp_path / "sp"), "onlyspeech")
     with pytest.raises(LabError, match="no non-speech clips"):
         check_noise("dataset:onlyspeech")

@@ -1,6 +1,6 @@
 """Nothing lost, nothing mixed: writers killed at every step, and writers that finish together.
 
-A forked child runs a write and is killed (`os._exit`, as SIGKILL would: no cleanup runs) at its
+A child process (from a forkserver) runs a write and is killed (`os._exit`, as SIGKILL would: no cleanup runs) at its
 k-th file-system commit step (fsync, rename, replace, link), for every k until the write gets
 through. After each kill the next ordinary command must see the old state or the new one,
 never a mix, and leave no debris (temporary files or folders) behind.
@@ -24,49 +24,76 @@ from core.data.splits import file_hash, list_splits, load_split, make_split, sav
 from core.scoring import predictions
 
 STEPS = ("fsync", "replace", "rename", "link")
+ENV = ("LAB_DATA_DIR", "LAB_RESULTS_DIR")
 
 
-def killed_at(k: int, write) -> bool:
-    """Run `write()` in a forked child killed at its k-th commit step; True when it got through."""
-    pid = os.fork()
-    if pid == 0:  # the child: count commit steps, die at the k-th without any cleanup
-        count = [0]
+def _context():
+    """Children come from a forkserver: a clean process with no threads. Forking the test process
+    itself (torch, pyarrow and Streamlit threads) can leave a child waiting on a lock forever."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["tests.test_crash_safety"])
+    return ctx
 
-        def hooked(orig):
-            def step(*args, **kwargs):
-                count[0] += 1
-                if count[0] == k:
-                    os._exit(137)
-                return orig(*args, **kwargs)
 
-            return step
+def _child(k: int, write, args: tuple, env: dict[str, str]) -> None:
+    """In the child: count commit steps and die at the k-th without any cleanup, as kill -9 would."""
+    os.environ.update(env)
+    count = [0]
 
-        for name in STEPS:
-            setattr(os, name, hooked(getattr(os, name)))
-        try:
-            write()
-        except BaseException:
-            os._exit(1)
-        os._exit(0)
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    assert code in (0, 137), f"the write failed on its own (exit {code})"
-    return code == 0
+    def hooked(orig):
+        def step(*a, **kw):
+            count[0] += 1
+            if count[0] == k:
+                os._exit(137)
+            return orig(*a, **kw)
+
+        return step
+
+    for name in STEPS:
+        setattr(os, name, hooked(getattr(os, name)))
+    try:
+        write(*args)
+    except BaseException:
+        os._exit(1)
+    os._exit(0)
+
+
+def killed_at(k: int, write, args: tuple = ()) -> bool:
+    """Run `write(*args)` in a child killed at its k-th commit step; True when it got through."""
+    env = {v: os.environ[v] for v in ENV if v in os.environ}
+    proc = _context().Process(target=_child, args=(k, write, args, env))
+    proc.start()
+    proc.join(120)
+    assert proc.exitcode in (0, 137), f"the write failed on its own (exit {proc.exitcode})"
+    return proc.exitcode == 0
 
 
 def debris(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") and not p.name.endswith(".lock"))
 
 
-def every_kill(write, check, folder: Path, limit: int = 60) -> int:
-    """Kill `write` at step 1, 2, … until it gets through; `check()` after each; return the steps seen."""
+def every_kill(write, args: tuple, check, folder: Path, limit: int = 60) -> int:
+    """Kill `write(*args)` at step 1, 2, … until it gets through; `check()` after each; return the steps seen."""
     for k in range(1, limit):
-        done = killed_at(k, write)
+        done = killed_at(k, write, args)
         check()
         assert debris(folder) == [], f"killed at step {k}: left {debris(folder)}"
         if done:
             return k
     raise AssertionError("the write never got through")
+
+
+def _write_split(dataset: str, name: str, seed: int) -> None:
+    ds = load_dataset(dataset)
+    save_split(ds, name, make_split(ds.manifest, seed=seed), {"seed": seed})
+
+
+def _write_table(n: int, tag: str, name: str | None) -> None:
+    predictions.save(_table(n, tag), {"detector": tag}, name=name)
+
+
+def _write_import(corpus: Path, name: str) -> None:
+    importers.import_dataset("folder", corpus, name, force=True)
 
 
 def test_a_split_killed_at_any_step_is_the_old_split_or_the_new_one(default_ds):
@@ -82,7 +109,7 @@ def test_a_split_killed_at_any_step_is_the_old_split_or_the_new_one(default_ds):
         assert info["seed"] == (0 if now.equals(old) else 5)  # the metadata describes this split
         assert info["split_hash"] == file_hash(folder / "crash.csv")
 
-    steps = every_kill(lambda: save_split(default_ds, "crash", new, {"seed": 5}), check, folder)
+    steps = every_kill(_write_split, (default_ds.name, "crash", 5), check, folder)
     assert steps >= 4 and load_split(default_ds, "crash").equals(new)
 
 
@@ -114,7 +141,7 @@ def test_a_table_killed_at_any_step_is_the_old_table_or_the_new_one(data_dir, mo
         assert meta["detector"] == table["detector"].iloc[0] and meta["n_clips"] == len(table)
         assert len(table) in (10, 20)
 
-    every_kill(lambda: predictions.save(_table(20, "new"), {"detector": "new"}, name="crashy"), check, folder)
+    every_kill(_write_table, (20, "new", "crashy"), check, folder)
     fresh = []  # a table without a name: after a kill it is there whole, or not at all
 
     def check_new():
@@ -124,7 +151,7 @@ def test_a_table_killed_at_any_step_is_the_old_table_or_the_new_one(data_dir, mo
             assert len(table) == 20 and meta["n_clips"] == 20
         fresh.append(len(tables))
 
-    every_kill(lambda: predictions.save(_table(20, "auto"), {"detector": "auto"}), check_new, folder)
+    every_kill(_write_table, (20, "auto", None), check_new, folder)
     # each killed attempt left no table or one whole table (once linked, it is published)
     assert fresh[-1] >= 1 and all(b - a in (0, 1) for a, b in zip([0, *fresh], fresh))
 
@@ -137,7 +164,7 @@ def _save_one(results: str, k: int, barrier) -> str:
 
 def test_scoring_jobs_that_finish_together_all_keep_their_tables(tmp_path):
     n = 8
-    ctx = mp.get_context("fork")
+    ctx = _context()
     with ctx.Manager() as manager:
         barrier = manager.Barrier(n)
         with ctx.Pool(n) as pool:
@@ -149,20 +176,21 @@ def test_scoring_jobs_that_finish_together_all_keep_their_tables(tmp_path):
     assert len(predictions.list_tables()) == n or len(list((tmp_path / "predictions").glob("*.parquet"))) == n
 
 
+def _flip_writer(results: str, stop) -> None:
+    os.environ["LAB_RESULTS_DIR"] = results
+    k = 0
+    while not stop.is_set():
+        tag, n = ("a", 10) if k % 2 else ("b", 20)
+        predictions.save(_table(n, tag), {"detector": tag}, name="flip")
+        k += 1
+
+
 def test_a_reader_never_sees_a_table_with_another_writes_sidecar(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_RESULTS_DIR", str(tmp_path))
     predictions.save(_table(10, "a"), {"detector": "a"}, name="flip")
-    ctx = mp.get_context("fork")
+    ctx = _context()
     stop = ctx.Event()
-
-    def writer():
-        k = 0
-        while not stop.is_set():
-            tag, n = ("a", 10) if k % 2 else ("b", 20)
-            predictions.save(_table(n, tag), {"detector": tag}, name="flip")
-            k += 1
-
-    proc = ctx.Process(target=writer)
+    proc = ctx.Process(target=_flip_writer, args=(str(tmp_path), stop))
     proc.start()
     try:
         seen = set()
@@ -202,7 +230,7 @@ def test_an_import_killed_at_any_step_leaves_the_old_dataset_or_the_new_one(data
         assert set(load_dataset("crashimport").manifest["clip_id"]) in (old_ids, new_ids)
 
     folder = data_dir / "datasets"
-    every_kill(lambda: importers.import_dataset("folder", little_corpus, "crashimport", force=True), check, folder)
+    every_kill(_write_import, (little_corpus, "crashimport"), check, folder)
     assert set(load_dataset("crashimport").manifest["clip_id"]) == new_ids
     assert not any(p.name.startswith(".crashimport.") and not p.name.endswith(".lock") for p in folder.iterdir())
 

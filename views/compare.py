@@ -52,6 +52,8 @@ except LabError as exc:
     )
     st.stop()
 
+for w in res.warnings:
+    st.warning(w)
 if res.only_in_a or res.only_in_b:
     st.warning(
         f"Only the {res.n_clips} clips scored by both are compared ({res.only_in_a} only in A, "

@@ -61,6 +61,8 @@ def report(
     rows, warnings = [], []
     if getattr(cal, "bound_note", ""):
         warnings.append(cal.bound_note)
+    warnings += [w for w in (metrics.one_class_note(t["label"].to_numpy(), f"the {n} table") for n, t in
+                             (("dev", dev), ("test", test))) if w]  # fmt: skip
     if same_clips(dev, test):
         warnings.append(
             f"the calibrator was fitted on clips it is judged on ({len(set(dev['clip_id']) & set(test['clip_id']))} "

@@ -8,7 +8,7 @@ is shown beside it, and the sample size needed to settle the question is compute
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -60,6 +60,7 @@ class Comparison:
     ci_clustered: tuple[float, float]
     ci_naive: tuple[float, float]
     power: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -125,6 +126,7 @@ def compare(
         ci_clustered=(lo_c, hi_c),
         ci_naive=(lo_n, hi_n),
         power=power_plan(p, delta),
+        warnings=[w for w in [metrics.one_class_note(p["label"].to_numpy(), "the paired set")] if w],
     )
 
 

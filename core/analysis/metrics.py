@@ -8,6 +8,23 @@ from core.analysis.calibration import brier, ece, mce, nll
 from core.decision import correct, sigmoid
 
 
+def one_class_note(labels: np.ndarray, what: str) -> str:
+    """A sentence for a set of clips holding one class only ("" when both are there).
+
+    Why: with one class, accuracy is that class's recall, balanced accuracy and ROC-AUC do not
+    exist, and a calibrator has nothing to separate; a report must say so rather than print a
+    perfect score.
+    """
+    present = sorted(set(np.asarray(labels).astype(str)))
+    if len(present) >= 2:
+        return ""
+    only = present[0] if present else "no"
+    return (
+        f"{what} holds {only} clips only: accuracy here is the recall of {only}, and balanced accuracy, "
+        "ROC-AUC and calibration cannot be judged; add clips of the other class"
+    )
+
+
 def summary(
     labels: np.ndarray,
     logits: np.ndarray,

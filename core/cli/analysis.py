@@ -43,6 +43,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out = predictions.analysis_dir(pa) / f"compare-{pb.stem}.json"
     atomic.write_json(out, {"a": pa.name, "b": pb.name, **c.as_json()})
     t = c.table
+    for w in c.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     print(f"A = {pa.stem}\nB = {pb.stem}\n{c.n_clips} paired clips in {c.n_groups} groups")
     for k in ("a", "b"):
         lo, hi = c.wilson[k]

@@ -46,6 +46,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             force=args.force,
             progress=update,
             cut_seconds=args.cut_seconds,
+            paths_outside_ok=args.paths_outside_ok,
             **options,
         ),  # fmt: skip
         lambda root: (f"imported {args.name}", str(root)),
@@ -205,6 +206,11 @@ def register(top: argparse._SubParsersAction) -> None:
     i.add_argument("--force", action="store_true", help="replace an existing dataset of that name")
     i.add_argument("--include-gaps", action="store_true", help="voxconverse, lhotse: gaps between turns as non-speech")
     i.add_argument("--max-seconds", type=finite_float, default=10.0, help="lhotse: cut longer segments into pieces")
+    i.add_argument(
+        "--paths-outside-ok",
+        action="store_true",
+        help="let a manifest list audio outside its own folder (refused otherwise; never offered on a page)",
+    )
     i.add_argument("--cut-seconds", type=finite_float, default=None,
                    help="any format: cut clips longer than this into pieces (kept together in splits); "
                         "30 fits Qwen2-Audio's window")  # fmt: skip

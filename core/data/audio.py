@@ -31,6 +31,7 @@ class LoadedAudio:
     samples: np.ndarray
     sr: int
     notes: list[str] = field(default_factory=list)
+    end_s: float | None = None  # a segment's real end when the asked end lay past the file's end
 
     @property
     def duration_ms(self) -> float:
@@ -61,6 +62,11 @@ def load_audio(
         info = sf.info(str(path))
         start = int(round((start_s or 0.0) * info.samplerate))
         stop = None if end_s is None else int(round(end_s * info.samplerate))
+        frames = int(info.frames) if 0 < info.frames < 2**62 else None  # streamed files may not say
+        if frames is not None and start_s is not None and start >= frames:
+            raise AudioError(
+                f"{path}: segment starts at {start_s} s, at or past the file's end ({frames / info.samplerate:.3f} s)"
+            )
         data, sr = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(
@@ -68,6 +74,10 @@ def load_audio(
             "libsndfile does not read; convert it to WAV or FLAC."
         ) from exc
     notes: list[str] = []
+    real_end = None
+    if stop is not None and frames is not None and stop > frames + 1:  # past the end by more than rounding
+        real_end = frames / info.samplerate
+        notes.append(f"segment end {end_s:g} s past the file's end: cut to {real_end:.3f} s")
     _check_not_truncated(path, info.extra_info)
     if data.shape[0] == 0:
         where = "" if start_s is None and end_s is None else f" in segment [{start_s}, {end_s}) s"
@@ -89,7 +99,7 @@ def load_audio(
         )
     if np.max(np.abs(samples)) < SILENCE_PEAK:
         raise AudioError(f"{path}: silent clip (peak below {SILENCE_PEAK:g}; all-zero audio)")
-    return LoadedAudio(samples.astype(np.float32, copy=False), target_sr, notes)
+    return LoadedAudio(samples.astype(np.float32, copy=False), target_sr, notes, real_end)
 
 
 _DATA_SIZE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)

@@ -267,7 +267,9 @@ def scan_musan(source: Path) -> pd.DataFrame:
     found = [c for c in MUSAN_LABELS if (root / c).is_dir()]
     if not found:
         raise ManifestError(f"{root}: not MUSAN-shaped (expected speech/, music/ and/or noise/ folders)")
-    rows, skipped, vocal_ids = [], [], []
+    rows, vocal_ids = [], []
+    skipped = [f"{p}: not a MUSAN category ({', '.join(MUSAN_LABELS)}): passed over"
+               for p in sorted(root.iterdir()) if p.is_dir() and p.name not in MUSAN_LABELS]  # fmt: skip
     for category in found:
         for sub in sorted(p for p in (root / category).iterdir() if p.is_dir() and not p.is_symlink()):
             vocals = _vocals(sub / "ANNOTATIONS") if category == "music" and (sub / "ANNOTATIONS").is_file() else {}

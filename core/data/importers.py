@@ -196,7 +196,7 @@ def inspect_clips(
     """
     manifest = validate_manifest(manifest, source="import")
     keep, problems, notes = [], [], Counter()
-    durations, hashes = [], []
+    durations, hashes, ends = [], [], manifest["end_s"].to_numpy(dtype=float, copy=True)
     n = len(manifest)
     for i, row in enumerate(manifest.itertuples(index=False)):
         start = None if pd.isna(row.start_s) else float(row.start_s)
@@ -209,7 +209,11 @@ def inspect_clips(
             durations.append(np.nan)
             hashes.append("")
             continue
-        notes.update(clip.notes)
+        notes.update(
+            m if not m.startswith("segment end") else "segment ends past its file's end: cut there" for m in clip.notes
+        )
+        if clip.end_s is not None:  # the manifest says where the segment really ends, not where it was asked to
+            ends[i] = clip.end_s
         keep.append(True)
         durations.append(round(clip.duration_ms, 3))
         hashes.append(content_hash(clip.samples))
@@ -222,8 +226,28 @@ def inspect_clips(
             f"{len(problems)} clip(s) cannot be used:\n  {shown}{more}\n"
             "Fix or remove them, or import with skip_bad (CLI: --skip-bad)."
         )
-    manifest = manifest.assign(duration_ms=durations, content_hash=hashes)
+    manifest = manifest.assign(duration_ms=durations, content_hash=hashes, end_s=ends)
     return manifest[np.array(keep)].reset_index(drop=True), problems, notes
+
+
+def check_inside(manifest: pd.DataFrame, base: Path, kind: str) -> None:
+    """Refuse audio paths that leave the manifest's (or source) folder, links followed, naming them.
+
+    Why: a manifest is data someone else may have written; `../../etc/…` or an absolute path would
+    make the lab open any file the server can read (a lab served to a network checks the folder a
+    user names, not the files a manifest inside it lists).
+    """
+    base = base.resolve()
+    out = [(i, p) for i, p in enumerate(manifest["path"]) if not Path(p).resolve().is_relative_to(base)]
+    if not out:
+        return
+    where = (lambda i: f"line {i + 2}") if kind == "csv" else (lambda i: f"clip {manifest['clip_id'].iloc[i]}")
+    shown = "; ".join(f"{where(i)}: {p}" for i, p in out[:5]) + ("; …" if len(out) > 5 else "")
+    raise ManifestError(
+        f"{len(out)} audio path(s) lie outside {base}, the folder the {kind} source is in: {shown}. The lab "
+        "reads a manifest's audio from under its own folder only; move the manifest up to a folder above the "
+        "audio, or from the command line pass --paths-outside-ok"
+    )
 
 
 def import_dataset(
@@ -235,12 +259,15 @@ def import_dataset(
     force: bool = False,
     progress: Progress | None = None,
     cut_seconds: float | None = None,
+    paths_outside_ok: bool = False,
     **options,
 ) -> Path:
     """Scan `source` with the `kind` importer, check every clip and save data/datasets/<name>.
 
     `cut_seconds`: clips longer than this are cut into pieces of at most this length (see
     `cut_long_clips`), so long recordings fit a model's window (Qwen2-Audio: 30 s).
+    `paths_outside_ok` (the command line only, never a page): audio listed by a manifest may lie
+    outside the manifest's folder; otherwise such paths are refused (`check_inside`).
     """
     if cut_seconds is not None and not (np.isfinite(cut_seconds) and cut_seconds >= 1):
         raise LabError(f"cut length must be at least 1 s, got {cut_seconds}")
@@ -274,6 +301,8 @@ def import_dataset(
             scanned = SCANNERS[kind](source, **stage, **options)
             if scanned.empty:
                 raise ManifestError(f"{source}: the {kind} importer found no clips")
+            if kind in FILE_SOURCES and not paths_outside_ok:  # what a manifest lists; folders are walked, not listed
+                check_inside(scanned, source.parent, kind)
             passed_over = list(scanned.attrs.get("skipped", []))
             notes_extra = dict(scanned.attrs.get("summary", {}))
             manifest, problems, notes = inspect_clips(scanned, skip_bad=skip_bad, progress=progress)
