@@ -165,7 +165,29 @@ def test_reliability_bands_flag_small_bins_and_cover_the_observed_rate():
     big = r.iloc[0]
     width = big["ci_upper"] - big["ci_lower"]
     f = big["fraction_positive"]
-    assert width == pytest.approx(2 * 1.96 * np.sqrt(f * (1 - f) / big["count"]), rel=0.25)
+    assert width == pytest.approx(2 * 1.96 * np.sqrt(f * (1 - f) / big["count"]), rel=0.25)  # Wilson ~ Wald here
+
+
+def test_reliability_bands_are_wilson_and_never_zero_width_at_all_or_none():
+    from statsmodels.stats.proportion import proportion_confint
+
+    p = np.r_[np.full(5, 0.05), np.full(4, 0.95), np.linspace(0.4, 0.6, 30)]
+    y = np.r_[np.zeros(5), np.ones(4), np.arange(30) % 2].astype(bool)  # the end bins are all 0 and all 1
+    r = calibration.reliability_bands(y, p, 10)
+    assert (r["ci_upper"] - r["ci_lower"] > 0.1).all()
+    for row in r.itertuples():
+        k = round(row.fraction_positive * row.count)
+        assert (row.ci_lower, row.ci_upper) == pytest.approx(proportion_confint(k, row.count, method="wilson"))
+
+
+def test_platt_says_when_dev_is_separable():
+    cal = calibration.PlattScaling().fit(
+        np.r_[np.linspace(-3, -1, 20), np.linspace(1, 3, 20)], np.r_[np.zeros(20), np.ones(20)]
+    )
+    assert "perfectly separated" in cal.bound_note
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 2, 200)
+    assert calibration.PlattScaling().fit(z, rng.random(200) < 1 / (1 + np.exp(-z))).bound_note == ""
 
 
 def test_calibration_report_fits_on_dev_and_warns_on_the_same_split():

@@ -73,6 +73,13 @@ def test_filters_and_confident_errors(seed_tables):
     ce = confident_errors(wide, RUNS[0], 3.0)
     assert (ce["confidence"] >= 3).all() and (~ce[f"correct · {RUNS[0]}"]).all()
     assert list(ce["confidence"]) == sorted(ce["confidence"], reverse=True)
+    # at T = 4 the same decisions are made on logit / 4: confidence is measured there too
+    wide4 = per_clip(seed_tables, threshold=0.5, decision_temperature=4.0)
+    ce4 = confident_errors(wide4, RUNS[0], 1.0, threshold=0.5, temperature=4.0)
+    z = ce4[f"logit · {RUNS[0]}"]
+    np.testing.assert_allclose(ce4["confidence"], (z / 4.0 - 0.5).abs())
+    assert (ce4["confidence"] >= 1.0).all() and (~ce4[f"correct · {RUNS[0]}"]).all()
+    assert len(ce4) < len(confident_errors(wide4, RUNS[0], 1.0, threshold=0.5))  # T = 1 would count more
 
 
 def _cli(*args):

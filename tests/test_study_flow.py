@@ -129,6 +129,28 @@ def test_uploads_decode_like_any_clip_and_errors_name_the_upload():
         decode_upload("notes.txt", b"hello")
 
 
+def test_an_upload_is_one_signal_scored_stored_and_hashed_alike(tmp_path, monkeypatch, default_ds):
+    """Float samples beyond ±1: clipped once, with a note; what is scored is what is stored and hashed."""
+    from core.data.audio import content_hash
+    from core.data.own_clips import MAX_SECONDS, add_clips, decode_upload
+
+    monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path))
+    loud = (6 * _tone(0.5, 16000)).astype(np.float32)  # peaks at 1.8
+    buf = io.BytesIO()
+    sf.write(buf, loud, 16000, subtype="FLOAT", format="WAV")
+    audio = decode_upload("loud.wav", buf.getvalue())
+    assert np.abs(audio.samples).max() <= 1.0
+    assert any("beyond ±1 (peak 1.80) clipped to ±1" in n for n in audio.notes), audio.notes
+    ds = add_clips("loud", [("loud.wav", audio)], "nonspeech", "g")
+    row = ds.manifest.iloc[0]
+    stored = ds.load_clip(row["clip_id"]).samples
+    np.testing.assert_array_equal(stored, audio.samples)  # scored == stored, bit for bit
+    assert row["content_hash"] == content_hash(audio.samples) == content_hash(stored)
+    long = decode_upload("long.wav", _wav(_tone(MAX_SECONDS + 10, 16000), 16000))
+    assert len(long.samples) == MAX_SECONDS * 16000
+    assert any(f"cut to its first {MAX_SECONDS:g} s of {MAX_SECONDS + 10:.1f} s" in n for n in long.notes)
+
+
 def test_own_clips_become_a_dataset_of_their_own(tmp_path, monkeypatch, default_ds):
     from core.data.datasets import load_dataset
     from core.data.own_clips import add_clips, decode_upload

@@ -218,8 +218,8 @@ if cols:
 st.subheader("Confident errors")
 k = st.columns(2)
 run = k[0].selectbox("Run", chosen, key="err_conf_errors_run")
-min_abs = k[1].slider("|logit − threshold| at least", 0.0, 20.0, 3.0, 0.5, key="err_min_abs")
-ce = confident_errors(wide, run, min_abs, threshold)
+min_abs = k[1].slider("|logit / T − threshold| at least", 0.0, 20.0, 3.0, 0.5, key="err_min_abs")
+ce = confident_errors(wide, run, min_abs, threshold, decision_t)
 st.dataframe(
     ce[[*id_cols, "confidence", f"p · {run}", "tags"]].head(200), hide_index=True, width="stretch", key="err_confident"
 )

@@ -83,7 +83,15 @@ class PlattScaling:
     def fit(self, logits: np.ndarray, y: np.ndarray) -> PlattScaling:
         from sklearn.linear_model import LogisticRegression
 
-        self.model = LogisticRegression(C=1e6).fit(np.asarray(logits, float)[:, None], np.asarray(y, int))
+        z, y = np.asarray(logits, float), np.asarray(y, int)
+        self.model = LogisticRegression(C=1e6).fit(z[:, None], y)
+        self.bound_note = ""
+        if y.any() and not y.all() and z[y == 1].min() > z[y == 0].max():
+            self.bound_note = (
+                f"the dev clips are perfectly separated by the logit (speech ≥ {z[y == 1].min():.2f} > non-speech ≤ "
+                f"{z[y == 0].max():.2f}): Platt's slope ({self.model.coef_[0, 0]:.3g}) is set by its regulariser, "
+                "not by the data, and its probabilities are near 0 or 1; prefer temperature scaling or more dev clips"
+            )
         return self
 
     def transform(self, logits: np.ndarray) -> np.ndarray:
@@ -142,24 +150,24 @@ def reliability_bands(
     p: np.ndarray,
     n_bins: int = 10,
     strategy: str = "uniform",
-    n_boot: int = 1000,
     alpha: float = 0.05,
     min_count: int = 20,
-    seed: int = 0,
 ) -> pd.DataFrame:
-    """`reliability` plus a bootstrap band on each bin's observed frequency and a `few` flag.
+    """`reliability` plus a Wilson interval on each bin's observed frequency and a `few` flag.
 
-    The band resamples the clips inside each bin (a binomial draw at the bin's observed rate),
-    so it shows how far the observed frequency could move with this many clips. Bins with fewer
-    than `min_count` clips are flagged: their gap to the diagonal means little.
+    The band shows how far the observed frequency could move with this many clips. Wilson, not
+    a bootstrap at the observed rate: a bin whose clips are all speech (or none) would get a
+    zero-width band from resampling, claiming a certainty that 3 clips cannot give. Bins with
+    fewer than `min_count` clips are flagged: their gap to the diagonal means little.
     """
+    from core.analysis.stats import wilson
+
     r = reliability(y, p, n_bins, strategy)
     if r.empty:
         return r.assign(ci_lower=[], ci_upper=[], few=[])
-    rng = np.random.default_rng(seed)
     counts = r["count"].to_numpy()
-    draws = rng.binomial(counts[None, :], r["fraction_positive"].to_numpy()[None, :], size=(n_boot, len(r)))
-    lo, hi = np.quantile(draws / counts[None, :], [alpha / 2, 1 - alpha / 2], axis=0)
+    k = np.round(r["fraction_positive"].to_numpy() * counts).astype(int)
+    lo, hi = np.array([wilson(int(a), int(n), alpha) for a, n in zip(k, counts)]).T
     return r.assign(ci_lower=lo, ci_upper=hi, few=counts < min_count)
 
 

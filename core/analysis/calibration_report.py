@@ -85,7 +85,7 @@ def report(
 
 
 def reliability_frame(table: pd.DataFrame, column: str, n_bins: int, strategy: str, **kw) -> pd.DataFrame:
-    """Reliability bins with bootstrap bands for one probability column of a predictions table."""
+    """Reliability bins with Wilson bands for one probability column of a predictions table."""
     return calibration.reliability_bands(
         (table["label"] == "speech").to_numpy(), table[column].to_numpy(float), n_bins, strategy, **kw
     )

@@ -88,11 +88,18 @@ def consistently_wrong(wide: pd.DataFrame, min_frac: float = 0.5) -> pd.DataFram
     return hit.sort_values(["frac_wrong", "mean_abs_logit_wrong", "clip_id"], ascending=[False, False, True])
 
 
-def confident_errors(wide: pd.DataFrame, run: str, min_abs_logit: float = 3.0, threshold: float = 0.0) -> pd.DataFrame:
-    """Clips one run got wrong with |logit − threshold| ≥ `min_abs_logit`, most confident first."""
+def confident_errors(
+    wide: pd.DataFrame, run: str, min_abs_logit: float = 3.0, threshold: float = 0.0, temperature: float = 1.0
+) -> pd.DataFrame:
+    """Clips one run got wrong with |logit / T − threshold| ≥ `min_abs_logit`, most confident first.
+
+    The distance is measured where the decision is made (`logit / T > threshold`, the rule
+    `per_clip` decided `correct` with), so a temperature that softens every logit also lowers
+    how confident an error counts.
+    """
     z = wide[f"logit · {run}"]
     wrong = ~wide[f"correct · {run}"]
-    conf = (z - threshold).abs()
+    conf = (z / temperature - threshold).abs()
     return wide[wrong & (conf >= min_abs_logit)].assign(confidence=conf).sort_values("confidence", ascending=False)
 
 

@@ -11,10 +11,11 @@ import re
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from core import atomic
-from core.data.audio import LoadedAudio, content_hash, load_audio, write_wav
+from core.data.audio import LoadedAudio, content_hash, load_audio, to_pcm16, write_wav
 from core.data.datasets import LABELS, Dataset, dataset_root, load_dataset, save_dataset
 from core.errors import AudioError, LabError
 from core.names import check_name
@@ -23,8 +24,17 @@ KIND = "own clips"
 SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aiff", ".aif")
 
 
-def decode_upload(filename: str, data: bytes) -> LoadedAudio:
-    """Decode uploaded bytes as the lab decodes any file; errors name the upload, not a temp path."""
+MAX_SECONDS = 30.0  # what Try a clip scores of one upload: the audio LLM's window, seconds on 2 cores
+
+
+def decode_upload(filename: str, data: bytes, max_seconds: float = MAX_SECONDS) -> LoadedAudio:
+    """Decode uploaded bytes as the lab decodes any file; errors name the upload, not a temp path.
+
+    The result is the one signal the lab scores, stores and hashes: its first `max_seconds` (a
+    longer upload is cut, with a note; an hour would never finish interactively), as the PCM16
+    samples a kept clip's WAV will hold, so samples beyond ±1 are clipped here, with a note, not
+    scored raw and stored clipped.
+    """
     suffix = Path(filename).suffix.lower()
     if suffix and suffix not in SUFFIXES:
         raise AudioError(f"{filename}: not an audio file the lab reads ({', '.join(SUFFIXES)})")
@@ -32,9 +42,33 @@ def decode_upload(filename: str, data: bytes) -> LoadedAudio:
         path = Path(tmp) / f"upload{suffix or '.wav'}"
         path.write_bytes(data)
         try:
-            return load_audio(path)
+            seconds = _seconds(path)
+            long = seconds is not None and seconds > max_seconds
+            audio = load_audio(path, end_s=max_seconds if long else None)
         except AudioError as exc:
             raise AudioError(str(exc).replace(str(path), filename)) from None
+    notes = list(audio.notes)
+    if long:
+        notes.append(
+            f"cut to its first {max_seconds:g} s of {seconds:.1f} s (Try a clip scores up to {max_seconds:g} s; "
+            "import long recordings with 'Cut clips longer than' on the Data page)"
+        )
+    over = int(np.sum(np.abs(audio.samples) > 1.0))
+    if over:
+        notes.append(f"{over} sample(s) beyond ±1 (peak {np.max(np.abs(audio.samples)):.2f}) clipped to ±1, as stored")
+    samples = (to_pcm16(audio.samples) / 32768.0).astype(np.float32)
+    return LoadedAudio(samples, audio.sr, notes)
+
+
+def _seconds(path: Path) -> float | None:
+    """The file's length without decoding it, when its header says (None otherwise)."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
+        return None  # load_audio names the problem
+    return info.frames / info.samplerate if 0 < info.frames < 2**62 and info.samplerate else None
 
 
 def clip_stem(filename: str) -> str:
