@@ -338,9 +338,14 @@ def prepare(processor, clips: list[np.ndarray], prompt: str, padded: bool, answe
     text = chat_text(processor, prompt)
     if answers is not None and (padded or len(answers) != len(clips)):
         raise ValueError("answers go with the trimmed path, one per clip")
-    if padded:
+    if padded:  # left padding asked for here: a checkpoint's tokenizer may declare right or nothing
         batch = processor(
-            text=[text] * len(clips), audio=list(clips), sampling_rate=16000, return_tensors="pt", padding=True
+            text=[text] * len(clips),
+            audio=list(clips),
+            sampling_rate=16000,
+            return_tensors="pt",
+            padding=True,
+            padding_side="left",
         )
     else:
         feats = trimmed_features(processor.feature_extractor, clips)
