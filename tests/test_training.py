@@ -346,6 +346,32 @@ def test_a_sweep_whose_worker_was_killed_says_so_and_resumes(default_ds, clean_s
         sweeps.resume_sweep(sweep)
 
 
+def test_a_run_learns_its_prompts_own_answers_and_is_scored_with_them(default_ds, clean_split, capsys):
+    from core.cli import main
+    from core.runs.training import answer_positions
+
+    processor = lab_model.build_processor()
+    tok = processor.tokenizer
+    batch = prepare(
+        processor, [np.full(4000, 0.1, np.float32)] * 2, DEFAULT_PROMPT, padded=False, answers=["Yes", "No"]
+    )
+    n = [len(tok.encode(a, add_special_tokens=False)) for a in ("Yes", "No")]
+    mask = answer_positions(batch["attention_mask"], n)
+    for row, answer in enumerate(("Yes", "No")):  # the mask covers exactly the answer's tokens
+        assert tok.decode(batch["input_ids"][row][mask[row]]) == answer
+    with pytest.raises(LabError, match="answers must differ"):
+        registry.create_run(TrainConfig(split=clean_split, answer_speech="Yes", answer_nonspeech="Yes"))
+    run_id = registry.create_run(TrainConfig(split=clean_split, answer_speech="Yes", answer_nonspeech="No", **TINY))
+    train_run(registry.runs_dir() / run_id)
+    adapter = registry.runs_dir() / run_id / "adapter"
+    assert registry.trained_answers(adapter) == ("Yes", "No") and registry.trained_answers(default_ds.root) is None
+    args = ["evaluate", "--split", clean_split, "--part", "dev", "--detector", "lab-base", "--adapter", str(adapter)]
+    assert main(args) == 0
+    path = capsys.readouterr().out.split("predictions: ")[-1].strip()
+    _, meta = predictions.load(path)
+    assert tuple(meta["answers"]) == ("Yes", "No")  # scored with what training taught, not A/B
+
+
 def test_runs_page_launches_and_shows_a_run(default_ds, clean_split):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
     at.switch_page("views/runs.py").run()

@@ -93,8 +93,12 @@ with st.form("evaluate"):
             "per batch, so a question asked before it is far cheaper on short clips. Score with the layout "
             "the model was trained with.",
         )
-        answer_speech = o[1].text_input("Answer: speech", "A", key="ev_ans_speech", help="must be one token")
-        answer_nonspeech = o[2].text_input("Answer: non-speech", "B", key="ev_ans_nonspeech")
+        answer_speech = o[1].text_input(
+            "Answer: speech", "", placeholder="A", key="ev_ans_speech", help="blank: a run's own answer, else A"
+        )
+        answer_nonspeech = o[2].text_input(
+            "Answer: non-speech", "", placeholder="B", key="ev_ans_nonspeech", help="blank: a run's own answer, else B"
+        )
     with st.expander("Classifier and CLAP options"):
         o = st.columns([3, 1])
         speech_labels = o[0].text_input(
@@ -129,7 +133,8 @@ if start:
         args += ["--padding", padding, "--mode", mode] + ([f"--adapter={adapter}"] if adapter else [])
         args += (["--load-in-4bit"] if four_bit else []) + (["--compile"] if compiled else [])
         args += [f"--prompt={prompt}"] if prompt.strip() else []
-        args += [f"--answer-speech={answer_speech}", f"--answer-nonspeech={answer_nonspeech}"]
+        args += [f"--answer-speech={answer_speech}"] if answer_speech.strip() else []
+        args += [f"--answer-nonspeech={answer_nonspeech}"] if answer_nonspeech.strip() else []
     if detector == "audio-classifier":
         args += [f"--speech-labels={x.strip()}" for x in speech_labels.split(",") if x.strip()] + [f"--head={head}"]
     if detector == "clap":

@@ -86,6 +86,12 @@ def _detector_options(args: argparse.Namespace) -> dict:
         print("warning: scoring with another prompt than the adapter was trained with", file=sys.stderr)
     if args.prompt:
         opts["prompt"] = args.prompt
+    trained = registry.trained_answers(args.adapter) if args.adapter else None
+    default = trained or ("A", "B")  # a run's adapter answers what its run was trained to answer
+    args.answer_speech = args.answer_speech or default[0]
+    args.answer_nonspeech = args.answer_nonspeech or default[1]
+    if trained and (args.answer_speech, args.answer_nonspeech) != trained:
+        print(f"warning: scoring with answers other than the adapter was trained to give {trained}", file=sys.stderr)
     opts["answers"] = (args.answer_speech, args.answer_nonspeech)
     return opts
 
@@ -187,8 +193,14 @@ def register(top: argparse._SubParsersAction) -> None:
         help="question text (answers A = speech, B = non-speech); the clip goes first, or where it says <audio>; "
         "default: a run's adapter's own prompt, else the default question",
     )
-    e.add_argument("--answer-speech", default="A", help="audio LLMs: the answer (one token) that means speech")
-    e.add_argument("--answer-nonspeech", default="B", help="audio LLMs: the answer (one token) that means non-speech")
+    e.add_argument(
+        "--answer-speech", default="", help="audio LLMs: the answer that means speech (default: a run's own, else A)"
+    )
+    e.add_argument(
+        "--answer-nonspeech",
+        default="",
+        help="audio LLMs: the answer that means non-speech (default: a run's own, else B)",
+    )
     e.add_argument("--padding", default="trimmed", choices=["trimmed", "padded"])
     e.add_argument("--mode", default="logits", choices=["logits", "generate"])
     e.add_argument("--dtype", default="auto")

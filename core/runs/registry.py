@@ -92,6 +92,11 @@ def check_config(cfg: TrainConfig) -> None:
     load_dataset(cfg.dataset)  # a dataset that is not there is refused here, not in the run's log
     validate_split_name(cfg.split)
     check_numbers(cfg)
+    answers = (cfg.answer_speech, cfg.answer_nonspeech)
+    if not all(isinstance(a, str) and a.strip() and len(a) <= 32 and "\n" not in a for a in answers):
+        raise LabError(f"the answers must be two short one-line texts, got {answers!r}")
+    if answers[0].strip() == answers[1].strip():
+        raise LabError(f"the speech and non-speech answers must differ, got {answers[0]!r} twice")
     for tag in (t for t in cfg.exclude_tags.split(",") if t.strip()):
         from core.names import check_tag
 
@@ -192,6 +197,20 @@ def trained_prompt(adapter: str | Path) -> str | None:
         return str(json.loads(cfg.read_text()).get("prompt", ""))
     except (OSError, ValueError):
         return None
+
+
+def trained_answers(adapter: str | Path) -> tuple[str, str] | None:
+    """(speech, non-speech) answers a run's adapter was trained to give, or None when the folder is
+    not a run's adapter. Evaluation must read the answers training taught."""
+    folder = Path(adapter)
+    cfg = folder.parent / "config.json"
+    if folder.name != "adapter" or not cfg.is_file():
+        return None
+    try:
+        c = json.loads(cfg.read_text())
+    except (OSError, ValueError):
+        return None
+    return str(c.get("answer_speech", "A")), str(c.get("answer_nonspeech", "B"))
 
 
 def scoring_prompt(adapter: str, prompt: str) -> tuple[str, bool]:

@@ -52,6 +52,8 @@ class TrainConfig:
     split: str = "default"
     base_model: str = ""  # "" = the lab base model; else Qwen2-Audio, Qwen2.5-Omni or Audio Flamingo 3 (a folder)
     prompt: str = ""  # "" = the detector's default question
+    answer_speech: str = "A"  # what the model learns to answer for speech: the prompt's own answers
+    answer_nonspeech: str = "B"
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
@@ -90,6 +92,19 @@ class TrainConfig:
         if "noise_snr" in d:
             d["noise_snr"] = tuple(d["noise_snr"])
         return cls(**d)
+
+
+def answer_positions(attention_mask, n_tokens: list[int]):
+    """Where each row's answer lies: its last `n_tokens[row]` real tokens (right-padded rows).
+
+    The loss is masked to these positions, so a prompt whose answers are words ("Yes"/"No", maybe
+    several tokens) trains on the whole answer and on nothing before it.
+    """
+    import torch
+
+    last = (attention_mask.sum(-1) - 1)[:, None]
+    pos = torch.arange(attention_mask.shape[1])[None, :]
+    return (pos <= last) & (pos > last - torch.tensor(n_tokens)[:, None])
 
 
 def shard(n: int, processes: int, rank: int) -> tuple[np.ndarray, float]:
@@ -461,7 +476,6 @@ def train_epochs(ctx: Context, data: TrainData, tr: Trainer, done: int) -> int:
     Each batch's clips, augmentation and SpecAugment draws are functions of (seed, epoch, batch),
     so a resumed run computes exactly what an uninterrupted one would.
     """
-    import torch
 
     from core.detectors import chat_audio
     from core.detectors.audio_llm import prepare
@@ -469,7 +483,9 @@ def train_epochs(ctx: Context, data: TrainData, tr: Trainer, done: int) -> int:
     from core.runs import jobs
 
     cfg, accelerator = ctx.cfg, ctx.accelerator
-    answer = {True: "A", False: "B"}
+    answer = {True: cfg.answer_speech, False: cfg.answer_nonspeech}
+    # the loss reads every token of the answer (one for "A"; "Yes" may be several), nothing before it
+    answer_tokens = {a: len(tr.processor.tokenizer.encode(a, add_special_tokens=False)) for a in answer.values()}
     per_epoch, total = tr.per_epoch, tr.total
     t_loop, start_done = time.time(), done
     for epoch in range(done // per_epoch, cfg.epochs):
@@ -495,7 +511,7 @@ def train_epochs(ctx: Context, data: TrainData, tr: Trainer, done: int) -> int:
             rows, weight = shard(len(idx), accelerator.num_processes, accelerator.process_index)
             batch = {k: v[rows] for k, v in batch.items()}
             ids = batch["input_ids"]
-            answer_mask = torch.arange(ids.shape[1])[None, :] == (batch["attention_mask"].sum(-1) - 1)[:, None]
+            answer_mask = answer_positions(batch["attention_mask"], [answer_tokens[answers[int(r)]] for r in rows])
             with accelerator.accumulate(tr.objective):
                 loss = tr.objective(batch, ids, answer_mask) * weight
                 accelerator.backward(loss)
