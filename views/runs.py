@@ -57,13 +57,18 @@ with runs_tab:
         spec_aug = c[1].checkbox("SpecAugment", False, key="run_specaug")
         encoder = c[2].checkbox("LoRA on the audio encoder too", True, key="run_encoder")
         qlora = c[3].checkbox("QLoRA (4-bit base, CUDA)", False, key="run_qlora")
-        prompt = st.text_area(
-            "Prompt (empty = the default question; answers A = speech, B = non-speech)",
+        c = st.columns([4, 1, 1])
+        prompt = c[0].text_area(
+            "Prompt (empty = the default question)",
             "",
             key="run_prompt",
             help="The clip comes first, or where the prompt writes <audio>. The run's tables are scored with the "
             "same prompt, and so should anything else that uses its adapter.",
         )
+        answer_speech = c[1].text_input(
+            "Answer: speech", "A", key="run_ans_speech", help="what the run learns to answer"
+        )
+        answer_nonspeech = c[2].text_input("Answer: non-speech", "B", key="run_ans_nonspeech")
         c = st.columns(4)
         noise_dir = c[0].text_input(
             "Noise for augmentation",
@@ -133,6 +138,8 @@ with runs_tab:
             noise_dir=noise_dir,
             base_model=base_model,
             prompt=prompt if prompt.strip() else "",
+            answer_speech=answer_speech.strip(),
+            answer_nonspeech=answer_nonspeech.strip(),
             max_train_clips=int(max_train),
             exclude_tags=",".join(exclude_tags),
             allow_leaky=allow_leaky,
