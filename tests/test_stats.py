@@ -244,3 +244,35 @@ def test_clustered_accuracy_interval_holds_its_level(n_groups, mean):
 
     c = proportion_coverage(1000, n_groups, mean)
     assert c["korn_graubard"] >= 0.93, c
+
+
+def test_paired_balanced_accuracy_difference_is_the_difference_with_a_clustered_interval():
+    rng = np.random.default_rng(4)
+    groups = np.repeat(np.arange(20), 12)
+    labels = np.where(groups < 10, "speech", "nonspeech")
+    a, b = rng.random(240) < 0.85, rng.random(240) < 0.7
+    d, lo, hi = stats.paired_balanced_accuracy_diff(labels, a, b, groups)
+    ba = [stats.balanced_accuracy_ci(labels, x, groups)[0] for x in (a, b)]
+    assert d == pytest.approx(ba[0] - ba[1]) and lo < d < hi
+    assert stats.paired_balanced_accuracy_diff(labels, a, a, groups) == (0.0, 0.0, 0.0)
+
+
+@pytest.mark.slow
+def test_paired_balanced_accuracy_difference_covers_the_planted_gain():
+    from scipy.special import expit
+
+    rng = np.random.default_rng(21)
+    x, w = np.polynomial.hermite_e.hermegauss(81)
+    w = w / w.sum()
+    base = {True: 1.0, False: 0.3}  # A is better by 0.6 logits for every group
+    truth = np.mean([np.sum(w * (expit(b + 0.6 + 1.2 * x) - expit(b + 1.2 * x))) for b in base.values()])
+    hits, sims = 0, 1000
+    for _ in range(sims):
+        groups = np.repeat(np.arange(24), 15)
+        speech = groups < 12
+        u = rng.normal(0, 1.2, 24)[groups] + np.where(speech, base[True], base[False])
+        r = rng.random(len(groups))
+        a, b = r < expit(u + 0.6), r < expit(u)
+        _, lo, hi = stats.paired_balanced_accuracy_diff(np.where(speech, "speech", "nonspeech"), a, b, groups)
+        hits += lo <= truth <= hi
+    assert hits / sims >= 0.93, hits / sims

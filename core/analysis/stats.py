@@ -132,43 +132,73 @@ def groups_needed(n_clips: int, clips_per_group: float, icc: float) -> tuple[int
     return n, int(np.ceil(n / m))
 
 
-def balanced_accuracy_ci(
-    labels: np.ndarray, correct: np.ndarray, groups: np.ndarray, alpha: float = 0.05
-) -> tuple[float, float, float]:
-    """Balanced accuracy (mean of the two recalls) with a cluster-robust t interval over groups.
+def _balanced_linearised(labels: np.ndarray, values: np.ndarray, groups: np.ndarray) -> tuple[float, float, float]:
+    """(estimate, variance, degrees of freedom) of the mean of two per-class means of `values`.
 
-    Linearised as `clustered_mean_ci` is: each clip contributes (correct − recall of its class)
+    Linearised as `clustered_mean_ci` is: each clip contributes (value − mean of its class)
     / (2 · clips of its class); summed per group (a speaker or source moves whole) these give the
-    CR1 variance of each class's recall, G_c/(G_c − 1) Σ e_g², and the t quantile takes
-    Satterthwaite's degrees of freedom for the two classes' groups (G − 1 when a group holds
-    both classes). Returns (estimate, lower, upper); NaN bounds when a class is missing or has
-    a single group: nothing can be said about a speaker you have only one of.
+    CR1 variance of each class's mean, G_c/(G_c − 1) Σ e_g², and Satterthwaite's degrees of
+    freedom for the two classes' groups (G − 1 when a group holds both classes). `values` are 0/1
+    correctness for a balanced accuracy, or correct_A − correct_B for a paired difference of two.
+    NaN variance when a class is missing or has a single group.
     """
-    speech, ok = np.asarray(labels) == "speech", np.asarray(correct, float)
+    speech, v = np.asarray(labels) == "speech", np.asarray(values, float)
     if not speech.any() or speech.all():
-        est = float(ok[speech].mean() if speech.any() else ok[~speech].mean()) if len(ok) else float("nan")
+        est = float(v[speech].mean() if speech.any() else v[~speech].mean()) if len(v) else float("nan")
         return est, float("nan"), float("nan")
-    recalls = {True: ok[speech].mean(), False: ok[~speech].mean()}
-    est = float((recalls[True] + recalls[False]) / 2)
+    means = {True: v[speech].mean(), False: v[~speech].mean()}
+    est = float((means[True] + means[False]) / 2)
     codes = np.unique(np.asarray(groups), return_inverse=True)[1]
     g = int(codes.max()) + 1
-    infl = np.where(speech, (ok - recalls[True]) / (2 * speech.sum()), (ok - recalls[False]) / (2 * (~speech).sum()))
+    infl = np.where(speech, (v - means[True]) / (2 * speech.sum()), (v - means[False]) / (2 * (~speech).sum()))
     e = np.bincount(codes, weights=infl, minlength=g)
     has_s = np.bincount(codes, weights=speech, minlength=g) > 0
     has_n = np.bincount(codes, weights=~speech, minlength=g) > 0
     if (has_s & has_n).any():  # a group with both classes: one pool of groups
         if g < 2:
             return est, float("nan"), float("nan")
-        var, df = g / (g - 1) * float(np.sum(e**2)), g - 1
-    else:
-        gs, gn = int(has_s.sum()), int(has_n.sum())
-        if gs < 2 or gn < 2:
-            return est, float("nan"), float("nan")
-        vs, vn = gs / (gs - 1) * float(np.sum(e[has_s] ** 2)), gn / (gn - 1) * float(np.sum(e[has_n] ** 2))
-        var = vs + vn
-        df = var**2 / (vs**2 / (gs - 1) + vn**2 / (gn - 1)) if vs + vn > 0 else gs + gn - 2
+        return est, g / (g - 1) * float(np.sum(e**2)), float(g - 1)
+    gs, gn = int(has_s.sum()), int(has_n.sum())
+    if gs < 2 or gn < 2:
+        return est, float("nan"), float("nan")
+    vs, vn = gs / (gs - 1) * float(np.sum(e[has_s] ** 2)), gn / (gn - 1) * float(np.sum(e[has_n] ** 2))
+    var = vs + vn
+    df = var**2 / (vs**2 / (gs - 1) + vn**2 / (gn - 1)) if var > 0 else float(gs + gn - 2)
+    return est, var, float(df)
+
+
+def balanced_accuracy_ci(
+    labels: np.ndarray, correct: np.ndarray, groups: np.ndarray, alpha: float = 0.05
+) -> tuple[float, float, float]:
+    """Balanced accuracy (mean of the two recalls) with a Korn-Graubard interval clustered by group.
+
+    Variance and degrees of freedom from `_balanced_linearised`; the interval from `korn_graubard`,
+    so it stays inside [0, 1]. Returns (estimate, lower, upper); NaN bounds when a class is missing
+    or has a single group: nothing can be said about a speaker you have only one of.
+    """
+    ok = np.asarray(correct, float)
+    est, var, df = _balanced_linearised(labels, ok, groups)
+    if not np.isfinite(var):
+        return est, float("nan"), float("nan")
     lo, hi = korn_graubard(est, var, len(ok), df, alpha)
     return est, lo, hi
+
+
+def paired_balanced_accuracy_diff(
+    labels: np.ndarray, correct_a: np.ndarray, correct_b: np.ndarray, groups: np.ndarray, alpha: float = 0.05
+) -> tuple[float, float, float]:
+    """Balanced accuracy of A minus that of B on the same clips, with a cluster-robust t interval.
+
+    The difference of two balanced accuracies is the balanced mean of correct_A − correct_B, so
+    `_balanced_linearised` gives its variance over groups; est ± t_df · √V (a difference can be
+    negative: no [0, 1] transform). Returns (difference, lower, upper).
+    """
+    d = np.asarray(correct_a, float) - np.asarray(correct_b, float)
+    est, var, df = _balanced_linearised(labels, d, groups)
+    if not np.isfinite(var):
+        return est, float("nan"), float("nan")
+    half = float(sps.t.ppf(1 - alpha / 2, df)) * np.sqrt(var)
+    return est, est - half, est + half
 
 
 def korn_graubard(est: float, var: float, n: int, df: float, alpha: float = 0.05) -> tuple[float, float]:

@@ -153,15 +153,20 @@ def _run(study_id: str, resume: bool = False) -> int:
 def _print_result(res: dict) -> None:
     for role in ("start", "best"):
         r = res[role]
-        t = r["test"]
+        t, d = r["test"], r["dev"]
+        unseen = f"dev unseen {d['balanced_accuracy']:.3f}" if d else "dev unseen: none"
         print(
-            f"{role:>5}: #{r['id']} dev subset {r['dev_subset']:.3f}; test {t['balanced_accuracy']:.3f} "
-            f"[{t['ci_lower']:.3f}, {t['ci_upper']:.3f}]; optimism {r['optimism']:+.3f}\n       {r['prompt']!r} {r['answers']}"
+            f"{role:>5}: #{r['id']} dev subset {r['dev_subset']:.3f}; {unseen} ({r['dev_clips_unseen']} clips); "
+            f"test {t['balanced_accuracy']:.3f} [{t['ci_lower']:.3f}, {t['ci_upper']:.3f}]\n       {r['prompt']!r} {r['answers']}"
         )
+    g, o = res["balanced_accuracy_gain_on_test"], res["optimism"]
     c = res["compare_best_vs_start_on_test"]
-    lo, hi = c["ci_clustered"]
     print(
-        f"chosen − start on test: accuracy {c['diff']:+.3f}, 95% CI clustered by group [{lo:+.3f}, {hi:+.3f}]; McNemar exact p {c['mcnemar']['exact']:.3g}"
+        f"chosen − start on test: balanced accuracy {g['diff']:+.3f}, 95% CI clustered by group "
+        f"[{g['ci'][0]:+.3f}, {g['ci'][1]:+.3f}]; McNemar exact p {c['mcnemar']['exact']:.3g}"
+    )
+    print(
+        f"optimism (gain on the searched subset − gain on test): {o['diff']:+.3f}, 95% CI [{o['ci'][0]:+.3f}, {o['ci'][1]:+.3f}]"
     )
 
 
