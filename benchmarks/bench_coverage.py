@@ -13,6 +13,7 @@ symmetric cluster-robust t interval it replaced, and how often that one left [0,
 
 Usage: .venv/bin/python -m benchmarks.bench_coverage [--sims 1000] [--groups 10 20 50] [--icc 0.3]
        .venv/bin/python -m benchmarks.bench_coverage --proportion [--means 0.7 0.9 0.97]
+       .venv/bin/python -m benchmarks.bench_coverage --power
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import expit
 
-from core.analysis.stats import clustered_accuracy_ci, clustered_mean_ci, paired_bootstrap_diff, paired_clustered_diff
+from core.analysis.stats import (
+    clustered_accuracy_ci,
+    clustered_mean_ci,
+    groups_for_power,
+    paired_bootstrap_diff,
+    paired_clustered_diff,
+)
 
 # P(correct) = expit(base + u_g ± v_g/2) for A (+) and B (−); one uniform per clip for both models
 BASE_A, BASE_B, GROUP_SD = 1.2, 0.8, 1.2
@@ -85,6 +92,21 @@ def coverage(
     return out | {"truth": truth, "model_sd": model_sd}
 
 
+def planned_power(sims: int = 1000, icc: float = 0.3, per_group: int = 20, seed: int = 0) -> dict[str, float]:
+    """Collect the groups `groups_for_power` asks for (true δ, ψ and ICC), run the lab's clustered test:
+    the fraction of simulations whose interval excludes 0 is the power the plan promised (80%)."""
+    rng = np.random.default_rng([seed, per_group])
+    model_sd = model_sd_for(icc)
+    delta, _, psi = _moments(model_sd)
+    clips, groups = groups_for_power(delta, psi, icc, per_group)
+    rejected = 0
+    for _ in range(sims):
+        a, b, g = simulate(rng, groups, per_group, model_sd)
+        _, lo, hi = paired_clustered_diff(a, b, g)
+        rejected += lo > 0 or hi < 0
+    return {"delta": delta, "discordant": psi, "groups": groups, "clips": clips, "power": rejected / sims}
+
+
 def proportion_coverage(sims: int, n_groups: int, mean: float, icc: float = 0.3, seed: int = 0) -> dict[str, float]:
     """Coverage of one detector's clustered accuracy intervals (Korn-Graubard vs symmetric t)."""
     rng = np.random.default_rng([seed, n_groups, int(mean * 1000)])
@@ -106,12 +128,21 @@ def proportion_coverage(sims: int, n_groups: int, mean: float, icc: float = 0.3,
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--proportion", action="store_true", help="one detector's accuracy, not a paired difference")
+    ap.add_argument("--power", action="store_true", help="the power the Compare page's plan promises, simulated")
     ap.add_argument("--means", type=float, nargs="+", default=[0.7, 0.9, 0.97])
     ap.add_argument("--sims", type=int, default=1000)
     ap.add_argument("--groups", type=int, nargs="+", default=[10, 20, 50])
     ap.add_argument("--per-group", type=int, default=20)
     ap.add_argument("--icc", type=float, default=0.3)
     args = ap.parse_args()
+    if args.power:
+        for m in (5, 20, 50):
+            c = planned_power(args.sims, args.icc, m)
+            print(
+                f"{args.sims} simulations, ICC {args.icc}, {m} clips a group, true difference {c['delta']:.4f} "
+                f"(discordant {c['discordant']:.3f}): plan {c['groups']} groups / {c['clips']} clips -> power {c['power']:.1%}"
+            )
+        return
     if args.proportion:
         for g in args.groups:
             for m in args.means:

@@ -85,7 +85,7 @@ def power_plan(paired: pd.DataFrame, delta: float | None = None, alpha: float = 
     n = stats.mcnemar_sample_size(min(1.0, max(psi, delta)), delta, alpha, power)
     sizes = paired.groupby("group_id").size()
     icc = stats.icc_oneway(a - b, paired["group_id"].to_numpy())
-    clips, groups = stats.groups_needed(n, float(sizes.mean()), icc)
+    clips, groups = stats.groups_for_power(delta, min(1.0, max(psi, delta)), icc, float(sizes.mean()), alpha, power)
     out.update(
         clips_if_independent=n,
         icc=icc,

@@ -132,6 +132,30 @@ def groups_needed(n_clips: int, clips_per_group: float, icc: float) -> tuple[int
     return n, int(np.ceil(n / m))
 
 
+def groups_for_power(
+    delta: float, discordant: float, icc: float, clips_per_group: float, alpha: float = 0.05, power: float = 0.8
+) -> tuple[int, int]:
+    """(clips, groups) at which the lab's clustered test of a paired accuracy difference reaches `power`.
+
+    The test is the one Compare reports (`paired_clustered_diff`: CR1 over G groups, t with G − 1
+    df), so its power is that of a t test with noncentrality δ / SE, where
+    SE² = G/(G − 1) · σ² · DEFF / (G · m), σ² = ψ − δ² the per-clip variance of correct_A − correct_B
+    (ψ the discordant rate), DEFF = 1 + (m − 1)·ICC. Why not n·DEFF from McNemar's normal formula:
+    with few groups the t quantile and the G/(G − 1) factor cost power, and the plan fell short of
+    its 80% in simulation (benchmarks/bench_coverage.py --power).
+    """
+    m = max(1.0, float(clips_per_group))
+    sigma2 = max(float(discordant) - float(delta) ** 2, 1e-12)
+    deff = 1.0 + (m - 1.0) * max(0.0, float(icc))
+    g = np.arange(2, 20001, dtype=float)
+    se = np.sqrt(g / (g - 1) * sigma2 * deff / (g * m))
+    crit = sps.t.ppf(1 - alpha / 2, g - 1)
+    ncp = abs(delta) / se
+    reached = sps.nct.sf(crit, g - 1, ncp) + sps.nct.cdf(-crit, g - 1, ncp) >= power
+    groups = int(g[np.argmax(reached)]) if reached.any() else int(g[-1])
+    return int(np.ceil(groups * m)), groups
+
+
 def _balanced_linearised(labels: np.ndarray, values: np.ndarray, groups: np.ndarray) -> tuple[float, float, float]:
     """(estimate, variance, degrees of freedom) of the mean of two per-class means of `values`.
 
