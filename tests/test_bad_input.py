@@ -927,6 +927,18 @@ def test_manifest_paths_that_leave_the_manifests_folder_are_refused(tmp_path, da
     assert len(load_dataset("leave-ok").manifest) == 1
 
 
+def test_a_split_with_a_one_class_part_is_flagged_when_made(default_ds, capsys):
+    from core.cli import main
+    from core.data.splits import one_class_parts, split_info
+
+    m = default_ds.manifest
+    split = pd.Series(np.where(m["label"] == "speech", "test", "train"), index=m.index)
+    assert one_class_parts(m, split) == {"test": "speech", "train": "nonspeech"}
+    assert one_class_parts(m, pd.Series("test", index=m.index)) == {}
+    assert main(["data", "split", "--name", "ok-split", "--seed", "3"]) == 0
+    assert "holds" not in capsys.readouterr().err and split_info(default_ds, "ok-split")["one_class_parts"] == {}
+
+
 def test_one_class_tables_are_said_to_be_one_class_not_scored_perfect():
     from core.analysis.calibration_report import report
     from core.analysis.compare import compare

@@ -48,6 +48,11 @@ if not splits:
 st.subheader("Audit a split")
 current = st.session_state.get("audit_split")
 chosen = st.selectbox("Split", splits, index=splits.index(current) if current in splits else 0, key="audit_split")
+for part, label in split_info(ds, chosen).get("one_class_parts", {}).items():
+    st.warning(
+        f"The {part} part holds {label} clips only: its accuracy is {label} recall, and balanced accuracy, "
+        "ROC-AUC and calibration cannot be judged on it."
+    )
 split = load_split(ds, chosen)
 status = split_status(ds, chosen)
 badge = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from core.cli.common import finite_float, positive_int, run_job, tqdm_progress, unit_interval
 from core.errors import LabError
@@ -90,7 +91,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_split(args: argparse.Namespace) -> int:
     from core.data.datasets import load_dataset
-    from core.data.splits import check_split, make_split, save_split
+    from core.data.splits import check_split, make_split, one_class_parts, save_split
 
     ds = load_dataset(args.dataset)
     fractions = dict(zip(("train", "dev", "test"), args.fractions))
@@ -101,6 +102,9 @@ def cmd_split(args: argparse.Namespace) -> int:
     path = save_split(ds, args.name, split, {"fractions": fractions, "seed": args.seed, "method": "group-stratified"})
     table = ds.manifest.assign(split=split.to_numpy()).groupby(["split", "label"]).size().unstack(fill_value=0)
     print(f"saved {path}\n{table.to_string()}")
+    for part, label in one_class_parts(ds.manifest, split).items():
+        print(f"warning: the {part} part holds {label} clips only: its accuracy is {label} recall, and balanced "
+              "accuracy, ROC-AUC and calibration cannot be judged on it", file=sys.stderr)  # fmt: skip
     return 0
 
 

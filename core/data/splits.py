@@ -68,6 +68,16 @@ def make_split(manifest: pd.DataFrame, fractions: dict[str, float] | None = None
     return units.map(assignment).rename("split")
 
 
+def one_class_parts(manifest: pd.DataFrame, split: pd.Series) -> dict[str, str]:
+    """{part: its only label} for every part of a split that holds one class (or a one-class dataset).
+
+    Why flag it at split time: on such a part accuracy is one class's recall and balanced
+    accuracy, ROC-AUC and calibration do not exist; every later report would look perfect or empty.
+    """
+    labels = manifest.assign(split=np.asarray(split)).groupby("split")["label"].unique()
+    return {str(part): str(ls[0]) for part, ls in labels.items() if len(ls) == 1}
+
+
 def _check_fractions(fractions: dict[str, float]) -> dict[str, float]:
     if not fractions:
         raise SplitError("no split fractions given")
@@ -118,6 +128,7 @@ def save_split(ds: Dataset, name: str, split: pd.Series, meta: dict[str, Any]) -
     def info(tmp: Path) -> dict[str, Any]:
         return {
             **meta,
+            "one_class_parts": one_class_parts(ds.manifest, split),
             "name": name,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "counts": table["split"].value_counts().to_dict(),
