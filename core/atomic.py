@@ -128,14 +128,31 @@ def locked(lock_file: str | os.PathLike[str], what: str, timeout_s: float = 600.
 _DEBRIS = re.compile(r"^\.(?P<name>.+?)\.(?:(?P<pid>\d+)\.[^.]+(?:\.[A-Za-z0-9]+)?|(?:building|old)-(?P<dpid>\d+)-.+)$")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while process `pid` runs; a zombie (finished, not yet reaped) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def read_json_object(path: str | os.PathLike[str], what: str, error: type[Exception]) -> dict[str, Any]:
+    """A JSON file holding an object, or `error` naming the file and what it should have been."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise error(f"{path}: {what} is not readable JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise error(f"{path}: {what} should be a JSON object")
+    return data
 
 
 def clean_debris(folder: str | os.PathLike[str]) -> list[str]:
@@ -155,7 +172,7 @@ def clean_debris(folder: str | os.PathLike[str]) -> list[str]:
         if not m or entry.name.endswith((".lock", ".pending")):
             continue
         pid = int(m.group("pid") or m.group("dpid"))
-        if pid == os.getpid() or _pid_alive(pid):
+        if pid == os.getpid() or pid_alive(pid):
             continue
         target = folder / m.group("name")
         if ".old-" in entry.name and entry.is_dir() and (entry / target.name).exists() and not target.exists():

@@ -862,7 +862,7 @@ def test_a_truncated_model_or_adapter_is_named_before_anything_is_registered(tmp
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{")
-    refused(lambda: require_adapter(str(adapter)), "adapter_config.json: not readable JSON")
+    refused(lambda: require_adapter(str(adapter)), "adapter_config.json: the configuration is not readable JSON")
     (adapter / "adapter_config.json").write_text("{}")
     (adapter / "adapter_model.safetensors").write_bytes(b"\x05\x00")
     refused(lambda: require_adapter(str(adapter)), "adapter_model.safetensors: not a readable safetensors file")

@@ -48,6 +48,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def serve(address: str, env: dict[str, str], log_name: str, drop: tuple[str, ...] = ()):
+    """`streamlit run app.py` on a free port at `address` (the browser always talks to 127.0.0.1):
+    (process, URL, open log file), once its health check answers."""
+    port = _free_port()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    log = (SHOTS / log_name).open("w")  # noqa: SIM115 (closed by the caller at teardown)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", address]
+        + ["--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=REPO,
+        env={**{k: v for k, v in os.environ.items() if k not in drop}, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                return proc, url, log
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    pytest.fail("streamlit did not start")
+
+
 DIRS: dict[str, Path] = {}  # the served lab's data and results folders (empty at the start: a first visit)
 
 
@@ -63,40 +88,9 @@ def server(tmp_path_factory):
     meta = {"dataset": "synthetic-1m", "split_name": "s", "part": "test", "detector": "sim"}
     predictions.save(table(1_000_000), meta, name="big-1m", folder=DIRS["results"] / "predictions")
 
-    port = _free_port()
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    log = (SHOTS / "server.log").open("w")  # noqa: SIM115 (closed at teardown)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=REPO,
-        env={**os.environ, "LAB_DATA_DIR": str(DIRS["data"]), "LAB_RESULTS_DIR": str(DIRS["results"])},
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    proc, url, log = serve(
+        "127.0.0.1", {"LAB_DATA_DIR": str(DIRS["data"]), "LAB_RESULTS_DIR": str(DIRS["results"])}, "server.log"
     )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start")
     yield url
     proc.terminate()
     proc.wait(timeout=20)

@@ -8,17 +8,13 @@ other widget, no view title. Then the right token opens the lab, which proves th
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 
 from tests.conftest import REPO
-from tests.test_browser import ARGS, CHROMIUM, SHOTS, _free_port
+from tests.test_browser import ARGS, CHROMIUM, SHOTS, serve
 
 pytestmark = [
     pytest.mark.browser,
@@ -32,29 +28,8 @@ TITLES = re.findall(r'\("[a-z_]+", "([^"]+)", "[a-z_]+"\)', (REPO / "app.py").re
 @pytest.fixture(scope="module")
 def exposed_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("access-lab")
-    port = _free_port()
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("LAB_ADDRESS", "LAB_ALLOW_OPEN", "LAB_AUTH")}
-    env.update(LAB_TOKEN=TOKEN, LAB_DATA_DIR=str(root / "data"), LAB_RESULTS_DIR=str(root / "results"))
-    log = (SHOTS / "access-server.log").open("w")  # noqa: SIM115 (closed at teardown)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
-        + ["--server.address", "0.0.0.0", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start")
+    env = {"LAB_TOKEN": TOKEN, "LAB_DATA_DIR": str(root / "data"), "LAB_RESULTS_DIR": str(root / "results")}
+    proc, url, log = serve("0.0.0.0", env, "access-server.log", drop=("LAB_ADDRESS", "LAB_ALLOW_OPEN", "LAB_AUTH"))
     yield url
     proc.terminate()
     proc.wait(timeout=20)

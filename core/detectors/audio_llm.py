@@ -140,16 +140,10 @@ def check_weight_files(folder: Path) -> None:
 
 
 def read_model_config_file(path: Path) -> dict:
-    """A JSON configuration file (an adapter's), or a LabError naming it."""
-    import json
+    """A JSON configuration file (a model's or an adapter's), or a LabError naming it."""
+    from core.atomic import read_json_object
 
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise LabError(f"{path}: not readable JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise LabError(f"{path}: not a configuration (expected a JSON object)")
-    return data
+    return read_json_object(path, "the configuration", LabError)
 
 
 def require_available(model: str, model_types: tuple[str, ...] = ("qwen2_audio",)) -> None:

@@ -183,27 +183,13 @@ def reporter(folder: Path | None) -> Callable[[float, str], None] | None:
     return report
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (finished, not yet reaped) is not running
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split()[2] != "Z"
-    except OSError:
-        return True
-
-
 def folder_status(folder: Path) -> dict[str, Any]:
     """status.json of a job or run folder; one whose process vanished without a final state is failed."""
     st = json.loads((folder / "status.json").read_text())
     pid_file = folder / "pid.json"
     if st["state"] not in TERMINAL and pid_file.exists():
         pid = json.loads(pid_file.read_text())["pid"]
-        if not _alive(pid):
+        if not atomic.pid_alive(pid):
             time.sleep(0.2)  # it may have written its final state just now
             st = json.loads((folder / "status.json").read_text())
             if st["state"] not in TERMINAL and cancel_requested(folder):

@@ -212,15 +212,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         if blob is not None:
             return json.loads(blob)
     side = path.with_suffix(".json")
-    if not side.exists():
-        return {}
-    try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PredictionsError(f"{side}: the table's sidecar is not readable JSON ({exc})") from exc
-    if not isinstance(meta, dict):
-        raise PredictionsError(f"{side}: the table's sidecar should be a JSON object")
-    return meta
+    return atomic.read_json_object(side, "the table's sidecar", PredictionsError) if side.exists() else {}
 
 
 def list_tables() -> list[Path]:
