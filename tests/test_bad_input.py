@@ -954,3 +954,17 @@ def test_one_class_tables_are_said_to_be_one_class_not_scored_perfect():
     assert res.warnings and "holds speech clips only" in res.warnings[0] and "recall of speech" in res.warnings[0]
     rep, _, _ = report(a, b, "temperature")
     assert sum("holds speech clips only" in w for w in rep.warnings) == 2  # dev and test both said
+
+
+def test_the_study_report_says_a_test_table_is_one_class(tmp_path, monkeypatch):
+    from core.report.study import detectors_section
+    from core.scoring.predictions import build_table, save
+
+    monkeypatch.setenv("LAB_RESULTS_DIR", str(tmp_path))
+    clips = pd.DataFrame({"clip_id": [f"c{i}" for i in range(12)], "label": "nonspeech",
+                          "group_id": [f"g{i % 4}" for i in range(12)], "base_clip_id": [f"c{i}" for i in range(12)],
+                          "split": "test", "duration_ms": 1000, "snr_db": np.nan})  # fmt: skip
+    table = build_table(clips, np.random.default_rng(0).normal(size=(12, 2)), detector="d")
+    save(table, {"dataset": "ds", "split_name": "one", "part": "test", "detector": "d"})
+    section, _ = detectors_section("ds", "one")
+    assert any("holds nonspeech clips only" in t for t in section.text), section.text

@@ -101,6 +101,7 @@ def scored_tables(t: pd.DataFrame, dataset: str, split: str) -> pd.DataFrame:
 def detectors_section(dataset: str, split: str) -> tuple[Section, dict[str, pd.DataFrame]]:
     """Accuracy with intervals clustered by group, and calibration fitted on dev, judged on test."""
     from core.analysis.calibration_report import reliability_frame, report
+    from core.analysis.metrics import one_class_note
     from core.analysis.stats import balanced_accuracy_ci
     from core.decision import correct
     from core.report.figures import reliability_diagram
@@ -115,6 +116,8 @@ def detectors_section(dataset: str, split: str) -> tuple[Section, dict[str, pd.D
         table, _ = predictions.load(r.path)
         name = predictions.display_name(r._asdict())
         loaded[name] = table
+        if note := one_class_note(table["label"].to_numpy(), f"the test table of {name}"):
+            s.text.append(f"<b>Warning:</b> {html.escape(note)}.")
         ok = correct(table["label"], table["logit"])
         est, lo, hi = balanced_accuracy_ci(table["label"].to_numpy(), ok, table["group_id"].to_numpy())
         row = {"detector": name, "clips": len(table), "groups": table["group_id"].nunique(),
