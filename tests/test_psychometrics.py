@@ -240,3 +240,10 @@ def test_cli_psychometric_writes_fits_next_to_the_predictions(scored_conditions)
     assert "DT75" in r.stdout and "interaction p" in r.stdout
     out = predictions.analysis_dir(predictions.resolve(scored_conditions[0]))
     assert (out / "psychometric-duration_ms.json").exists() and (out / "observed-duration_ms.csv").exists()
+
+
+@pytest.mark.slow
+def test_the_glm_interval_holds_its_level_with_few_clusters():
+    from benchmarks.bench_psychometrics import gee_coverage
+
+    assert gee_coverage(sims=300, clusters=20) >= 0.93

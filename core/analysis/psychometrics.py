@@ -417,12 +417,17 @@ def observed(table: pd.DataFrame, axis: str, by: list[str] | None = None, thresh
 def interaction_glm(table: pd.DataFrame, threshold: float = 0.0) -> dict[str, Any]:
     """Binomial GEE of correctness on log2(duration) × SNR (+ band, reverb when varied), clustered by base clip.
 
-    Clean clips (no SNR) are left out. Coefficients with robust (sandwich) SEs, CIs and p-values
-    come from the GEE (exchangeable working correlation); McFadden's pseudo-R² = 1 − LL/LL_null
-    from the same model fitted as an ordinary binomial GLM (GEE has no likelihood).
+    Clean clips (no SNR) are left out. Coefficients from the GEE (exchangeable working
+    correlation) with the small-sample sandwich of Mancl and DeRouen (statsmodels' "bias_reduced")
+    and t intervals and p-values with G − 1 degrees of freedom (G base clips): the plain sandwich
+    with normal quantiles covered 93% where 95% was promised at 20–40 clusters, this 96%
+    (simulated with a Gaussian-copula exchangeable correlation of 0.4; docs/methods.md).
+    McFadden's pseudo-R² = 1 − LL/LL_null from the same model fitted as an ordinary binomial GLM
+    (GEE has no likelihood).
     """
     import statsmodels.api as sm
     import statsmodels.formula.api as smf
+    from scipy import stats as sps
 
     t = scored(table, threshold, "snr_db")
     t = t[t["duration_ms"] > 0].assign(correct=lambda d: d["correct"].astype(float))
@@ -436,23 +441,25 @@ def interaction_glm(table: pd.DataFrame, threshold: float = 0.0) -> dict[str, An
     formula = "correct ~ " + " + ".join(terms)
     gee = smf.gee(
         formula, groups="base_clip_id", data=t, family=sm.families.Binomial(), cov_struct=sm.cov_struct.Exchangeable()
-    ).fit()
+    ).fit(cov_type="bias_reduced")
     glm = smf.glm(formula, data=t, family=sm.families.Binomial()).fit()
-    ci = gee.conf_int()
+    df = max(int(t["base_clip_id"].nunique()) - 1, 1)
+    coef, se = gee.params.to_numpy(), gee.bse.to_numpy()
+    half, p = sps.t.ppf(0.975, df) * se, 2 * sps.t.sf(np.abs(coef / se), df)
     coefs = pd.DataFrame(
         {
             "term": gee.params.index,
-            "coef": gee.params.to_numpy(),
-            "robust_se": gee.bse.to_numpy(),
-            "ci_lower": ci[0].to_numpy(),
-            "ci_upper": ci[1].to_numpy(),
-            "p": gee.pvalues.to_numpy(),
+            "coef": coef,
+            "robust_se": se,
+            "ci_lower": coef - half,
+            "ci_upper": coef + half,
+            "p": p,
         }
     )
     return {
         "formula": formula,
         "coefficients": coefs,
-        "interaction_p": float(gee.pvalues.get("log2_duration:snr_db", np.nan)),
+        "interaction_p": float(coefs.set_index("term")["p"].get("log2_duration:snr_db", np.nan)),
         "mcfadden_r2": float(1 - glm.llf / glm.llnull),
         "n_clips": int(len(t)),
         "n_clusters": int(t["base_clip_id"].nunique()),
