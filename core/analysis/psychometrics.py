@@ -445,7 +445,9 @@ def interaction_glm(table: pd.DataFrame, threshold: float = 0.0) -> dict[str, An
     glm = smf.glm(formula, data=t, family=sm.families.Binomial()).fit()
     df = max(int(t["base_clip_id"].nunique()) - 1, 1)
     coef, se = gee.params.to_numpy(), gee.bse.to_numpy()
-    half, p = sps.t.ppf(0.975, df) * se, 2 * sps.t.sf(np.abs(coef / se), df)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a coefficient the data pin exactly: no p-value
+        stat = np.where(se > 0, np.abs(coef) / np.where(se > 0, se, 1.0), np.nan)
+    half, p = sps.t.ppf(0.975, df) * se, 2 * sps.t.sf(stat, df)
     coefs = pd.DataFrame(
         {
             "term": gee.params.index,
