@@ -23,18 +23,19 @@ META_KEY = b"speech_lab"
 FORMATS = ("parquet", "csv", "hf")
 
 
-def _arrow(df: pd.DataFrame, meta: dict[str, Any]):
+def with_metadata(df: pd.DataFrame, meta: dict[str, Any], key: bytes = META_KEY, default=str):
+    """`df` as an Arrow table carrying `meta` as JSON under `key` in its schema (a Parquet file's footer)."""
     import pyarrow as pa
 
     table = pa.Table.from_pandas(df, preserve_index=False)
     existing = table.schema.metadata or {}
-    return table.replace_schema_metadata({**existing, META_KEY: json.dumps(meta, default=str).encode()})
+    return table.replace_schema_metadata({**existing, key: json.dumps(meta, default=default).encode()})
 
 
 def write_parquet(df: pd.DataFrame, meta: dict[str, Any], out: Path) -> Path:
     import pyarrow.parquet as pq
 
-    return atomic.write_with(out, lambda tmp: pq.write_table(_arrow(df, meta), tmp), suffix=".parquet")
+    return atomic.write_with(out, lambda tmp: pq.write_table(with_metadata(df, meta), tmp), suffix=".parquet")
 
 
 def read_parquet(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:

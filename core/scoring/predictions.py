@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from core import atomic
+from core.data.export import with_metadata
 from core.decision import sigmoid
 from core.errors import LabError
 from core.paths import results_root
@@ -121,45 +122,27 @@ def save(table: pd.DataFrame, meta: dict[str, Any], name: str | None = None, fol
     The sidecar travels inside the Parquet file's footer, so one rename publishes the data and
     its facts together: a reader never sees one without the other, or a mix of two writes (the
     .json beside it is a copy for people and older readers; `read_meta` trusts the footer). A
-    table without a given name gets a fresh one that no other writer can take (a microsecond
-    stamp, a random suffix and a no-replace link), so two jobs that finish together both keep
-    their tables. A given name replaces the table of that name, in either format.
+    table without a given name gets a fresh one that no other writer can take (a stamp, a random
+    suffix and a no-replace link), so two jobs that finish together both keep their tables. A given
+    name replaces the table of that name, in either format.
     """
     validate(table)
-    now = datetime.now(UTC)
-    stamp = now.strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     folder = Path(folder) if folder is not None else results_root() / "predictions"
-    base = (
-        None
-        if name
-        else _slug(
-            f"{meta.get('dataset', 'data')}-{meta.get('split_name', '')}-{meta.get('part', '')}-"
-            f"{meta.get('detector', '')}-{stamp}"
-        )
-    )
     side = {**meta, "created": stamp, "n_clips": len(table), "write_id": uuid.uuid4().hex}
-    if FORMAT != ".parquet":  # pragma: no cover - the format is Parquet; kept for a reader's clarity
-        raise AssertionError(FORMAT)
-    arrow = _with_sidecar(table, side)
+    arrow = with_metadata(table, side, META_KEY, atomic.json_default)
     folder.mkdir(parents=True, exist_ok=True)
-    if base is None:
+    if name:
         path = folder / f"{_slug(name)}{FORMAT}"
         atomic.write_with(path, lambda tmp: _write_arrow(arrow, tmp), suffix=FORMAT)
     else:
-        path = _write_new(folder, base, arrow)
+        where = f"{meta.get('dataset', 'data')}-{meta.get('split_name', '')}-{meta.get('part', '')}-{meta.get('detector', '')}"
+        path = _write_new(folder, _slug(f"{where}-{stamp}"), arrow)
     atomic.write_json(path.with_suffix(".json"), side)
     for other in SUFFIXES:
         if other != FORMAT:
             path.with_suffix(other).unlink(missing_ok=True)
     return path
-
-
-def _with_sidecar(table: pd.DataFrame, side: dict[str, Any]):
-    import pyarrow as pa
-
-    arrow = pa.Table.from_pandas(table, preserve_index=False)
-    blob = json.dumps(side, sort_keys=True, default=atomic.json_default).encode()
-    return arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), META_KEY: blob})
 
 
 def _write_arrow(arrow, path: Path) -> None:
