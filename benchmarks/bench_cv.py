@@ -30,7 +30,7 @@ def main() -> None:
     from core.analysis.compare import compare
     from core.analysis.groups import across_folds, per_fold, per_group
     from core.runs import cv
-    from core.runs.training import TrainConfig
+    from core.runs.train_config import TrainConfig
     from core.scoring import predictions
 
     t0 = time.perf_counter()
@@ -70,7 +70,7 @@ def planted(parallel: int) -> None:
     from core.data.importers import import_dataset
     from core.data.planted import write_planted_corpus
     from core.runs import cv
-    from core.runs.training import TrainConfig
+    from core.runs.train_config import TrainConfig
     from core.scoring import predictions
 
     import_dataset("csv", write_planted_corpus(Path(os.environ["LAB_DATA_DIR"]) / "planted-src"), "planted-cue")

@@ -14,7 +14,7 @@ def main() -> None:
     from benchmarks._common import bench_dataset
     from core.data.splits import select_clips
     from core.detectors import make_detector
-    from core.detectors.audio_llm import QUESTION_FIRST_PROMPT
+    from core.detectors.llm.prompt import QUESTION_FIRST_PROMPT
     from core.scoring.evaluate import score_clips
 
     ds = bench_dataset()

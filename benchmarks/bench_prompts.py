@@ -21,7 +21,7 @@ def main(n_clips: int = 150, repeats: int = 3) -> None:
     from benchmarks.prompt_set import CANDIDATES
     from core.data.splits import select_clips
     from core.detectors import make_detector
-    from core.detectors.audio_llm import AudioLLMDetector, AudioLLMSpec
+    from core.detectors.llm import AudioLLMDetector, AudioLLMSpec
     from core.prompts.subset import stratified_subset
 
     ds = bench_dataset()

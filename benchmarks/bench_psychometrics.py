@@ -44,12 +44,13 @@ def threshold_coverage(sims: int = 200, units: int = 60, n_boot: int = 1000, see
     Responses drawn from a logistic ψ with threshold parameter α = 0 dB, slope β = 3 dB and
     lapse 0.04, `units` base clips × 6 SNRs (−10 … +20 dB), each clip answering once per SNR.
     """
+    from core.analysis import psychometric_functions as pf
     from core.analysis import psychometrics as pm
 
     rng = np.random.default_rng(seed)
     snr = np.array([-10, -5, 0, 5, 10, 20.0])
     alpha, beta, lapse = 0.0, 3.0, 0.04
-    truth = alpha + beta * pm.ppf("logistic", (0.75 - 0.5) / (0.5 - lapse))
+    truth = alpha + beta * pf.ppf("logistic", (0.75 - 0.5) / (0.5 - lapse))
     p = pm.psi("logistic", snr, alpha, beta, lapse)
     hits = 0
     for s in range(sims):

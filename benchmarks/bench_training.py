@@ -16,9 +16,10 @@ def main() -> None:
     from benchmarks._common import bench_dataset
     from core.data.splits import select_clips
     from core.detectors import make_detector
-    from core.detectors.audio_llm import DEFAULT_PROMPT, QUESTION_FIRST_PROMPT
+    from core.detectors.llm.prompt import DEFAULT_PROMPT, QUESTION_FIRST_PROMPT
     from core.runs import registry
-    from core.runs.training import TrainConfig, dev_metrics, short_noisy_mask, train_run
+    from core.runs.train_eval import dev_metrics, short_noisy_mask
+    from core.runs.training import TrainConfig, train_run
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--question-first", action="store_true")

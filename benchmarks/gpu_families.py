@@ -4,7 +4,7 @@ Qwen2.5-Omni-7B's thinker and Audio Flamingo 3 (Whisper-large-v3 encoder + Qwen2
 each built from a config with random bf16 weights on the GPU (no download; the tokenizer is a
 small BPE with the family's special tokens, tests/tiny_families.py; the thinker's vision tower,
 unused for audio, is kept tiny). Clips of 0.2–1 s.
-  lab:       `ChatAudioDetector`, batched by length; features trimmed to the batch where the
+  lab:       `AudioLLMDetector` over the family, batched by length; features trimmed to the batch where the
              encoder allows it (Omni), 30 s windows where it does not (AF3);
   reference: the same batch through the family's processor layout: features padded to 30 s
              (AF3: `AudioFlamingo3Processor` itself, batched).
@@ -25,7 +25,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.detectors.chat_audio import FAMILIES, ChatAudioDetector, ChatParts, ChatSpec, chat_text  # noqa: E402
+from core.detectors.llm import FAMILIES, AudioLLMDetector, AudioLLMSpec  # noqa: E402
+from core.detectors.llm.chat import ChatFamily, ChatParts  # noqa: E402
 
 TEXT_7B = {"vocab_size": 152064, "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
            "num_attention_heads": 28, "num_key_value_heads": 4}  # fmt: skip
@@ -45,9 +46,7 @@ def build(family: str, tiny: bool, folder: Path):
 
     if tiny:
         path = (tf.build_qwen25_omni_thinker if family == "qwen2.5-omni" else tf.build_audio_flamingo3)(folder)
-        from core.detectors.chat_audio import load
-
-        model, parts = load(ChatSpec(family=family, model=str(path), dtype="fp32"))
+        model, parts = FAMILIES[family].load(AudioLLMSpec(family=family, model=str(path), dtype="fp32"))
         proc = None
         if family == "audio-flamingo-3":
             from transformers import AudioFlamingo3Processor
@@ -96,9 +95,9 @@ def build(family: str, tiny: bool, folder: Path):
     return model, ChatParts(fe, tok), proc
 
 
-def processor_scores(det: ChatAudioDetector, proc, clips: list[np.ndarray], batch: int) -> np.ndarray:
+def processor_scores(det: AudioLLMDetector, proc, clips: list[np.ndarray], batch: int) -> np.ndarray:
     """Audio Flamingo 3's own processor, batched: text and audio lists in, last-position answer logits out."""
-    text = chat_text(det.family, det.parts.tokenizer, det.prompt)
+    text = det.family.chat_text(det.parts, det.prompt)
     device = next(det.model.parameters()).device
     dtype = next(det.model.parameters()).dtype
     out = []
@@ -108,7 +107,7 @@ def processor_scores(det: ChatAudioDetector, proc, clips: list[np.ndarray], batc
         inputs = {k: (v.to(device, dtype) if v.is_floating_point() else v.to(device)) for k, v in inputs.items()}
         with torch.inference_mode():
             logits = det.model(**inputs).logits[:, -1]
-        out.append(logits[:, det.ids].float().cpu().numpy())
+        out.append(logits[:, list(det.ids)].float().cpu().numpy())
     return np.concatenate(out)
 
 
@@ -129,7 +128,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--tiny", action="store_true")
-    ap.add_argument("--family", nargs="*", default=list(FAMILIES))
+    chat = [name for name, f in FAMILIES.items() if isinstance(f, ChatFamily)]  # the families this builds
+    ap.add_argument("--family", nargs="*", default=chat, choices=chat)
     args = ap.parse_args()
     import tempfile
 
@@ -148,8 +148,8 @@ def bench_family(family: str, args: argparse.Namespace, audio: list[np.ndarray],
     """Time and compare the lab path and the reference path of one family; print the figures."""
     model, parts, proc = build(family, args.tiny, tmp / family)
     spec = dict(family=family, model="", batch_size=args.batch)
-    lab = ChatAudioDetector(ChatSpec(**spec, padding="trimmed"), model, parts)
-    ref = ChatAudioDetector(ChatSpec(**spec, padding="padded"), model, parts)
+    lab = AudioLLMDetector(AudioLLMSpec(**spec, padding="trimmed"), model, parts)
+    ref = AudioLLMDetector(AudioLLMSpec(**spec, padding="padded"), model, parts)
 
     def reference(clips: list[np.ndarray], batch: int) -> np.ndarray:
         return processor_scores(lab, proc, clips, batch) if proc else ref.score(clips, 16000)

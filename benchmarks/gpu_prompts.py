@@ -32,8 +32,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.prompt_set import CANDIDATES, CLIP_FIRST  # noqa: E402
-from core.detectors.audio_llm import AudioLLMDetector, AudioLLMSpec, _base, audio_token_count  # noqa: E402
-from core.detectors.prompt_batch import tokens  # noqa: E402
+from core.detectors.llm import AudioLLMDetector, AudioLLMSpec  # noqa: E402
+from core.detectors.llm.features import audio_token_count  # noqa: E402
+from core.detectors.llm.prompt import tokens  # noqa: E402
+from core.detectors.llm.qwen2_audio import QWEN2_AUDIO, _base  # noqa: E402
 
 
 def sync() -> None:
@@ -56,7 +58,7 @@ def work_bound(model, processor, audio, candidates) -> float:
     p_dec = sum(p.numel() for p in lm.parameters()) - lm.get_input_embeddings().weight.numel()
     a = np.array([audio_token_count(-(-len(x) // 160)) for x in audio], dtype=float)
     enc = p_enc * (2 * a).sum()  # two encoder positions per audio token (average pool 2)
-    planned = [tokens(processor, c) for c in candidates]
+    planned = [tokens(QWEN2_AUDIO, processor, c) for c in candidates]
     per_prompt = [len(pt.post) + sum(len(s) - 1 for s in pt.answers) for pt in planned]
     fresh = len(planned) * enc + p_dec * sum(a.sum() + len(a) * n for n in per_prompt)
     distinct_pre = len({pt.pre for pt in planned})
@@ -122,7 +124,7 @@ def main() -> None:
     from core.detectors import lab_model
 
     if args.tiny:
-        from core.detectors.audio_llm import load
+        from core.detectors.llm.qwen2_audio import load
 
         model, processor = load(AudioLLMSpec(model=str(lab_model.ensure_base_model())))
         device = "cpu"

@@ -25,9 +25,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import core.detectors.audio_llm as llm  # noqa: E402
+import core.detectors.llm.qwen2_audio as llm  # noqa: E402
+from core.detectors.llm.detector import PreparedBatches  # noqa: E402
+from core.detectors.llm.prompt import DEFAULT_PROMPT, QUESTION_FIRST_PROMPT  # noqa: E402
+
 from core.detectors import lab_model  # noqa: E402
-from core.detectors.audio_llm import AudioLLMDetector, AudioLLMSpec  # noqa: E402
+from core.detectors.llm import AudioLLMDetector, AudioLLMSpec  # noqa: E402
 
 # Qwen/Qwen2-Audio-7B-Instruct config.json (architecture only; the tokenizer here is the lab's)
 AUDIO_7B = {
@@ -176,8 +179,9 @@ def timeline(detector, data: list[np.ndarray]) -> None:
     print(f"  caching allocator: {grew} (a device free or retry makes the host wait for the GPU)")
     print(f"  host time to queue each batch (ms): {' '.join(f'{t:.0f}' for t in enqueue)}")
     print(f"  GPU time of each batch (ms): {' '.join(f'{t:.0f}' for t in gpu)}")
-    single = llm.PreparedBatches(
-        detector.processor,
+    single = PreparedBatches(
+        detector.family,
+        detector.parts,
         data[: detector.spec.batch_size],
         [np.arange(detector.spec.batch_size)],
         detector.prompt,
@@ -380,7 +384,7 @@ def main() -> None:
     data = clips(args.clips)
     print(f"measured bf16 GEMM ceiling (28672x4096 @ 4096x11008): {gemm_ceiling() / 1e12:.0f} TFLOP/s")
     spec = dict(model="qwen2-audio-7b-architecture (random bf16)", dtype="bf16", device="cuda")
-    spec["prompt"] = llm.QUESTION_FIRST_PROMPT if args.question_first else llm.DEFAULT_PROMPT
+    spec["prompt"] = QUESTION_FIRST_PROMPT if args.question_first else DEFAULT_PROMPT
     ids = processor.tokenizer(llm.chat_text(processor, spec["prompt"]))["input_ids"]
     before = ids.index(audio_id)
     layout = "question before the clip" if args.question_first else "clip first, then the question (the default)"

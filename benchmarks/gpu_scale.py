@@ -135,8 +135,8 @@ def shard(out: Path, batch: int, compile_: bool) -> None:
 
 def sweep(out: Path) -> None:
     """A sweep of 2×N lab-base runs with the local executor: one run per GPU at a time, when each ran where."""
-    from core.runs import executors, registry, sweeps
-    from core.runs.training import TrainConfig
+    from core.runs import placement, registry, sweeps
+    from core.runs.train_config import TrainConfig
 
     env_for(out)
     n = torch.cuda.device_count() or 2  # on CPU (--tiny check): 2 processes
@@ -153,14 +153,14 @@ def sweep(out: Path) -> None:
         t_start = times.min() if t_start is None else min(t_start, times.min())
     for run_id in sweeps.sweep_status(sweep_id)["runs"]:
         times = registry.metrics_log(run_id).get("time", pd.Series(dtype=float))
-        print(f"  {run_id} {registry.status(run_id)['state']} on {executors.where(registry.runs_dir() / run_id)}: "
+        print(f"  {run_id} {registry.status(run_id)['state']} on {placement.where(registry.runs_dir() / run_id)}: "
               f"trained from {times.min() - t_start:.0f} s to {times.max() - t_start:.0f} s")  # fmt: skip
 
 
 def dp(out: Path, clips: int, batch: int) -> None:
     """7B LoRA fine-tuning on one GPU, then data-parallel on all of them (`accelerate launch`)."""
     from core.runs import registry
-    from core.runs.training import TrainConfig
+    from core.runs.train_config import TrainConfig
 
     env_for(out)
     n = torch.cuda.device_count() or 2  # on CPU (--tiny check): 2 processes
@@ -202,7 +202,7 @@ def _padded_baseline(model, processor, data: list[np.ndarray], batch: int, promp
 
     tok = processor.tokenizer
     ids = [tok.convert_tokens_to_ids(t) for t in ("A", "B")]
-    from core.detectors.audio_llm import chat_text
+    from core.detectors.llm.qwen2_audio import chat_text
 
     text = chat_text(processor, prompt)  # the lab's own prompt, so only the padding and batching differ
     tok.padding_side = "left"
@@ -232,8 +232,8 @@ def _padded_baseline(model, processor, data: list[np.ndarray], batch: int, promp
 def baselines(out: Path, clips_n: int, compile_: bool) -> None:
     """Batch-1 `generate()` (the seed), the batched 30 s-padded forward, and the lab path, on one GPU."""
     from benchmarks.gpu_qwen2audio import clips, compiled_lab, seed_path, two_passes
-    from core.detectors import audio_llm as llm
-    from core.detectors.audio_llm import AudioLLMDetector, AudioLLMSpec
+    from core.detectors.llm import qwen2_audio as llm
+    from core.detectors.llm import AudioLLMDetector, AudioLLMSpec
 
     env_for(out)
     model, processor = llm.load(AudioLLMSpec(model=str(out / "q7b"), dtype=DTYPE))
@@ -274,8 +274,8 @@ def baselines(out: Path, clips_n: int, compile_: bool) -> None:
 def fp8(out: Path, clips_n: int, compile_: bool) -> None:
     """The lab path in bf16 and with FP8 linear layers (torchao), each against fp32 on the same weights."""
     from benchmarks.gpu_qwen2audio import clips, two_passes
-    from core.detectors import audio_llm as llm
-    from core.detectors.audio_llm import AudioLLMDetector, AudioLLMSpec
+    from core.detectors.llm import qwen2_audio as llm
+    from core.detectors.llm import AudioLLMDetector, AudioLLMSpec
 
     env_for(out)
     data = clips(clips_n, seed=2)

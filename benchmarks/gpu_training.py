@@ -33,7 +33,7 @@ from core.data.splits import select_clips  # noqa: E402
 from core.decision import correct  # noqa: E402
 from core.detectors import make_detector  # noqa: E402
 from core.runs import registry, sweeps  # noqa: E402
-from core.runs.training import TrainConfig  # noqa: E402
+from core.runs.train_config import TrainConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -5,8 +5,7 @@ before it, and three have answers of several tokens with the lab's tokenizer (sc
 log-likelihood).
 """
 
-from core.detectors.audio_llm import DEFAULT_PROMPT, QUESTION_FIRST_PROMPT
-from core.detectors.prompt_batch import Prompt
+from core.detectors.llm.prompt import DEFAULT_PROMPT, QUESTION_FIRST_PROMPT, Prompt
 
 CANDIDATES = [
     Prompt(DEFAULT_PROMPT),

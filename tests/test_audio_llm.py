@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from core.detectors import audio_llm as L
 from core.detectors import lab_model
+from core.detectors.llm import AudioLLMDetector, AudioLLMSpec
+from core.detectors.llm import qwen2_audio as L
+from core.detectors.llm.features import length_groups
+from core.detectors.llm.prompt import DEFAULT_PROMPT, QUESTION_FIRST_PROMPT, answer_token_ids
 from core.errors import LabError
 from core.scoring import predictions
 
@@ -31,15 +34,15 @@ def clips():
     return out
 
 
-QUESTION_FIRST = L.QUESTION_FIRST_PROMPT
+QUESTION_FIRST = QUESTION_FIRST_PROMPT
 
 
-def per_clip_padded(model, processor, clips, prompt=L.DEFAULT_PROMPT):
+def per_clip_padded(model, processor, clips, prompt=DEFAULT_PROMPT):
     with torch.inference_mode():
         return torch.cat([L.next_token_logits(model, L.prepare(processor, [c], prompt, True), True) for c in clips])
 
 
-@pytest.mark.parametrize("prompt", [L.DEFAULT_PROMPT, QUESTION_FIRST], ids=["audio-first", "question-first"])
+@pytest.mark.parametrize("prompt", [DEFAULT_PROMPT, QUESTION_FIRST], ids=["audio-first", "question-first"])
 def test_batched_trimmed_equals_per_clip_padded(tiny, clips, prompt):
     model, processor = tiny
     ref = per_clip_padded(model, processor, clips, prompt)
@@ -66,7 +69,7 @@ def test_the_prompt_places_the_clip():
         L.chat_text(processor, "<audio> and <audio>")
 
 
-@pytest.mark.parametrize("prompt", [L.DEFAULT_PROMPT, QUESTION_FIRST], ids=["audio-first", "question-first"])
+@pytest.mark.parametrize("prompt", [DEFAULT_PROMPT, QUESTION_FIRST], ids=["audio-first", "question-first"])
 def test_shared_prefix_cache_changes_nothing(tiny, clips, prompt):
     model, processor = tiny
     batch = L.prepare(processor, clips, prompt, False)
@@ -82,7 +85,7 @@ def test_shared_prefix_cache_changes_nothing(tiny, clips, prompt):
 
 def test_detector_modes_agree(tiny, clips):
     model, processor = tiny
-    det = L.AudioLLMDetector(L.AudioLLMSpec(model="tiny", batch_size=4), model=model, processor=processor)
+    det = AudioLLMDetector(AudioLLMSpec(model="tiny", batch_size=4), model=model, parts=processor)
     trimmed = det.score(clips, 16000)
     det.spec.padding = "padded"
     padded = det.score(clips, 16000)
@@ -98,8 +101,8 @@ def test_worker_processes_prepare_the_same_batches(tiny, clips):
     """Batches prepared ahead by worker processes (the GPU set-up) give the serial path's logits."""
     model, processor = tiny
     spec = dict(model="tiny", batch_size=2)
-    serial = L.AudioLLMDetector(L.AudioLLMSpec(**spec, workers=0), model=model, processor=processor)
-    ahead = L.AudioLLMDetector(L.AudioLLMSpec(**spec, workers=2), model=model, processor=processor)
+    serial = AudioLLMDetector(AudioLLMSpec(**spec, workers=0), model=model, parts=processor)
+    ahead = AudioLLMDetector(AudioLLMSpec(**spec, workers=2), model=model, parts=processor)
     assert serial.workers == 0 and ahead.workers == 2
     np.testing.assert_allclose(ahead.score(clips, 16000), serial.score(clips, 16000), atol=1e-5)
 
@@ -107,22 +110,22 @@ def test_worker_processes_prepare_the_same_batches(tiny, clips):
 @pytest.mark.parametrize("ramp", [False, True])
 def test_length_groups_cover_every_clip_once_shortest_first(ramp):
     lengths = list(np.random.default_rng(3).integers(3200, 16000, size=203))
-    groups = L.length_groups(lengths, 32, ramp=ramp)
+    groups = length_groups(lengths, 32, ramp=ramp)
     sizes = [len(g) for g in groups]
     assert sizes == ([4, 8, 16] if ramp else []) + [32] * ((203 - (28 if ramp else 0)) // 32) + [sizes[-1]]
     flat = np.concatenate(groups)
     assert sorted(flat.tolist()) == list(range(203))
     assert np.all(np.diff(np.asarray(lengths)[flat]) >= 0)
-    assert [len(g) for g in L.length_groups(lengths[:5], 32, ramp=True)] == [4, 1]
+    assert [len(g) for g in length_groups(lengths[:5], 32, ramp=True)] == [4, 1]
 
 
 def test_answer_tokens_are_single_tokens(tiny):
     _, processor = tiny
-    a, b = L.answer_token_ids(processor.tokenizer, ("A", "B"))
+    a, b = answer_token_ids(processor.tokenizer, ("A", "B"))
     assert a != b
     assert processor.tokenizer.decode([a]) == "A" and processor.tokenizer.decode([b]) == "B"
     with pytest.raises(LabError, match="single-token"):
-        L.answer_token_ids(processor.tokenizer, ("Absolutely speech", "B"))
+        answer_token_ids(processor.tokenizer, ("Absolutely speech", "B"))
 
 
 def test_adapter_saved_and_loaded_gives_identical_logits(tiny, clips, tmp_path):
@@ -130,14 +133,14 @@ def test_adapter_saved_and_loaded_gives_identical_logits(tiny, clips, tmp_path):
 
     model, processor = tiny
     base_dir = lab_model.save(model, processor, tmp_path / "base")
-    fresh = L.load(L.AudioLLMSpec(model=str(base_dir)))[0]
+    fresh = L.load(AudioLLMSpec(model=str(base_dir)))[0]
     cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     torch.manual_seed(1)
     peft_model = get_peft_model(fresh, cfg).eval()
     peft_model.save_pretrained(tmp_path / "adapter")
-    in_memory = L.AudioLLMDetector(L.AudioLLMSpec(model="x"), model=peft_model, processor=processor)
-    loaded = L.AudioLLMDetector(L.AudioLLMSpec(model=str(base_dir), adapter=str(tmp_path / "adapter")))
-    plain = L.AudioLLMDetector(L.AudioLLMSpec(model=str(base_dir)))
+    in_memory = AudioLLMDetector(AudioLLMSpec(model="x"), model=peft_model, parts=processor)
+    loaded = AudioLLMDetector(AudioLLMSpec(model=str(base_dir), adapter=str(tmp_path / "adapter")))
+    plain = AudioLLMDetector(AudioLLMSpec(model=str(base_dir)))
     a, b, c = (d.score(clips, 16000) for d in (in_memory, loaded, plain))
     np.testing.assert_array_equal(a, b)
     assert np.abs(a - c).max() > 1e-3  # the adapter changes the logits
@@ -145,13 +148,13 @@ def test_adapter_saved_and_loaded_gives_identical_logits(tiny, clips, tmp_path):
 
 def test_offline_unknown_model_says_how_to_fix():
     with pytest.raises(LabError, match=r"cannot be fetched here.*--model /path/to/dir"):
-        L.load(L.AudioLLMSpec(model="nobody/not-a-cached-model"))
+        L.load(AudioLLMSpec(model="nobody/not-a-cached-model"))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")
 def test_four_bit_without_cuda_is_refused_clearly():
     with pytest.raises(LabError, match="4-bit NF4 .* needs a CUDA GPU"):
-        L.load(L.AudioLLMSpec(model=str(lab_model.base_model_dir()), load_in_4bit=True))
+        L.load(AudioLLMSpec(model=str(lab_model.base_model_dir()), load_in_4bit=True))
 
 
 def test_nan_logits_are_flagged_not_kept():

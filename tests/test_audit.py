@@ -8,7 +8,8 @@ import pytest
 import soundfile as sf
 
 from core.data import audio
-from core.data.audit import COPY_TRANSFORMS, audit, audit_split, planted_copy, require_clean_split, split_status
+from core.data.audit import audit, audit_split, require_clean_split, split_status
+from core.data.copy_scores import COPY_TRANSFORMS, planted_copy
 from core.data.splits import make_split, save_split
 from core.errors import SplitError
 

@@ -362,7 +362,7 @@ def test_one_naming_rule_for_datasets_splits_and_runs(case, unchanged, default_d
     from core.data.splits import save_split
     from core.names import MAX_LENGTH
     from core.runs import registry
-    from core.runs.training import TrainConfig
+    from core.runs.train_config import TrainConfig
 
     name = BAD_NAMES[case]
     rule = "at most 64|letters, digits"
@@ -442,7 +442,7 @@ def test_model_paths_are_checked_before_any_job(tmp_path, case, capsys, unchange
     ],
 )
 def test_adapter_paths_are_checked(tmp_path, make, match):
-    from core.detectors.audio_llm import require_adapter
+    from core.detectors.checkpoints import require_adapter
 
     refused(lambda: require_adapter(make(tmp_path)), match)
 
@@ -487,7 +487,7 @@ def test_imports_report_what_they_pass_over(tmp_path, data_dir):
 )
 def test_noise_folders_are_checked_when_a_run_is_created(tmp_path, make, match, unchanged):
     from core.runs import registry
-    from core.runs.training import TrainConfig
+    from core.runs.train_config import TrainConfig
 
     refused(lambda: registry.create_run(TrainConfig(noise_dir=make(tmp_path))), match)
 
@@ -523,7 +523,7 @@ def _pids_training(run_id: str) -> list[int]:
 
 def test_two_launches_at_once_leave_exactly_one_trainer(audited):
     from core.runs import registry
-    from core.runs.training import TrainConfig
+    from core.runs.train_config import TrainConfig
     from tests.conftest import wait_for
 
     run_id = registry.create_run(TrainConfig(split=audited, **TINY))
@@ -549,7 +549,7 @@ def test_two_launches_at_once_leave_exactly_one_trainer(audited):
 
 def test_a_run_cancelled_right_after_its_start_reads_cancelled(audited):
     from core.runs import registry
-    from core.runs.training import TrainConfig
+    from core.runs.train_config import TrainConfig
     from tests.conftest import wait_for
 
     run_id = registry.create_run(TrainConfig(split=audited, **TINY))
@@ -742,8 +742,8 @@ def test_cli_refuses_bad_arguments_with_a_message(case, capsys, unchanged):
 def test_clips_too_short_to_give_the_audio_llm_a_token_are_refused_by_name(tmp_path, data_dir, default_ds):
     """20 ms is two mel frames and no audio token in Qwen2-Audio: scored, it would not depend on the audio."""
     from core.detectors import lab_model
-    from core.detectors.audio_llm import AudioLLMDetector, AudioLLMSpec
-    from core.detectors.prompt_batch import Prompt
+    from core.detectors.llm import AudioLLMDetector, AudioLLMSpec
+    from core.detectors.llm.prompt import Prompt
 
     det = AudioLLMDetector(AudioLLMSpec(model=str(lab_model.ensure_base_model())))
     assert det.min_seconds == pytest.approx(321 / 16000)  # the first length with one audio token
@@ -761,8 +761,8 @@ def test_clips_longer_than_the_audio_window_are_refused_by_name(tmp_path, data_d
     from core.data.importers import import_dataset
     from core.data.splits import save_split
     from core.detectors import lab_model
-    from core.detectors.audio_llm import AudioLLMDetector, AudioLLMSpec
-    from core.detectors.prompt_batch import Prompt
+    from core.detectors.llm import AudioLLMDetector, AudioLLMSpec
+    from core.detectors.llm.prompt import Prompt
     from core.scoring.evaluate import evaluate
 
     det = AudioLLMDetector(AudioLLMSpec(model=str(lab_model.ensure_base_model())))
@@ -809,7 +809,7 @@ def test_clips_longer_than_the_audio_window_are_refused_by_name(tmp_path, data_d
 )
 def test_training_settings_that_cannot_mean_what_they_say_register_nothing(setting, match, default_ds, data_dir):
     from core.runs import registry, sweeps
-    from core.runs.training import TrainConfig
+    from core.runs.train_config import TrainConfig
 
     before = snapshot(data_dir / "results")
     refused(lambda: registry.create_run(TrainConfig(**setting)), match)
@@ -822,7 +822,7 @@ def test_training_settings_that_cannot_mean_what_they_say_register_nothing(setti
 def test_duplicate_seeds_and_text_grid_values_are_refused_everywhere(default_ds, data_dir, capsys):
     from core.cli import main
     from core.runs import cv, sweeps
-    from core.runs.training import TrainConfig
+    from core.runs.train_config import TrainConfig
 
     before = snapshot(data_dir / "results")
     refused(
@@ -844,9 +844,9 @@ def test_a_truncated_model_or_adapter_is_named_before_anything_is_registered(tmp
     import shutil
 
     from core.detectors import lab_model
-    from core.detectors.audio_llm import require_adapter
+    from core.detectors.checkpoints import require_adapter
     from core.runs import registry
-    from core.runs.training import TrainConfig
+    from core.runs.train_config import TrainConfig
 
     base = lab_model.ensure_base_model()
     broken = tmp_path / "broken-model"

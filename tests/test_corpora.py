@@ -227,7 +227,7 @@ def _speech_only(root):
 def test_training_and_condition_sets_take_noise_from_a_dataset(default_ds, tmp_path):
     from core.data.conditions import ConditionSpec, generate
     from core.runs.registry import check_config
-    from core.runs.training import TrainConfig
+    from core.runs.train_config import TrainConfig
 
     import_dataset("musan", _musan(tmp_path), "musan2", force=True)
     check_config(TrainConfig(noise_dir="dataset:musan2"))  # accepted before any run is registered

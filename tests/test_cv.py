@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.data.splits import load_split
 from core.runs import cv, registry
-from core.runs.training import TrainConfig
+from core.runs.train_config import TrainConfig
 from core.scoring import predictions
 from tests.conftest import REPO, wait_for
 

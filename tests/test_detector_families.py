@@ -10,7 +10,7 @@ from core.data.audit import audit_split
 from core.data.splits import make_split, save_split
 from core.detectors import REGISTRY, detector_for_model_type, make_detector
 from core.detectors.audio_classifier import default_speech_labels
-from core.detectors.chat_audio import FAMILIES, ChatAudioDetector, ChatSpec, chat_text, prepare
+from core.detectors.llm import FAMILIES, AudioLLMDetector, AudioLLMSpec
 from core.errors import LabError
 from core.runs import registry
 from core.runs.training import TrainConfig, train_run
@@ -41,10 +41,12 @@ def _clips(lengths=(2500, 16000, 9000, 4000, 30000)):
 @pytest.mark.parametrize("family", list(BUILDERS))
 def test_batched_trimmed_scores_equal_the_families_processor_path(folders, family):
     clips = _clips()
-    det = ChatAudioDetector(ChatSpec(family=family, model=str(folders[family]), batch_size=3))
+    det = AudioLLMDetector(AudioLLMSpec(family=family, model=str(folders[family]), batch_size=3))
     batched = det.score(clips, 16000)
     # the reference: one clip at a time, features padded to 30 s as the family's processor pads them
-    ref_det = ChatAudioDetector(ChatSpec(family=family, model="", batch_size=1, padding="padded"), det.model, det.parts)
+    ref_det = AudioLLMDetector(
+        AudioLLMSpec(family=family, model="", batch_size=1, padding="padded"), det.model, det.parts
+    )
     reference = ref_det.score(clips, 16000)
     np.testing.assert_allclose(batched, reference, atol=1e-4)
     assert np.abs(batched[:, 0] - batched[:, 1]).std() > 0  # the clips are told apart: the audio reaches the answer
@@ -52,18 +54,18 @@ def test_batched_trimmed_scores_equal_the_families_processor_path(folders, famil
         from transformers import AudioFlamingo3Processor
 
         proc = AudioFlamingo3Processor.from_pretrained(folders[family])
-        text = chat_text(FAMILIES[family], det.parts.tokenizer, det.prompt)
+        text = FAMILIES[family].chat_text(det.parts, det.prompt)
         for clip, row in zip(clips, batched):
             with torch.no_grad():
                 logits = det.model(**proc(text=[text], audio=[clip], return_tensors="pt")).logits[0, -1]
-            np.testing.assert_allclose(logits[det.ids].numpy(), row, atol=1e-4)
+            np.testing.assert_allclose(logits[list(det.ids)].numpy(), row, atol=1e-4)
 
 
 @pytest.mark.parametrize("family", list(BUILDERS))
 def test_trimming_pads_less_where_the_encoder_allows_it(folders, family):
     fam = FAMILIES[family]
-    det = ChatAudioDetector(ChatSpec(family=family, model=str(folders[family])))
-    batch = prepare(fam, det.parts, _clips((4000, 8000)), det.prompt)
+    det = AudioLLMDetector(AudioLLMSpec(family=family, model=str(folders[family])))
+    batch = fam.prepare(det.parts, _clips((4000, 8000)), det.prompt, padded=False)
     frames = batch["input_features"].shape[-1]
     assert (frames < 3000) == fam.trimmed  # Omni: the batch's longest clip; AF3's tower needs 30 s windows
     assert batch["input_ids"].shape[0] == 2 and bool((batch["attention_mask"][:, -1] == 1).all())  # left padded
@@ -71,7 +73,7 @@ def test_trimming_pads_less_where_the_encoder_allows_it(folders, family):
 
 def test_a_folder_of_another_family_is_refused_with_its_name(folders):
     with pytest.raises(LabError, match=r"'audioflamingo3' checkpoint, not Qwen2.5-Omni.*'audio-flamingo-3' detector"):
-        ChatAudioDetector(ChatSpec(family="qwen2.5-omni", model=str(folders["audio-flamingo-3"])))
+        AudioLLMDetector(AudioLLMSpec(family="qwen2.5-omni", model=str(folders["audio-flamingo-3"])))
     with pytest.raises(LabError, match=r"'whisper' checkpoint, not a CLAP checkpoint.*'whisper-nospeech'"):
         make_detector("clap", model=str(folders["whisper"]))
     with pytest.raises(LabError, match="not a folder here"):
@@ -198,13 +200,11 @@ def test_the_evaluate_page_groups_families_and_refuses_a_wrong_folder(folders, d
 def test_lora_targets_resolve_to_the_familys_own_module_names(folders, family):
     import re
 
-    from core.detectors.chat_audio import target_regex
-
-    model = ChatAudioDetector(ChatSpec(family=family, model=str(folders[family]))).model
+    model = AudioLLMDetector(AudioLLMSpec(family=family, model=str(folders[family]))).model
     names = [n for n, _ in model.named_modules()]
 
     def matched(targets, encoder):
-        return [n for n in names if re.fullmatch(target_regex(FAMILIES[family], targets, encoder), n)]
+        return [n for n in names if re.fullmatch(FAMILIES[family].lora_targets(targets, encoder), n)]
 
     # the tiny models have 2 decoder and 2 encoder layers
     assert len(matched("attention", False)) == 2 * 4  # q, k, v, o in each decoder layer

@@ -4,9 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.detectors import audio_llm as L
 from core.detectors import lab_model
-from core.detectors.prompt_batch import Prompt, tokens
+from core.detectors.llm import AudioLLMDetector, AudioLLMSpec
+from core.detectors.llm import qwen2_audio as L
+from core.detectors.llm.prompt import DEFAULT_PROMPT, QUESTION_FIRST_PROMPT, Prompt
+from core.detectors.llm.prompt import tokens as family_tokens
+from core.detectors.llm.qwen2_audio import QWEN2_AUDIO
 from core.errors import LabError
 
 
@@ -31,17 +34,17 @@ def clips():
 
 
 PROMPTS = [
-    Prompt(L.DEFAULT_PROMPT),  # clip first, single-token answers
+    Prompt(DEFAULT_PROMPT),  # clip first, single-token answers
     Prompt("Based on the audio file, is it SPEECH or NON-SPEECH?", "SPEECH", "NON-SPEECH"),  # several tokens
     Prompt("Is there speech in this clip? Answer with one letter.", "A", "B"),  # same text before the clip
-    Prompt(L.QUESTION_FIRST_PROMPT, "yes", "no"),  # question before the clip
+    Prompt(QUESTION_FIRST_PROMPT, "yes", "no"),  # question before the clip
     Prompt("Listen:\n<audio>Is it speech?", "Yes, speech", "B"),  # text around the clip, mixed lengths
 ]
 
 
-def detector(model, processor, prompt: Prompt, **kw) -> L.AudioLLMDetector:
-    spec = L.AudioLLMSpec(model="tiny", prompt=prompt.text, answers=prompt.answers, batch_size=3, **kw)
-    return L.AudioLLMDetector(spec, model=model, processor=processor)
+def detector(model, processor, prompt: Prompt, **kw) -> AudioLLMDetector:
+    spec = AudioLLMSpec(model="tiny", prompt=prompt.text, answers=prompt.answers, batch_size=3, **kw)
+    return AudioLLMDetector(spec, model=model, parts=processor)
 
 
 def full_pass_answer_loglik(model, processor, clip, prompt: Prompt, answer: str) -> float:
@@ -72,11 +75,11 @@ def test_several_prompts_on_shared_audio_equal_fresh_scoring(tiny, clips):
 
 
 def test_prompts_packed_into_one_pass_or_one_pass_each_give_the_same_scores(tiny, clips, monkeypatch):
-    from core.detectors import prompt_batch
+    from core.detectors.llm import packing as prompt_batch
 
     model, processor = tiny
     det = detector(model, processor, PROMPTS[0])
-    planned = [tokens(processor, p) for p in PROMPTS]
+    planned = [family_tokens(QWEN2_AUDIO, processor, p) for p in PROMPTS]
     assert len(prompt_batch.packs(planned)) == 1  # all five fit one pass (as on a GPU)
     assert [members for members, _ in prompt_batch.packs(planned, 1)] == [[k] for k in range(len(PROMPTS))]
     alone = det.score_prompts(clips, 16000, PROMPTS)  # this CPU's default: each prompt in a pass of its own
@@ -104,7 +107,7 @@ def test_multi_token_answers_are_whole_answer_log_likelihoods(tiny, clips, k):
     model, processor = tiny
     prompt = PROMPTS[k]
     det = detector(model, processor, prompt)
-    pt = tokens(processor, prompt)
+    pt = family_tokens(QWEN2_AUDIO, processor, prompt)
     assert not pt.single and det.ids is None and det.info()["answer_scoring"] == "answer log-likelihood"
     assert max(len(a) for a in pt.answers) > 1  # really several tokens for this tokenizer
     scores = det.score(clips, 16000)
@@ -134,7 +137,7 @@ def test_workers_prepare_the_same_features(tiny, clips):
 )
 def test_bad_prompts_are_refused_before_any_model_loads(prompt, message):
     with pytest.raises(LabError, match=message):
-        L.AudioLLMDetector(L.AudioLLMSpec(model="/nonexistent", prompt=prompt.text, answers=prompt.answers))
+        AudioLLMDetector(AudioLLMSpec(model="/nonexistent", prompt=prompt.text, answers=prompt.answers))
 
 
 def test_identical_token_sequences_are_refused():
@@ -144,7 +147,7 @@ def test_identical_token_sequences_are_refused():
     processor = lab_model.build_processor()
     processor.tokenizer.backend_tokenizer.normalizer = normalizers.NFKC()
     with pytest.raises(LabError, match="same token sequence"):
-        tokens(processor, Prompt("Is it speech?", "\ufb01ne", "fine"))
+        family_tokens(QWEN2_AUDIO, processor, Prompt("Is it speech?", "\ufb01ne", "fine"))
 
 
 def test_multi_token_answers_refused_on_the_padded_and_generate_paths(tiny):

@@ -13,8 +13,7 @@ from streamlit.testing.v1 import AppTest
 from core.data.datasets import load_dataset
 from core.data.splits import make_split, save_split, select_clips
 from core.detectors import lab_model
-from core.detectors.audio_llm import DEFAULT_PROMPT
-from core.detectors.prompt_batch import Prompt
+from core.detectors.llm.prompt import DEFAULT_PROMPT, Prompt
 from core.errors import LabError
 from core.prompts import candidates, report, study
 from core.prompts.proposers.base import Scored, meta_prompt

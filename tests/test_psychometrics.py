@@ -11,6 +11,7 @@ from scipy.optimize import minimize
 from statsmodels.stats.proportion import proportion_confint
 from streamlit.testing.v1 import AppTest
 
+from core.analysis import psychometric_functions as pf
 from core.analysis import psychometrics as pm
 from tests.conftest import REPO
 
@@ -24,7 +25,7 @@ def _simulate(rng, kind="logistic", alpha=0.0, beta=3.0, lapse=0.04, units=40, x
 
 
 def true_threshold(kind, alpha, beta, lapse, target=0.75):
-    return alpha + beta * pm.ppf(kind, (target - 0.5) / (0.5 - lapse))
+    return alpha + beta * pf.ppf(kind, (target - 0.5) / (0.5 - lapse))
 
 
 @pytest.mark.parametrize("kind", pm.FUNCTIONS)

@@ -19,8 +19,10 @@ import numpy as np
 import pytest
 import torch
 
-import core.detectors.audio_llm as L
+import core.detectors.llm.qwen2_audio as L
 from core.detectors import lab_model
+from core.detectors.llm import AudioLLMDetector, AudioLLMSpec
+from core.detectors.llm.prompt import DEFAULT_PROMPT, answer_token_ids
 
 SPECIAL = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645,
            "<|AUDIO|>": 151646, "<|audio_bos|>": 151647, "<|audio_eos|>": 151648}  # fmt: skip
@@ -85,14 +87,14 @@ def clips() -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def detector(checkpoint):
-    return L.AudioLLMDetector(L.AudioLLMSpec(model=str(checkpoint), batch_size=4, dtype="float32"))
+    return AudioLLMDetector(AudioLLMSpec(model=str(checkpoint), batch_size=4, dtype="float32"))
 
 
 def test_the_folder_holds_the_real_vocabulary_and_special_ids(checkpoint, detector):
     tok = detector.processor.tokenizer
     assert {t: tok.convert_tokens_to_ids(t) for t in SPECIAL} == SPECIAL
     assert tok.encode("Hello world", add_special_tokens=False) == [9707, 1879]  # Qwen2's own ids
-    assert L.answer_token_ids(tok, ("A", "B")) == (32, 33) and detector.ids == (32, 33)
+    assert answer_token_ids(tok, ("A", "B")) == (32, 33) and detector.ids == (32, 33)
     assert L._base(detector.model).config.text_config.vocab_size == VOCAB_SIZE
 
 
@@ -104,19 +106,19 @@ def _text_runs(ids: torch.Tensor) -> list[int]:
 
 def test_input_ids_equal_the_processors(detector, clips):
     processor = detector.processor
-    text = L.chat_text(processor, L.DEFAULT_PROMPT)
+    text = L.chat_text(processor, DEFAULT_PROMPT)
     for clip in clips[:2]:
         ref = processor(text=[text], audio=[clip], sampling_rate=16000, return_tensors="pt")["input_ids"]
-        lab = L.prepare(processor, [clip], L.DEFAULT_PROMPT, padded=True)["input_ids"]
+        lab = L.prepare(processor, [clip], DEFAULT_PROMPT, padded=True)["input_ids"]
         assert torch.equal(lab, ref)
-        trimmed = L.prepare(processor, [clip], L.DEFAULT_PROMPT, padded=False)["input_ids"][0]
+        trimmed = L.prepare(processor, [clip], DEFAULT_PROMPT, padded=False)["input_ids"][0]
         assert _text_runs(trimmed) == _text_runs(ref[0])
 
 
 def test_log_odds_match_the_processor_path(detector, clips):
     """The lab's batched trimmed path against the Hugging Face processor + full forward, clip by clip."""
     processor, model = detector.processor, detector.model
-    text = L.chat_text(processor, L.DEFAULT_PROMPT)
+    text = L.chat_text(processor, DEFAULT_PROMPT)
     ref = []
     with torch.inference_mode():
         for clip in clips:
@@ -146,7 +148,7 @@ def test_padded_and_generate_modes_take_clips_of_different_lengths(detector, cli
 
 def test_the_training_loss_reads_the_letter_only(detector, clips):
     processor, model = detector.processor, detector.model
-    batch = L.prepare(processor, clips[:2], L.DEFAULT_PROMPT, padded=False, answers=["A", "B"])
+    batch = L.prepare(processor, clips[:2], DEFAULT_PROMPT, padded=False, answers=["A", "B"])
     ids, last = batch["input_ids"], batch["attention_mask"].sum(-1) - 1
     assert ids[torch.arange(2), last].tolist() == [32, 33]  # the answer is one token, the last of its row
     mask = torch.arange(ids.shape[1])[None, :] == last[:, None]
@@ -155,6 +157,6 @@ def test_the_training_loss_reads_the_letter_only(detector, clips):
         scrambled = ids.clone()
         scrambled[~mask] = 0  # every other label changed: the loss must not move
         assert L.answer_loss(model, batch, scrambled, mask).item() == pytest.approx(loss.item(), abs=0)
-        logits = model(**L.prepare(processor, clips[:2], L.DEFAULT_PROMPT, padded=True)).logits[:, -1].float()
+        logits = model(**L.prepare(processor, clips[:2], DEFAULT_PROMPT, padded=True)).logits[:, -1].float()
     expect = torch.nn.functional.cross_entropy(logits, torch.tensor([32, 33]))
     assert loss.item() == pytest.approx(expect.item(), abs=1e-4)

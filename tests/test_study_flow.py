@@ -242,7 +242,7 @@ def test_every_command_line_parses_back_to_the_same_settings():
     from core.cli.runs import _grid, _train_config
     from core.prompts.study import StudyConfig
     from core.runs.commands import cli_line, cv_line, run_line, study_line, sweep_line
-    from core.runs.training import TrainConfig
+    from core.runs.train_config import TrainConfig
 
     parse = lambda line: build_parser().parse_args(shlex.split(line)[3:])  # noqa: E731 - after "python -m core"
     job = ["evaluate", "--dataset", "d", '--prompt=it\'s "A"; rm -rf /', "--job-dir", "/x/y", "--executor", "local"]

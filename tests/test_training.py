@@ -17,10 +17,14 @@ from streamlit.testing.v1 import AppTest
 from core.data.audit import audit_split
 from core.data.splits import make_split, save_split, select_clips
 from core.detectors import lab_model, make_detector
-from core.detectors.audio_llm import DEFAULT_PROMPT, QUESTION_FIRST_PROMPT, answer_loss, prepare
+from core.detectors.llm.prompt import DEFAULT_PROMPT, QUESTION_FIRST_PROMPT
+from core.detectors.llm.qwen2_audio import QWEN2_AUDIO, answer_loss, prepare
 from core.errors import LabError, SplitError
 from core.runs import registry, sweeps
-from core.runs.training import TrainConfig, dev_metrics, enable_checkpointing, shard, target_regex, train_run
+from core.runs.train_eval import dev_metrics
+from core.runs.train_loop import shard
+from core.runs.train_setup import enable_checkpointing
+from core.runs.training import TrainConfig, train_run
 from core.scoring import predictions
 from tests.conftest import REPO, wait_for
 
@@ -87,7 +91,7 @@ def test_gradient_checkpointing_keeps_every_adapter_gradient():
             lora_alpha=8,
             lora_dropout=0.0,
             init_lora_weights=False,
-            target_modules=target_regex("attention+mlp", True),
+            target_modules=QWEN2_AUDIO.lora_targets("attention+mlp", True),
         )
         model = get_peft_model(model, lora)
         model.train()
@@ -104,7 +108,7 @@ def test_gradient_checkpointing_keeps_every_adapter_gradient():
 
 
 def test_spec_augment_masks_only_valid_frames():
-    from core.runs.training import spec_augment
+    from core.runs.train_data import spec_augment
 
     feats = torch.ones(2, 128, 60)
     spec_augment(feats, torch.tensor([40, 60]), np.random.default_rng(1))
@@ -348,7 +352,7 @@ def test_a_sweep_whose_worker_was_killed_says_so_and_resumes(default_ds, clean_s
 
 def test_a_run_learns_its_prompts_own_answers_and_is_scored_with_them(default_ds, clean_split, capsys):
     from core.cli import main
-    from core.runs.training import answer_positions
+    from core.detectors.llm import answer_mask as answer_positions
 
     processor = lab_model.build_processor()
     tok = processor.tokenizer

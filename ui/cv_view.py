@@ -11,7 +11,7 @@ from core.errors import LabError
 from core.report.figures import group_forest
 from core.runs import cv
 from core.runs.commands import cv_line
-from core.runs.training import TrainConfig
+from core.runs.train_config import TrainConfig
 from ui.state import load_table
 
 

@@ -6,8 +6,10 @@ import streamlit as st
 from core.data import annotations
 from core.decision import correct
 from core.detectors import REGISTRY, check_checkpoint
-from core.detectors.audio_llm import DEFAULT_MODEL, check_prompt, require_adapter
+from core.detectors.checkpoints import require_adapter
 from core.detectors.clap import NONSPEECH_PROMPTS, SPEECH_PROMPTS
+from core.detectors.llm.prompt import check_prompt
+from core.detectors.llm.qwen2_audio import DEFAULT_MODEL
 from core.errors import LabError
 from core.runs import jobs, registry
 from core.scoring import predictions

@@ -7,8 +7,8 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core.detectors.audio_llm import DEFAULT_PROMPT, require_available
-from core.detectors.prompt_batch import Prompt
+from core.detectors.checkpoints import require_available
+from core.detectors.llm.prompt import DEFAULT_PROMPT, Prompt
 from core.errors import LabError
 from core.paths import results_root
 from core.prompts import candidates, report, study

@@ -9,7 +9,7 @@ from core.data.audit import split_status
 from core.errors import LabError
 from core.runs import registry, sweeps
 from core.runs.commands import run_line, sweep_line
-from core.runs.training import TrainConfig
+from core.runs.train_config import TrainConfig
 from ui.access import page_path
 from ui.cv_view import cv_form, cv_view
 from ui.executor_field import executor_field

@@ -185,6 +185,7 @@ def cmd_conditions(args: argparse.Namespace) -> int:
     return 0
 
 
+# long: argparse declarations only, one block per command of the data stage
 def register(top: argparse._SubParsersAction) -> None:
     """`data ...` (datasets, splits, audits), `tag` and `conditions`."""
     from core.data import conditions as cond

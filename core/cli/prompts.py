@@ -14,7 +14,7 @@ from core.errors import LabError
 
 def _candidates(args: argparse.Namespace) -> list:
     """Prompts from repeated --candidate TEXT [SPEECH NONSPEECH] and/or a JSON file of {text, speech, nonspeech}."""
-    from core.detectors.prompt_batch import Prompt
+    from core.detectors.llm.prompt import Prompt
 
     out = []
     for values in args.candidate or []:
@@ -42,7 +42,7 @@ def cmd_try(args: argparse.Namespace) -> int:
     from core.data.datasets import load_dataset
     from core.data.splits import select_clips
     from core.detectors import make_detector
-    from core.detectors.prompt_batch import check_prompt_text
+    from core.detectors.llm.prompt import check_prompt_text
     from core.prompts import candidates as cand
     from core.prompts import report
     from core.prompts.subset import stratified_subset

@@ -38,7 +38,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train_config(args: argparse.Namespace):
     from dataclasses import fields
 
-    from core.runs.training import TrainConfig
+    from core.runs.train_config import TrainConfig
 
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
     return TrainConfig(**values)
@@ -223,7 +223,7 @@ def cmd_ray_drive(args: argparse.Namespace) -> int:
 def _add_train_settings(p: argparse.ArgumentParser) -> None:
     from dataclasses import MISSING, fields
 
-    from core.runs.training import TrainConfig
+    from core.runs.train_config import TrainConfig
 
     for f in fields(TrainConfig):
         if f.name in ("extra", "noise_snr"):

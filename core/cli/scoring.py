@@ -55,12 +55,13 @@ LLMS = ("lab-base", "audio-llm", "qwen2.5-omni", "audio-flamingo-3")
 def _detector_options(args: argparse.Namespace) -> dict:
     """The chosen detector's options from the flags, its checkpoint folder and adapter checked first."""
     from core.detectors import REGISTRY, check_checkpoint
-    from core.detectors.audio_llm import check_prompt, require_adapter
+    from core.detectors.checkpoints import require_adapter
+    from core.detectors.llm.prompt import check_prompt
     from core.runs import registry
 
     name = args.detector
     if name == "audio-llm" and not args.model:
-        from core.detectors.audio_llm import DEFAULT_MODEL
+        from core.detectors.llm.qwen2_audio import DEFAULT_MODEL
 
         args.model = DEFAULT_MODEL
     if not REGISTRY[name].offline:

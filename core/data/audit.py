@@ -19,12 +19,9 @@ import numpy as np
 import pandas as pd
 
 from core.data.audio import content_hash
-from core.data.fingerprint import Fingerprint, fingerprint, match_scores
-
-Progress = Callable[[float, str], None]
-FINDING_COLUMNS = ["kind", "clip_a", "split_a", "clip_b", "split_b", "score", "detail"]
-NEAR_THRESHOLD = 0.5  # copy score (core.data.fingerprint): planted copies ≥ 0.64, unrelated clips ≤ 0.43
-TOP_K = 10
+from core.data.copy_scores import planted_scores, score_histogram
+from core.data.fingerprint import fingerprint
+from core.data.near_copies import FINDING_COLUMNS, NEAR_THRESHOLD, TOP_K, Progress, near_findings
 
 
 @dataclass
@@ -98,133 +95,6 @@ def exact_findings(manifest: pd.DataFrame, hashes: pd.Series, max_pairs: int = 5
     return pd.DataFrame(rows, columns=FINDING_COLUMNS)
 
 
-def candidate_pairs(descriptors: np.ndarray, splits: np.ndarray, top_k: int = TOP_K, chunk: int = 2048) -> np.ndarray:
-    """For each clip, its `top_k` most similar clips (cosine of descriptors) in other splits.
-
-    `descriptors` is (n, d), or (n, variants, d) with variant 0 the clip as it is and the others
-    as if reverberated: the similarity of i and j is then the best of (i as is, j any variant)
-    and (i any variant, j as is), so a reverberant copy is near its dry original.
-    Returns unique (i, j) index pairs with i < j, shape (n_pairs, 2).
-    """
-    d = descriptors if descriptors.ndim == 3 else descriptors[:, None, :]
-    n = len(d)
-    codes = pd.factorize(splits)[0]
-    out = []
-    k = min(top_k, n - 1)
-    if k <= 0:
-        return np.zeros((0, 2), int)
-    plain = d[:, 0]
-    for s in range(0, n, chunk):
-        rows = d[s : s + chunk]
-        sim = np.max([rows[:, v] @ plain.T for v in range(d.shape[1])], axis=0)
-        sim = np.maximum(sim, np.max([rows[:, 0] @ d[:, v].T for v in range(d.shape[1])], axis=0))
-        sim[codes[s : s + chunk, None] == codes[None, :]] = -np.inf
-        idx = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        ok = np.isfinite(np.take_along_axis(sim, idx, 1))
-        rows_i = np.repeat(np.arange(s, s + len(sim)), k).reshape(-1, k)
-        out.append(np.stack([rows_i[ok], idx[ok]], axis=1))
-    pairs = np.concatenate(out) if out else np.zeros((0, 2), int)
-    pairs = np.sort(pairs, axis=1)
-    return np.unique(pairs, axis=0)
-
-
-def landmark_pairs(fps: list[Fingerprint], splits: np.ndarray, top_k: int = TOP_K, common: int = 64) -> np.ndarray:
-    """For each clip, the `top_k` clips in other splits sharing most landmarks at one time offset.
-
-    Landmark hashes are joined across clips (a hash held by more than `common` clips says
-    nothing and is skipped); each pair's votes are counted per time offset (2-frame bins) and
-    its best offset counts, divided by the smaller clip's number of landmarks.
-    Returns unique (i, j) index pairs with i < j.
-    """
-    codes = pd.factorize(splits)[0]
-    sizes = np.array([len(f.hashes) for f in fps])
-    if sizes.sum() == 0:
-        return np.zeros((0, 2), int)
-    h = np.concatenate([f.hashes for f in fps])
-    c = np.repeat(np.arange(len(fps)), sizes)
-    tt = np.concatenate([f.times for f in fps]).astype(np.int64)
-    order = np.argsort(h, kind="stable")
-    h, c, tt = h[order], c[order], tt[order]
-    starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]])
-    counts = np.diff(np.r_[starts, len(h)])
-    pa, pb = [], []
-    for size in np.unique(counts):
-        if size < 2 or size > common:
-            continue
-        iu, ju = np.triu_indices(size, 1)
-        base = starts[counts == size][:, None]
-        ia, ib = (base + iu[None, :]).ravel(), (base + ju[None, :]).ravel()
-        pa.append(ia)
-        pb.append(ib)
-    if not pa:
-        return np.zeros((0, 2), int)
-    ia, ib = np.concatenate(pa), np.concatenate(pb)
-    a, b = c[ia], c[ib]
-    keep = codes[a] != codes[b]
-    a, b, dt = a[keep], b[keep], (tt[ia] - tt[ib])[keep]
-    swap = a > b
-    a, b, dt = np.where(swap, b, a), np.where(swap, a, b), np.where(swap, -dt, dt)
-    if not len(a):
-        return np.zeros((0, 2), int)
-    key = (a.astype(np.int64) * len(fps) + b) * 4096 + np.floor_divide(dt, 2) + 2048
-    uniq, votes = np.unique(key, return_counts=True)
-    pair = uniq // 4096
-    best = pd.Series(votes).groupby(pair).max()
-    pa_, pb_ = best.index.to_numpy() // len(fps), best.index.to_numpy() % len(fps)
-    score = best.to_numpy() / np.maximum(1, np.minimum(sizes[pa_], sizes[pb_]))
-    frame = pd.DataFrame({"a": np.r_[pa_, pb_], "b": np.r_[pb_, pa_], "s": np.r_[score, score]})
-    top = frame.sort_values("s", ascending=False, kind="stable").groupby("a").head(top_k)
-    pairs = np.sort(top[["a", "b"]].to_numpy(), axis=1)
-    return np.unique(pairs, axis=0)
-
-
-def near_findings(
-    manifest: pd.DataFrame,
-    fps: list[Fingerprint],
-    hashes: pd.Series,
-    threshold: float = NEAR_THRESHOLD,
-    top_k: int = TOP_K,
-    progress: Progress | None = None,
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Pairs in different splits whose copy score reaches `threshold` (exact duplicates excluded).
-
-    Returns (findings, the copy score of every candidate pair compared): the scores of pairs
-    that are not copies show how far below the threshold unrelated clips stay.
-    """
-    splits = manifest["split"].to_numpy()
-    desc = np.stack([f.descriptors for f in fps])
-    pairs = np.concatenate([candidate_pairs(desc, splits, top_k), landmark_pairs(fps, splits, top_k)])
-    pairs = np.unique(pairs, axis=0) if len(pairs) else np.zeros((0, 2), int)
-    h = hashes.to_numpy()
-    pairs = pairs[h[pairs[:, 0]] != h[pairs[:, 1]]]
-    lengths = np.array([f.samples for f in fps])
-    pairs = pairs[np.argsort(lengths[pairs[:, 0]] + lengths[pairs[:, 1]], kind="stable")]  # similar FFT sizes
-    scores = np.empty(len(pairs))
-    lags = np.empty(len(pairs), int)
-    step = 256
-    for pos in range(0, len(pairs), step):
-        sl = slice(pos, pos + step)
-        scores[sl], lags[sl] = match_scores([fps[i] for i in pairs[sl, 0]], [fps[j] for j in pairs[sl, 1]])
-        if progress:
-            done = min(pos + step, len(pairs))
-            progress(done / len(pairs), f"compared {done}/{len(pairs)} candidate pairs")
-    hit = scores >= threshold
-    ids = manifest["clip_id"].to_numpy()
-    rows = [
-        {
-            "kind": "near_duplicate",
-            "clip_a": ids[i],
-            "split_a": splits[i],
-            "clip_b": ids[j],
-            "split_b": splits[j],
-            "score": round(float(sc), 4),
-            "detail": f"copy score {sc:.2f} (same waveform phase) at lag {lag:+d} ms",
-        }
-        for (i, j), sc, lag in zip(pairs[hit], scores[hit], lags[hit])
-    ]
-    return pd.DataFrame(rows, columns=FINDING_COLUMNS), scores
-
-
 def audit(
     manifest: pd.DataFrame,
     load: Callable[[pd.Series], np.ndarray],
@@ -267,80 +137,6 @@ def audit(
     report = AuditReport(findings, len(manifest), time.perf_counter() - t0, settings)
     report.pair_scores = pair_scores
     return report
-
-
-# ---------------------------------------------------------------- how copies score: the threshold's evidence
-
-COPY_TRANSFORMS = (
-    "white10", "white20", "pink10", "pink20", "babble10", "babble20",
-    "telephone", "am-radio", "small-room", "large-hall", "gain", "resampled", "shifted", "lossy",
-)  # fmt: skip
-
-
-def planted_copy(name: str, x: np.ndarray, rng: np.random.Generator, babble: list[np.ndarray]) -> np.ndarray:
-    """`x` as a careless dataset builder would copy it (one of COPY_TRANSFORMS), at 16 kHz.
-
-    Noise at 10 or 20 dB SNR (white, pink, or babble from `babble` talkers), a telephone or AM
-    band, a small room (RT60 0.3 s) or a large hall (1.5 s), −10 dB gain, resampled through
-    8 kHz, shifted by 30 ms, or re-encoded lossily (Ogg Vorbis).
-    """
-    import io
-
-    import soundfile as sf
-
-    from core.data import conditions as cond
-    from core.data.audio import mix_at_snr, peak_normalise, resample
-
-    if name[:-2] in ("white", "pink", "babble"):
-        noise = cond.NoiseSource(name[:-2], 16000, babble)(len(x), rng)
-        return peak_normalise(mix_at_snr(x, noise, float(name[-2:]))[0])
-    if name in ("telephone", "am-radio"):
-        return peak_normalise(cond.band_limit(x, 16000, cond.BANDS[name]))
-    if name in ("small-room", "large-hall"):
-        return peak_normalise(cond.reverberate(x, cond.synth_rir(cond.ROOMS[name], 16000, rng)))
-    if name == "gain":
-        return (x * 10 ** (-10 / 20)).astype(np.float32)
-    if name == "resampled":
-        return resample(resample(x, 16000, 8000), 8000, 16000)
-    if name == "shifted":
-        return np.concatenate([np.zeros(480, np.float32), x])
-    if name == "lossy":
-        buf = io.BytesIO()
-        sf.write(buf, x, 16000, format="OGG", subtype="VORBIS")
-        buf.seek(0)
-        return sf.read(buf, dtype="float32")[0]
-    raise ValueError(f"unknown copy transform {name!r}; choose from {COPY_TRANSFORMS}")
-
-
-def planted_scores(
-    manifest: pd.DataFrame, load: Callable[[pd.Series], np.ndarray], n: int = 12, seed: int = 0
-) -> pd.DataFrame:
-    """Copy scores of copies of `n` of the manifest's own clips under every COPY_TRANSFORMS.
-
-    Beside the scores of the pairs an audit compared (nearly all strangers), these show where
-    this dataset's copies would land, so a threshold is an informed choice. Babble is drawn
-    from speech clips outside the ones copied.
-    """
-    rng = np.random.default_rng(seed)
-    picks = manifest.sample(min(n, len(manifest)), random_state=seed)
-    talkers = manifest[(manifest["label"] == "speech") & ~manifest["clip_id"].isin(picks["clip_id"])].head(24)
-    babble = [load(row) for _, row in talkers.iterrows()] or [load(row) for _, row in picks.iterrows()]
-    rows = []
-    for _, row in picks.iterrows():
-        x = load(row)
-        fx = fingerprint(x)
-        copies = [fingerprint(np.asarray(planted_copy(t, x, rng, babble), np.float32)) for t in COPY_TRANSFORMS]
-        scores, _ = match_scores(copies, [fx] * len(copies))
-        rows += [
-            {"transform": t, "clip_id": row["clip_id"], "score": float(s)} for t, s in zip(COPY_TRANSFORMS, scores)
-        ]
-    return pd.DataFrame(rows)
-
-
-def score_histogram(scores: np.ndarray, bins: int = 50) -> dict[str, list]:
-    """Counts of scores in `bins` equal bins over [0, 1] (what the audit view draws; small to save)."""
-    counts, edges = np.histogram(np.clip(scores, 0, 1), bins=bins, range=(0.0, 1.0))
-    return {"edges": edges.round(4).tolist(), "counts": counts.tolist()}
 
 
 # ---------------------------------------------------------------- saved audits of saved splits

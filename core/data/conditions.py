@@ -240,6 +240,7 @@ def render_variant(
     return audio.peak_normalise(y), measured
 
 
+# long: the build in order (check, pick clips, render every condition, write, publish) under one temp folder
 def generate(
     source: Dataset,
     split: str,

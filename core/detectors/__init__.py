@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.detectors.base import Detector
+from core.detectors.checkpoints import WrongModelType
+from core.detectors.llm.registry import FAMILIES
+from core.errors import LabError
 
 
 @dataclass(frozen=True)
@@ -23,28 +26,20 @@ class Entry:
     model_types: tuple[str, ...]  # checkpoint config.json model_type values it loads
     how: str  # one line: how its output becomes a clip log-odds
     description: str
+    family: str = ""  # an audio-LLM family (core.detectors.llm): its checks and model types come from there
 
 
-def _lab_base(**opts: Any) -> Detector:
-    from core.detectors.audio_llm import AudioLLMDetector, AudioLLMSpec
-    from core.detectors.lab_model import ensure_base_model
+def _audio_llm(family: str, lab_base: bool = False) -> Callable[..., Detector]:
+    """A maker for an audio-LLM family's detector (`core.detectors.llm`); `lab_base`: the lab's own model."""
 
-    spec = AudioLLMSpec(model=str(ensure_base_model()), **opts)
-    return AudioLLMDetector(spec, name="lab-base")
-
-
-def _audio_llm(**opts: Any) -> Detector:
-    from core.detectors.audio_llm import AudioLLMDetector, AudioLLMSpec
-
-    return AudioLLMDetector(AudioLLMSpec(**opts))
-
-
-def _chat(family: str) -> Callable[..., Detector]:
     def make(**opts: Any) -> Detector:
-        from core.detectors.chat_audio import ChatAudioDetector, ChatSpec
+        from core.detectors.llm import AudioLLMDetector, AudioLLMSpec
 
-        opts = {k: v for k, v in opts.items() if k not in ("mode", "compile")}  # Qwen2-Audio's options only
-        return ChatAudioDetector(ChatSpec(family=family, **opts))
+        if lab_base:
+            from core.detectors.lab_model import ensure_base_model
+
+            opts["model"] = str(ensure_base_model())
+        return AudioLLMDetector(AudioLLMSpec(family=family, **opts), name="lab-base" if lab_base else None)
 
     return make
 
@@ -84,15 +79,19 @@ def _webrtc(**_: Any) -> Detector:
 
 LLM = "Audio LLMs"
 ANSWER = "logit of answer A − logit of answer B after the question, one forward pass"
+
+
+def _llm_entry(family: str, description: str) -> Entry:
+    return Entry(_audio_llm(family), LLM, False, FAMILIES[family].model_types, ANSWER, description, family)
+
+
 REGISTRY: dict[str, Entry] = {
-    "lab-base": Entry(_lab_base, LLM, True, (), ANSWER,
+    "lab-base": Entry(_audio_llm("qwen2-audio", lab_base=True), LLM, True, (), ANSWER,
                       "the lab's small Qwen2-Audio (trained offline by a recipe in core/detectors/lab_model.py)"),
-    "audio-llm": Entry(_audio_llm, LLM, False, ("qwen2_audio",), ANSWER,
-                       "Qwen2-Audio: a local checkpoint folder (e.g. Qwen2-Audio-7B-Instruct) or a cached id"),
-    "qwen2.5-omni": Entry(_chat("qwen2.5-omni"), LLM, False, ("qwen2_5_omni_thinker", "qwen2_5_omni"), ANSWER,
-                          "Qwen2.5-Omni's thinker (text out, the talker unused): a checkpoint folder"),
-    "audio-flamingo-3": Entry(_chat("audio-flamingo-3"), LLM, False, ("audioflamingo3",), ANSWER,
-                              "NVIDIA Audio Flamingo 3 (Whisper-style encoder, Qwen2 decoder): a checkpoint folder"),
+    "audio-llm": _llm_entry("qwen2-audio", "Qwen2-Audio: a local checkpoint folder (e.g. Qwen2-Audio-7B-Instruct) or a cached id"),
+    "qwen2.5-omni": _llm_entry("qwen2.5-omni", "Qwen2.5-Omni's thinker (text out, the talker unused): a checkpoint folder"),
+    "audio-flamingo-3": _llm_entry("audio-flamingo-3",
+                                   "NVIDIA Audio Flamingo 3 (Whisper-style encoder, Qwen2 decoder): a checkpoint folder"),
     "whisper-nospeech": Entry(_whisper, "Speech recognisers", False, ("whisper",),
                               "log P(not no-speech) − log P(<|nospeech|>) after the start-of-transcript token",
                               "any Whisper checkpoint folder: the probability Whisper uses to skip silence"),
@@ -120,30 +119,33 @@ def detector_for_model_type(model_type: str) -> str:
     return next((name for name, e in REGISTRY.items() if model_type in e.model_types), "")
 
 
-def trainable_model_types() -> tuple[str, ...]:
-    """Checkpoint kinds a LoRA run can start from: Qwen2-Audio and the chat audio-LLM families."""
-    from core.detectors.chat_audio import FAMILIES
-
-    return ("qwen2_audio", *(t for f in FAMILIES.values() for t in f.model_types))
+def with_hint(exc: WrongModelType) -> LabError:
+    """`exc` with the detector that does load its checkpoint kind, when one does."""
+    other = detector_for_model_type(exc.model_type)
+    return LabError(f"{exc}; score it with the {other!r} detector" if other else str(exc))
 
 
 def check_checkpoint(name: str, model: str) -> None:
     """Refuse, before any job starts, a checkpoint folder that is missing or of another family than `name` loads."""
-    from core.detectors.checkpoints import model_folder
-
     entry = REGISTRY[name]
-    if name == "audio-llm":
-        from core.detectors.audio_llm import require_available
+    try:
+        if entry.family:
+            from core.detectors.llm import family_named
 
-        require_available(model)
-    elif not entry.offline:
-        architecture = "ForAudioClassification" if name == "audio-classifier" else ""
-        model_folder(model, f"a {name} checkpoint", entry.model_types, architecture)
+            family_named(entry.family).check_available(model)
+        elif not entry.offline:
+            from core.detectors.checkpoints import model_folder
+
+            architecture = "ForAudioClassification" if name == "audio-classifier" else ""
+            model_folder(model, f"a {name} checkpoint", entry.model_types, architecture)
+    except WrongModelType as exc:
+        raise with_hint(exc) from exc
 
 
 def make_detector(name: str, **opts: Any) -> Detector:
-    from core.errors import LabError
-
     if name not in DETECTORS:
         raise LabError(f"unknown detector {name!r}; choose from {', '.join(DETECTORS)}")
-    return DETECTORS[name](**opts)
+    try:
+        return DETECTORS[name](**opts)
+    except WrongModelType as exc:
+        raise with_hint(exc) from exc

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from core.detectors.audio_llm import DEFAULT_PROMPT, SYSTEM
+from core.detectors.llm.prompt import DEFAULT_PROMPT
+from core.detectors.llm.qwen2_audio import SYSTEM
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]
 # Qwen2-Audio-Instruct's chat template (audio slots numbered "Audio N: ").
@@ -175,7 +176,8 @@ def train_base_model(out_dir: str | Path | None = None, training: BaseTraining |
     from core import atomic
     from core.data.datasets import load_dataset
     from core.data.default_dataset import build_default
-    from core.detectors.audio_llm import answer_token_ids, next_token_logits, prepare
+    from core.detectors.llm.prompt import answer_token_ids
+    from core.detectors.llm.qwen2_audio import next_token_logits, prepare
 
     training = training or BaseTraining()
     out_dir = Path(out_dir or base_model_dir())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from core.detectors.prompt_batch import Prompt, check_prompt_text
+from core.detectors.llm.prompt import Prompt, check_prompt_text
 from core.errors import LabError
 
 MAX_CHARS = 1000  # a question longer than this is rambling, not a prompt
@@ -52,11 +52,12 @@ def parse_reply(reply: str, default_answers: tuple[str, str] = ("A", "B"), paren
     return Verdict(Prompt(found.group(1).strip(), *answers), "", reply, parents)
 
 
-def check(prompt: Prompt, seen: dict[tuple[str, str, str], str], processor=None) -> str:
+def check(prompt: Prompt, seen: dict[tuple[str, str, str], str], detector=None) -> str:
     """The reason `prompt` cannot be scored ("" when it can).
 
     `seen` maps the key of every prompt already scored or accepted to where it was (e.g.
-    "iteration 1, #3"); `processor` (optional) also checks that the answers tokenise apart.
+    "iteration 1, #3"); `detector` (optional, an audio-LLM detector) also checks that the answers
+    tokenise apart in its model's chat template.
     """
     if len(prompt.text) > MAX_CHARS:
         return f"too long ({len(prompt.text)} characters; at most {MAX_CHARS})"
@@ -72,23 +73,19 @@ def check(prompt: Prompt, seen: dict[tuple[str, str, str], str], processor=None)
     where = seen.get(key(prompt))
     if where:
         return f"duplicate of {where}"
-    if processor is not None:
-        from core.detectors.prompt_batch import tokens
-
+    if detector is not None:
         try:
-            tokens(processor, prompt)
+            detector.prompt_tokens(prompt)
         except LabError as exc:
             return str(exc)
     return ""
 
 
-def screen(
-    proposals: list[Verdict], seen: dict[tuple[str, str, str], str], label: str, processor=None
-) -> list[Verdict]:
+def screen(proposals: list[Verdict], seen: dict[tuple[str, str, str], str], label: str, detector=None) -> list[Verdict]:
     """Each proposal checked in order; an accepted one is added to `seen` (so a repeat in one batch is caught)."""
     out = []
     for i, v in enumerate(proposals):
-        reason = v.reason or check(v.prompt, seen, processor)
+        reason = v.reason or check(v.prompt, seen, detector)
         if not reason:
             seen[key(v.prompt)] = f"{label} #{i + 1}"
         out.append(Verdict(v.prompt, reason, v.raw, v.parents))

@@ -19,83 +19,38 @@ The search never reads test; only the end does, for two prompts chosen before it
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from core import atomic
-from core.detectors.audio_llm import DEFAULT_PROMPT
-from core.detectors.prompt_batch import Prompt, check_prompt_text
+from core.detectors.llm.prompt import Prompt, check_prompt_text
 from core.errors import LabError
-from core.paths import results_root
 from core.prompts import candidates, report
-from core.prompts.proposers.base import TASK, Scored, meta_prompt
+from core.prompts.proposers.base import Scored, meta_prompt
+
+# the record (settings, iterations, tables, end) is read through this module too
+from core.prompts.study_end import finish
+from core.prompts.study_record import (  # noqa: F401
+    StudyConfig,
+    append_line,
+    config,
+    folder,
+    history,
+    iterations,
+    list_studies,
+    progress_frame,
+    prompt_of,
+    rejected,
+    result,
+    status,
+    studies_dir,
+)
 from core.runs import jobs
 
 Progress = Callable[[float, str], None]
-
-
-@dataclass
-class StudyConfig:
-    """Everything a search needs; saved in study.json so a search is reproducible from its folder."""
-
-    dataset: str = "default"
-    split: str = "default"
-    detector: str = "lab-base"  # or "audio-llm" (any Qwen2-Audio folder or cached id)
-    model: str = ""
-    adapter: str = ""
-    dtype: str = "auto"
-    batch_size: int = 32
-    load_in_4bit: bool = False
-    compile: bool = False
-    start_prompt: str = DEFAULT_PROMPT
-    start_speech: str = "A"
-    start_nonspeech: str = "B"
-    proposer: str = "builtin"  # builtin | causal-lm | audio-llm-text
-    optimiser_model: str = ""  # causal-lm: folder or cached id; audio-llm-text: "" = the scored model
-    optimiser_4bit: bool = False
-    iterations: int = 3
-    candidates: int = 8  # proposals asked for per iteration
-    subset: int = 150  # dev clips every candidate is scored on
-    seed: int = 0
-    task: str = TASK
-    shown: int = 20  # best prompts shown to an LLM optimiser
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def start(self) -> Prompt:
-        return Prompt(self.start_prompt, self.start_speech, self.start_nonspeech)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> StudyConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise LabError(f"unknown prompt-study setting(s): {sorted(unknown)}")
-        return cls(**d)
-
-    def detector_options(self) -> dict[str, Any]:
-        opts = {"adapter": self.adapter, "dtype": self.dtype, "batch_size": self.batch_size}
-        opts.update(load_in_4bit=self.load_in_4bit, compile=self.compile)
-        return {**opts, "model": self.model} if self.detector == "audio-llm" else opts
-
-
-def studies_dir() -> Path:
-    return results_root() / "prompts"
-
-
-def folder(study_id: str) -> Path:
-    d = studies_dir() / study_id
-    if "/" in study_id or study_id.startswith(".") or not (d / "study.json").exists():
-        raise LabError(f"no prompt study {study_id!r}")
-    return d
 
 
 def check_config(cfg: StudyConfig) -> None:
@@ -111,7 +66,7 @@ def check_config(cfg: StudyConfig) -> None:
     bad = candidates.check(cfg.start, {})
     if bad:
         raise LabError(f"the starting prompt: {bad}")
-    from core.detectors.audio_llm import require_adapter, require_available
+    from core.detectors.checkpoints import require_adapter, require_available
 
     if cfg.detector == "audio-llm":
         require_available(cfg.model)
@@ -143,10 +98,6 @@ def create(cfg: StudyConfig, executor=None) -> str:
     return study_id
 
 
-def config(study_id: str) -> StudyConfig:
-    return StudyConfig.from_dict(json.loads((folder(study_id) / "study.json").read_text())["config"])
-
-
 def launch(study_id: str, resume: bool = False) -> None:
     """Run the search as a background `python -m core prompts run` process (survives a page reload)."""
     d = folder(study_id)
@@ -161,108 +112,11 @@ def launch(study_id: str, resume: bool = False) -> None:
     jobs.start_locked(d, args, "resuming" if resume else "starting", st.get("progress", 0.0))
 
 
-def status(study_id: str) -> dict[str, Any]:
-    return jobs.folder_status(folder(study_id))
-
-
 def cancel(study_id: str) -> None:
     jobs.signal_folder(folder(study_id))
 
 
-def iterations(study_id: str) -> list[dict[str, Any]]:
-    """The finished iterations, in order (a torn last line, from a kill mid-write, is ignored)."""
-    path = folder(study_id) / "history.jsonl"
-    out = []
-    for line in path.read_text().splitlines() if path.exists() else []:
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return out
-
-
-def history(study_id: str) -> pd.DataFrame:
-    """Every scored prompt: id, iteration, text, answers, dev score and CI, parents, origin, table."""
-    rows = [e for it in iterations(study_id) for e in it["scored"]]
-    columns = ["id", "iteration", "text", "speech", "nonspeech", "score", "ci_lower", "ci_upper", "roc_auc", "ece"]
-    return (
-        pd.DataFrame(rows, columns=[*columns, "parents", "origin", "table"]) if rows else pd.DataFrame(columns=columns)
-    )
-
-
-def rejected(study_id: str) -> pd.DataFrame:
-    rows = [{"iteration": it["iteration"], **r} for it in iterations(study_id) for r in it["rejected"]]
-    return pd.DataFrame(rows, columns=["iteration", "text", "speech", "nonspeech", "reason", "raw"])
-
-
-def progress_frame(study_id: str) -> pd.DataFrame:
-    """Per iteration: best score so far, mean and best of its candidates, how many were proposed/turned away."""
-    rows, best = [], float("-inf")
-    for it in iterations(study_id):
-        scores = [e["score"] for e in it["scored"]]
-        best = max([best, *scores])
-        rows.append(
-            {
-                "iteration": it["iteration"],
-                "best_so_far": best,
-                "mean": sum(scores) / len(scores) if scores else float("nan"),
-                "iteration_best": max(scores) if scores else float("nan"),
-                "scored": len(scores),
-                "rejected": len(it["rejected"]),
-            }
-        )
-    return pd.DataFrame(rows, columns=["iteration", "best_so_far", "mean", "iteration_best", "scored", "rejected"])
-
-
-def result(study_id: str) -> dict[str, Any] | None:
-    path = folder(study_id) / "result.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def list_studies() -> pd.DataFrame:
-    rows = []
-    d = studies_dir()
-    for f in sorted(d.iterdir(), reverse=True) if d.exists() else []:
-        if not (f / "study.json").exists():
-            continue
-        cfg, st, res = config(f.name), status(f.name), result(f.name) or {}
-        h = progress_frame(f.name)
-        rows.append(
-            {
-                "study": f.name,
-                "state": st["state"],
-                "progress": st.get("progress", 0.0),
-                "dataset": cfg.dataset,
-                "split": cfg.split,
-                "detector": cfg.detector if cfg.detector == "lab-base" else Path(cfg.model).name,
-                "proposer": cfg.proposer,
-                "iterations": f"{max(len(h) - 1, 0)}/{cfg.iterations}",
-                "best_dev": h["best_so_far"].iloc[-1] if len(h) else None,
-                "test_start": (res.get("start") or {}).get("test", {}).get("balanced_accuracy"),
-                "test_best": (res.get("best") or {}).get("test", {}).get("balanced_accuracy"),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def _append(path: Path, record: dict[str, Any]) -> None:
-    """One whole line, flushed to disk. A torn tail that a kill mid-write left behind (readers ignore
-    it) is cut off first, so the new line starts on a line of its own."""
-    if path.exists():
-        data = path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            with open(path, "r+b") as fh:
-                fh.truncate(data.rfind(b"\n") + 1)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, default=atomic.json_default) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _prompt_of(e: dict[str, Any]) -> Prompt:
-    return Prompt(e["text"], e["speech"], e["nonspeech"])
-
-
+# long: the search loop with its resume points; every step is a call, the loop reads as a whole
 def run(study_id: str, progress: Progress | None = None, should_stop: Callable[[], bool] | None = None) -> dict:
     """The search: score the start, then per iteration propose, screen, score; then the end on test.
 
@@ -322,18 +176,18 @@ def run(study_id: str, progress: Progress | None = None, should_stop: Callable[[
     if not done:
         entry = score([cfg.start], 0)[0]
         record = {"iteration": 0, "scored": [{**entry, "parents": [], "origin": "start"}], "rejected": []}
-        _append(d / "history.jsonl", {**record, "seconds": round(time.time() - t0, 2), "time": time.time()})
+        append_line(d / "history.jsonl", {**record, "seconds": round(time.time() - t0, 2), "time": time.time()})
         done = iterations(study_id)
     proposer = None
     for it in range(len(done), cfg.iterations + 1):
         t0 = time.time()
-        scored = [Scored(e["id"], _prompt_of(e), e["score"]) for x in done for e in x["scored"]]
+        scored = [Scored(e["id"], prompt_of(e), e["score"]) for x in done for e in x["scored"]]
         shown = sorted(scored, key=lambda s: (s.score, -s.id))[-cfg.shown :]  # what the optimiser sees
         meta = meta_prompt(shown, cfg.task, cfg.shown)
         saved_proposals = d / f"proposals-{it}.json"
         if saved_proposals.exists():
             proposals = [
-                candidates.Verdict(_prompt_of(v) if v["text"] is not None else None, v["reason"], v["raw"], tuple(v["parents"]))
+                candidates.Verdict(prompt_of(v) if v["text"] is not None else None, v["reason"], v["raw"], tuple(v["parents"]))
                 for v in json.loads(saved_proposals.read_text())
             ]  # fmt: skip
         else:
@@ -347,13 +201,13 @@ def run(study_id: str, progress: Progress | None = None, should_stop: Callable[[
             proposals = proposer.propose(meta, shown, cfg.candidates, seed=cfg.seed * 1000 + it)
             atomic.write_json(saved_proposals, [_verdict_json(v) for v in proposals])
         seen = {candidates.key(s.prompt): f"prompt #{s.id}" for s in scored}
-        screened = candidates.screen(proposals, seen, f"iteration {it}", detector.processor)
+        screened = candidates.screen(proposals, seen, f"iteration {it}", detector)
         ok = [v for v in screened if v.ok]
         entries = score([v.prompt for v in ok], it) if ok else []
         for e, v in zip(entries, ok):
             e.update(parents=list(v.parents), origin=v.raw[:2000])
         rejected_ = [{**_verdict_json(v), "raw": v.raw[:2000]} for v in screened if not v.ok]
-        _append(
+        append_line(
             d / "history.jsonl",
             {
                 "iteration": it,
@@ -382,84 +236,3 @@ def _verdict_json(v: candidates.Verdict) -> dict[str, Any]:
         "raw": v.raw,
         "parents": list(v.parents),
     }
-
-
-def _table_path(study_id: str, stem: str) -> Path:
-    """A candidate's table (scored on the dev subset) in the study's tables/ folder."""
-    from core.scoring import predictions
-
-    for suffix in predictions.SUFFIXES:
-        path = folder(study_id) / "tables" / f"{stem}{suffix}"
-        if path.exists():
-            return path
-    raise LabError(f"prompt study {study_id}: the table {stem!r} of a candidate is missing")
-
-
-def finish(study_id: str, cfg: StudyConfig, ds, detector, should_stop=None) -> dict[str, Any]:
-    """The honest end: the start and the best dev prompt, each scored once on the whole dev part and on test.
-
-    The best is chosen on the dev subset before test is read. Judged by the metric the search
-    optimised (balanced accuracy): on test, best − start on the same clips with a clustered
-    interval; on dev, the clips the search never saw (dev minus its subset). Optimism = the gain
-    over the start claimed on the subset minus the gain on test, each paired on its own clips,
-    with an interval from the two (independent: dev and test share no group) variances.
-    """
-    from core.analysis.compare import compare
-    from core.analysis.stats import paired_balanced_accuracy_diff
-    from core.decision import correct
-    from core.scoring import predictions
-    from core.scoring.evaluate import evaluate_prompts
-
-    h = history(study_id)
-    start = h.iloc[0]
-    best = h.sort_values(["score", "id"], ascending=[False, True]).iloc[0]
-    prompts = [_prompt_of(start), _prompt_of(best)]
-    tables: dict[str, dict[str, pd.DataFrame]] = {}
-    names: dict[str, list[str]] = {}
-    for part in ("dev", "test"):
-        names[part] = [f"{study_id}-start-{part}", f"{study_id}-best-{part}"]
-        paths = evaluate_prompts(
-            ds, cfg.split, part, detector, prompts, names=names[part], should_stop=should_stop,
-            extra={"prompt_study": study_id},
-        )  # fmt: skip
-        tables[part] = {role: predictions.load(p)[0] for role, p in zip(("start", "best"), paths)}
-    tables["subset"] = {
-        role: predictions.load(_table_path(study_id, row["table"]))[0]
-        for role, row in (("start", start), ("best", best))
-    }
-    subset = set(tables["subset"]["start"]["clip_id"])
-
-    def gain(part: str) -> tuple[float, float, float]:
-        """Balanced accuracy of best − start on the same clips of `part`, with its clustered interval."""
-        a, b = tables[part]["best"], tables[part]["start"].set_index("clip_id").loc[tables[part]["best"]["clip_id"]]
-        labels = a["label"].to_numpy()
-        return paired_balanced_accuracy_diff(
-            labels, correct(labels, a["logit"].to_numpy(float)), correct(labels, b["logit"].to_numpy(float)),
-            a["group_id"].to_numpy(),
-        )  # fmt: skip
-
-    c = compare(tables["test"]["best"], tables["test"]["start"], n_boot=2000, seed=cfg.seed)
-    (g_sub, sub_lo, sub_hi), (g_test, test_lo, test_hi) = gain("subset"), gain("test")
-    half = float(np.hypot((sub_hi - sub_lo) / 2, (test_hi - test_lo) / 2))  # independent halves, in quadrature
-    out: dict[str, Any] = {
-        "compare_best_vs_start_on_test": c.as_json(),
-        "balanced_accuracy_gain_on_test": {"diff": g_test, "ci": [test_lo, test_hi]},
-        "balanced_accuracy_gain_on_subset": {"diff": g_sub, "ci": [sub_lo, sub_hi]},
-        "optimism": {"diff": g_sub - g_test, "ci": [g_sub - g_test - half, g_sub - g_test + half]},
-        "tables": names,
-    }
-    for role, row in (("start", start), ("best", best)):
-        test_score = report.score(tables["test"][role])
-        rest = tables["dev"][role][~tables["dev"][role]["clip_id"].isin(subset)]
-        out[role] = {
-            "id": int(row["id"]),
-            "prompt": row["text"],
-            "answers": [row["speech"], row["nonspeech"]],
-            "dev_subset": float(row["score"]),
-            "dev": report.score(rest) if len(rest) and rest["label"].nunique() == 2 else None,
-            "dev_clips_unseen": int(len(rest)),
-            "test": test_score,
-        }
-    out["same_prompt"] = bool(int(start["id"]) == int(best["id"]))
-    atomic.write_json(folder(study_id) / "result.json", out)
-    return result(study_id)  # as saved (JSON types), so callers and the page read the same thing

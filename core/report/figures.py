@@ -127,6 +127,7 @@ def stratum_order(value) -> tuple:
         return (1, 0.0, text)
 
 
+# long: one figure's panels, traces and annotations; split up it reads worse
 def psychometric_panels(
     curves: dict[tuple[str, str], tuple],
     observed: dict[tuple[str, str], pd.DataFrame],

@@ -11,7 +11,7 @@ import shlex
 from dataclasses import fields
 from typing import Any
 
-from core.runs.training import TrainConfig
+from core.runs.train_config import TrainConfig
 
 
 def cli_line(args: list[str]) -> str:

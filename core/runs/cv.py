@@ -37,7 +37,7 @@ from core import atomic
 from core.errors import LabError
 from core.paths import results_root
 from core.runs import jobs, registry
-from core.runs.training import TrainConfig
+from core.runs.train_config import TrainConfig
 
 
 @dataclass
@@ -153,6 +153,7 @@ def _short_id() -> str:
     return f"cv-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
 
 
+# long: checks, folds, audits, then registration, in the all-or-nothing order the docstring states
 def create(
     base: TrainConfig, cfg: CVConfig, launch_worker: bool = True, progress=None, twin_of: str = "", executor=None
 ) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 from core import atomic
 from core.errors import LabError
 from core.paths import repo_root, results_root
+from core.runs import placement
 
 TERMINAL = {"finished", "failed", "cancelled"}
 
@@ -152,9 +153,7 @@ def launch(kind: str, args: list[str], label: str = "", executor=None) -> str:
     )
     write_status(folder, "queued", 0.0, "starting")
     if executor is not None and executor.ray:
-        from core.runs import executors
-
-        executors.save(folder, executor)
+        placement.save(folder, executor)
         spawn(folder, ["ray-drive", "--job", job_id])
     else:
         spawn(folder, args)

@@ -22,10 +22,14 @@ import pandas as pd
 from core import atomic
 from core.data.datasets import dataset_root, load_dataset
 from core.data.noise import check_noise
+from core.data.splits import validate_split_name
+from core.detectors.checkpoints import require_available
+from core.detectors.llm.prompt import check_prompt
+from core.detectors.llm.registry import family_named, trainable_model_types
 from core.errors import LabError
 from core.paths import repo_root, results_root
-from core.runs import jobs
-from core.runs.training import TrainConfig
+from core.runs import executors, jobs, placement
+from core.runs.train_config import TrainConfig
 
 METRIC_KEYS = ["accuracy", "balanced_accuracy", "recall_speech", "recall_nonspeech", "ece"]
 
@@ -77,18 +81,13 @@ def check_config(cfg: TrainConfig) -> None:
     """Refuse, while the user is still at the form, what a run would only find out after it starts."""
     if cfg.targets not in ("attention", "attention+mlp"):
         raise LabError(f"targets must be 'attention' or 'attention+mlp', got {cfg.targets!r}")
-    from core.detectors.audio_llm import check_prompt, require_available
-
     check_prompt(cfg.prompt)
     if cfg.noise_dir:
         check_noise(cfg.noise_dir)
+    if cfg.family:
+        family_named(cfg.family)
     if cfg.base_model:
-        from core.detectors import trainable_model_types
-
-        require_available(cfg.base_model, trainable_model_types())
-    from core.data.datasets import load_dataset
-    from core.data.splits import validate_split_name
-
+        require_available(cfg.base_model, trainable_model_types(), "an audio LLM the lab can fine-tune")
     load_dataset(cfg.dataset)  # a dataset that is not there is refused here, not in the run's log
     validate_split_name(cfg.split)
     check_numbers(cfg)
@@ -164,14 +163,10 @@ def create_run(cfg: TrainConfig, sweep: str = "", name: str = "", executor=None)
         check_name(name, "run")
     check_config(cfg)
     if executor is not None and executor.ray:
-        from core.runs import executors
-
         executors.check(executor.address)  # every node sees the data folder, before anything is queued
     run_id = register(cfg, sweep, name)
     if executor is not None:
-        from core.runs import executors
-
-        executors.save(runs_dir() / run_id, executor)
+        placement.save(runs_dir() / run_id, executor)
     return run_id
 
 
@@ -223,7 +218,7 @@ def scoring_prompt(adapter: str, prompt: str) -> tuple[str, bool]:
         return prompt, False
     if not prompt:
         return trained, False
-    from core.detectors.audio_llm import DEFAULT_PROMPT
+    from core.detectors.llm.prompt import DEFAULT_PROMPT
 
     return prompt, prompt != (trained or DEFAULT_PROMPT)
 
@@ -239,13 +234,11 @@ def launch(run_id: str, resume: bool = False, env: dict[str, str] | None = None)
     if st["state"] == "finished":
         raise LabError(f"run {run_id} has finished; nothing to resume (start a new run to train again)")
     args = ["train", "--run-dir", str(folder), *(["--resume"] if resume else [])]
-    from core.runs import executors
-
-    if executors.of(folder).ray:  # a local driver holds the run and runs the same command as a Ray task
+    if placement.of(folder).ray:  # a local driver holds the run and runs the same command as a Ray task
         args = ["ray-drive", "--run", run_id, *(["--resume"] if resume else [])]
     jobs.start_locked(folder, args, "resuming" if resume else "starting", st.get("progress", 0.0), env=env)
-    if not executors.of(folder).ray:
-        executors.record_local(folder, env)
+    if not placement.of(folder).ray:
+        placement.record_local(folder, env)
 
 
 def status(run_id: str) -> dict[str, Any]:
@@ -278,7 +271,6 @@ def metrics_log(run_id: str) -> pd.DataFrame:
 
 def list_runs() -> pd.DataFrame:
     """One row per run: status, key settings and test metrics."""
-    from core.runs import executors
 
     rows = []
     d = runs_dir()
@@ -302,7 +294,7 @@ def list_runs() -> pd.DataFrame:
                 "lr": cfg["lr"],
                 "seed": cfg["seed"],
                 "leaky_override": cfg["provenance"].get("leaky_override", False),
-                "ran_on": executors.where(folder),
+                "ran_on": placement.where(folder),
                 **{f"test_{k}": test.get(k) for k in METRIC_KEYS},
                 "test_short_noisy_bacc": test.get("short_noisy_balanced_accuracy"),
             }

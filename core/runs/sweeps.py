@@ -37,7 +37,7 @@ from core.runs.registry import (
     runs_dir,
     status,
 )
-from core.runs.training import TrainConfig
+from core.runs.train_config import TrainConfig
 
 
 def sweeps_dir() -> Path:

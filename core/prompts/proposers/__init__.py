@@ -49,7 +49,7 @@ def check(name: str, model: str = "") -> None:
 
         require_causal_lm(model)
     if name == "audio-llm-text" and model:
-        from core.detectors.audio_llm import require_available
+        from core.detectors.checkpoints import require_available
 
         require_available(model)
 

@@ -18,11 +18,12 @@ class AudioLLMTextProposer:
     name = "audio-llm-text"
 
     def __init__(self, model: str = "", adapter: str = "", max_new_tokens: int = 160) -> None:
-        from core.detectors.audio_llm import AudioLLMSpec, load
         from core.detectors.lab_model import ensure_base_model
+        from core.detectors.llm import AudioLLMSpec, family_for
 
-        self.model, processor = load(AudioLLMSpec(model=model or str(ensure_base_model()), adapter=adapter))
-        self.tokenizer = processor.tokenizer
+        spec = AudioLLMSpec(model=model or str(ensure_base_model()), adapter=adapter)
+        self.model, parts = family_for(spec).load(spec)
+        self.tokenizer = parts.tokenizer
         self.max_new_tokens = max_new_tokens
 
     def propose(self, meta_prompt: str, history: list[Scored], n: int, seed: int) -> list[Verdict]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from core.detectors.prompt_batch import Prompt
+from core.detectors.llm.prompt import Prompt
 from core.prompts.candidates import Verdict
 
 TASK = (

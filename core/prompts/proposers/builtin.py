@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from core.detectors.prompt_batch import Prompt
+from core.detectors.llm.prompt import Prompt
 from core.prompts.candidates import Verdict
 from core.prompts.proposers.base import Scored
 

@@ -19,7 +19,7 @@ def require_causal_lm(model: str) -> None:
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-    from core.detectors.audio_llm import require_available
+    from core.detectors.checkpoints import require_available
 
     if not model.strip():
         raise LabError("give the optimiser model: a local folder or a cached Hugging Face id")

@@ -1,9 +1,8 @@
 """Many prompts, and answers of any length, scored on the same clips with each batch's audio work done once.
 
-A prompt is a question (the clip first, or where the text writes `<audio>`) and two answers,
-for speech and for non-speech. Its chat text splits at the audio slot into tokens before the
-clip (`pre`), the clip's audio tokens, and tokens after it (`post`) up to where the answer
-starts. Per batch of clips:
+For families with a shared audio path (`Family.shared_audio`: Qwen2-Audio). A prompt's chat text
+splits at the audio slot into tokens before the clip (`pre`), the clip's audio tokens, and tokens
+after it (`post`) up to where the answer starts (`prompt.tokens`). Per batch of clips:
 
 1. the audio encoder runs once, whatever the number of prompts;
 2. for each distinct `pre` (one for every prompt that puts the clip first), the decoder runs
@@ -18,96 +17,32 @@ Why this is exact: attention is causal, so nothing before the question depends o
 the tokens after the audio see exactly what they see in one full pass: the cache's padded
 audio positions (clips of one batch differ in length) are masked out, another prompt's packed
 tokens are masked out, and each row's tokens take the positions they would have right after
-its own audio. A test checks K prompts scored this way against K fresh scorings
-(`AudioLLMDetector.score`) in fp32.
+its own audio. The packed mask is an additive 4-D mask, the form transformers 5.25's decoder
+layers take as given (`masking_utils._preprocess_mask_arguments` returns a 4-D mask as-is);
+`tests/test_prompt_batch.py::test_several_prompts_on_shared_audio_equal_fresh_scoring` (K prompts this way
+against K fresh scorings in fp32) fails if that moves.
 
-Answers: when both are one token, the two next-token logits are read (today's scoring, so the
-log-odds are logit_A − logit_B). When either has several tokens ("SPEECH" / "NON-SPEECH"),
-each answer's score is the log-likelihood of its whole token sequence given the prompt (its
-tokens branch from the end of the prompt in the packed pass); the log-odds are then log p(A | prompt) −
-log p(B | prompt), the same quantity restricted to the two answers. A test checks it against
-per-token log-probabilities from separate full forward passes.
+Answers: when both are one token, the two next-token logits are read (the log-odds are
+logit_A − logit_B). When either has several tokens ("SPEECH" / "NON-SPEECH"), each answer's
+score is the log-likelihood of its whole token sequence given the prompt (its tokens branch from
+the end of the prompt in the packed pass); the log-odds are then log p(A | prompt) −
+log p(B | prompt), the same quantity restricted to the two answers
+(`tests/test_prompt_batch.py::test_multi_token_answers_are_whole_answer_log_likelihoods`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from core.detectors.audio_llm import AUDIO_MARK, _base, chat_text, decode, encode_trimmed, output_cache
+from core.detectors.llm.cache import cut, decode, output_cache
+from core.detectors.llm.prompt import PromptTokens
 from core.errors import LabError
 
-
-@dataclass(frozen=True)
-class Prompt:
-    """A question for the audio LLM and the answers that mean speech and non-speech."""
-
-    text: str
-    speech: str = "A"
-    nonspeech: str = "B"
-
-    @property
-    def answers(self) -> tuple[str, str]:
-        return (self.speech, self.nonspeech)
-
-
-@dataclass(frozen=True)
-class PromptTokens:
-    """A prompt's chat-template token ids around the audio slot, and each answer's ids in context."""
-
-    prompt: Prompt
-    pre: tuple[int, ...]
-    post: tuple[int, ...]
-    answers: tuple[tuple[int, ...], tuple[int, ...]]
-
-    @property
-    def single(self) -> bool:
-        """Both answers are one token: score by their next-token logits."""
-        return all(len(a) == 1 for a in self.answers)
-
-
-def check_prompt_text(prompt: Prompt) -> None:
-    """Refuse, before any model is loaded, what cannot be a prompt: no text, no answers, two clip slots."""
-    if not prompt.text.replace(AUDIO_MARK, "").strip():
-        raise LabError("the prompt is empty: write a question (the clip goes first, or where it says <audio>)")
-    if prompt.text.count(AUDIO_MARK) > 1:
-        raise LabError(
-            f"the prompt has one audio slot, but {AUDIO_MARK!r} appears {prompt.text.count(AUDIO_MARK)} times"
-        )
-    for name, answer in (("speech", prompt.speech), ("non-speech", prompt.nonspeech)):
-        if not answer.strip():
-            raise LabError(f"the {name} answer is empty")
-    if prompt.speech.strip() == prompt.nonspeech.strip():
-        raise LabError(f"the two answers are the same text ({prompt.speech!r})")
-
-
-def tokens(processor, prompt: Prompt) -> PromptTokens:
-    """Token ids of `prompt` for this processor; errors name what is wrong with the prompt.
-
-    Each answer is tokenised where it stands, after the prompt (as training appends it), so a
-    tokenizer that would merge it with the prompt's last characters is caught here.
-    """
-    check_prompt_text(prompt)
-    tok = processor.tokenizer
-    text = chat_text(processor, prompt.text)
-    ids = tok(text)["input_ids"]
-    audio_id = tok.convert_tokens_to_ids(processor.audio_token)
-    if ids.count(audio_id) != 1:
-        raise LabError(f"the chat template gave {ids.count(audio_id)} audio slots for this prompt; expected one")
-    slot = ids.index(audio_id)
-    seqs = []
-    for answer in prompt.answers:
-        full = tok(text + answer)["input_ids"]
-        if full[: len(ids)] != ids:
-            raise LabError(f"answer {answer!r} merges with the end of the prompt when tokenised; change the answer")
-        seqs.append(tuple(full[len(ids) :]))
-    if seqs[0] == seqs[1]:
-        raise LabError(f"answers {prompt.answers} have the same token sequence {list(seqs[0])} for this tokenizer")
-    if slot == 0:
-        raise LabError("the chat template puts nothing before the audio; the lab needs at least one token there")
-    return PromptTokens(prompt, tuple(ids[:slot]), tuple(ids[slot + 1 :]), (seqs[0], seqs[1]))
+# torch is imported inside functions: importing this module stays cheap
 
 
 def _ids(values: Sequence[int], rows: int, device):
@@ -116,7 +51,7 @@ def _ids(values: Sequence[int], rows: int, device):
     return torch.tensor(list(values), device=device)[None].expand(rows, -1)
 
 
-def audio_cache(model, pre: Sequence[int], audio, lengths):
+def audio_cache(family: Any, model, pre: Sequence[int], audio, lengths):
     """Decoder keys/values of `pre` (computed once, shared by every row) and each clip's audio tokens.
 
     Returns (cache, mask): `mask` (rows, cached positions) is 0 at the padded audio positions of
@@ -124,9 +59,8 @@ def audio_cache(model, pre: Sequence[int], audio, lengths):
     """
     import torch
 
-    base = _base(model)
-    lm, embed = base.model.language_model, base.get_input_embeddings()
-    device = base.lm_head.weight.device
+    lm, embed, head_layer = family.decoder(model)
+    device = head_layer.weight.device
     rows, width = audio.shape[0], audio.shape[1]
     head = decode(lm, inputs_embeds=embed(_ids(pre, 1, device)), use_cache=True)
     cache = output_cache(head)
@@ -144,13 +78,6 @@ def audio_cache(model, pre: Sequence[int], audio, lengths):
         use_cache=True,
     )
     return cache, mask
-
-
-def cut(cache, length: int) -> None:
-    """Cut the cache back to its first `length` positions (a negative crop: the form both 4.x and 5.x take)."""
-    extra = cache.get_seq_length() - length
-    if extra > 0:
-        cache.crop(-extra)
 
 
 # Packed tokens per pass at most, which bounds the (rows, tokens, cache + tokens) attention. On a
@@ -238,7 +165,7 @@ def packs(prompts: list[PromptTokens], budget: int | None = None) -> list[tuple[
     return [(members, pack([prompts[k] for k in members])) for members in out]
 
 
-def packed_scores(model, cache, mask, lengths, pre_length: int, packed: Packed) -> list:
+def packed_scores(family: Any, model, cache, mask, lengths, pre_length: int, packed: Packed) -> list:
     """(rows, 2) answer scores of each prompt in `packed`, from one pass on top of the audio cache.
 
     Single-token answers: their next-token logits. Otherwise: each answer's log-likelihood. The
@@ -246,9 +173,8 @@ def packed_scores(model, cache, mask, lengths, pre_length: int, packed: Packed) 
     """
     import torch
 
-    base = _base(model)
-    lm, embed = base.model.language_model, base.get_input_embeddings()
-    device = base.lm_head.weight.device
+    lm, embed, lm_head = family.decoder(model)
+    device = lm_head.weight.device
     rows, width = mask.shape
     n = len(packed.ids)
     kept = cache.get_seq_length()
@@ -270,7 +196,7 @@ def packed_scores(model, cache, mask, lengths, pre_length: int, packed: Packed) 
     cut(cache, kept)
     out = []
     for read in packed.reads:
-        logits = base.lm_head(states[:, read.last]).float()
+        logits = lm_head(states[:, read.last]).float()
         if read.single:
             out.append(logits[:, [read.answers[0][0], read.answers[1][0]]])
             continue
@@ -279,7 +205,7 @@ def packed_scores(model, cache, mask, lengths, pre_length: int, packed: Packed) 
         for seq, at in zip(read.answers, read.starts):
             score = first[:, seq[0]]
             if at is not None:  # the answer's own tokens predict its next ones
-                lp = torch.log_softmax(base.lm_head(states[:, at : at + len(seq) - 1]).float(), dim=-1)
+                lp = torch.log_softmax(lm_head(states[:, at : at + len(seq) - 1]).float(), dim=-1)
                 nxt = torch.tensor(seq[1:], device=device)[None, :, None].expand(rows, -1, 1)
                 score = score + lp.gather(-1, nxt)[..., 0].sum(-1)
             scores.append(score)
@@ -287,26 +213,27 @@ def packed_scores(model, cache, mask, lengths, pre_length: int, packed: Packed) 
     return out
 
 
-def score_batch(model, features: dict, prompts: list[PromptTokens]):
+def score_batch(family: Any, model, features: dict, prompts: list[PromptTokens]):
     """(prompts, rows, 2) answer scores of one batch of clips: the encoder once, `pre` + audio once per `pre`."""
     import torch
 
-    audio, lengths = encode_trimmed(model, features["input_features"], features["feature_attention_mask"])
+    audio, lengths = family.encode(model, features)
     out = [None] * len(prompts)
     by_pre: dict[tuple[int, ...], list[int]] = {}
     for k, pt in enumerate(prompts):
         by_pre.setdefault(pt.pre, []).append(k)
     for pre, members in by_pre.items():
-        cache, mask = audio_cache(model, pre, audio, lengths)
+        cache, mask = audio_cache(family, model, pre, audio, lengths)
         budget = CPU_PACK_TOKENS if audio.device.type == "cpu" else PACK_TOKENS
         for packed_members, packed in packs([prompts[k] for k in members], budget):
-            scores = packed_scores(model, cache, mask, lengths, len(pre), packed)
+            scores = packed_scores(family, model, cache, mask, lengths, len(pre), packed)
             for m, score in zip(packed_members, scores):
                 out[members[m]] = score
     return torch.stack(out)
 
 
 def score_prompts(
+    family: Any,
     model,
     prepared,
     groups: list[np.ndarray],
@@ -326,7 +253,7 @@ def score_prompts(
         for idx, features in zip(groups, prepared):
             if "error" in features:
                 raise features["error"]
-            scores = score_batch(model, features, prompts)
+            scores = score_batch(family, model, features, prompts)
             if pending is not None:
                 out[:, pending[0]] = pending[1].cpu().numpy()
                 done += len(pending[0])
