@@ -26,11 +26,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import core.detectors.llm.qwen2_audio as llm  # noqa: E402
-from core.detectors.llm.detector import PreparedBatches  # noqa: E402
-from core.detectors.llm.prompt import DEFAULT_PROMPT, QUESTION_FIRST_PROMPT  # noqa: E402
-
 from core.detectors import lab_model  # noqa: E402
 from core.detectors.llm import AudioLLMDetector, AudioLLMSpec  # noqa: E402
+from core.detectors.llm.detector import PreparedBatches  # noqa: E402
+from core.detectors.llm.prompt import DEFAULT_PROMPT, QUESTION_FIRST_PROMPT  # noqa: E402
 
 # Qwen/Qwen2-Audio-7B-Instruct config.json (architecture only; the tokenizer here is the lab's)
 AUDIO_7B = {

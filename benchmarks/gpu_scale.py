@@ -232,8 +232,8 @@ def _padded_baseline(model, processor, data: list[np.ndarray], batch: int, promp
 def baselines(out: Path, clips_n: int, compile_: bool) -> None:
     """Batch-1 `generate()` (the seed), the batched 30 s-padded forward, and the lab path, on one GPU."""
     from benchmarks.gpu_qwen2audio import clips, compiled_lab, seed_path, two_passes
-    from core.detectors.llm import qwen2_audio as llm
     from core.detectors.llm import AudioLLMDetector, AudioLLMSpec
+    from core.detectors.llm import qwen2_audio as llm
 
     env_for(out)
     model, processor = llm.load(AudioLLMSpec(model=str(out / "q7b"), dtype=DTYPE))
@@ -274,8 +274,8 @@ def baselines(out: Path, clips_n: int, compile_: bool) -> None:
 def fp8(out: Path, clips_n: int, compile_: bool) -> None:
     """The lab path in bf16 and with FP8 linear layers (torchao), each against fp32 on the same weights."""
     from benchmarks.gpu_qwen2audio import clips, two_passes
-    from core.detectors.llm import qwen2_audio as llm
     from core.detectors.llm import AudioLLMDetector, AudioLLMSpec
+    from core.detectors.llm import qwen2_audio as llm
 
     env_for(out)
     data = clips(clips_n, seed=2)
