@@ -176,3 +176,13 @@ def test_nan_logits_are_flagged_not_kept():
     ok = predictions.build_table(clips, np.array([[2.0, 0.5], [0.0, 1.0]]), detector="x")
     np.testing.assert_allclose(ok["logit"], [1.5, -1.0])
     np.testing.assert_allclose(ok["p_speech"], 1 / (1 + np.exp(-ok["logit"])))
+
+
+def test_audio_token_count_is_the_encoders_own(tiny):
+    """The lab's count of audio tokens per clip is the encoder's own length arithmetic, for every length."""
+    from core.detectors.llm.features import audio_token_count
+
+    model, _ = tiny
+    frames = torch.arange(1, 3001)
+    _, expected = model.model.audio_tower._get_feat_extract_output_lengths(frames)
+    assert [audio_token_count(int(n)) for n in frames] == expected.tolist()

@@ -244,3 +244,21 @@ def test_a_fixed_window_cut_is_recorded_with_the_table(folders, tmp_path, data_d
         assert meta["window_seconds"] == pytest.approx(window)
         assert meta["cut_to_window"] == {"seconds": pytest.approx(window), "clips": len(cut), "first": cut}
         assert window_note(meta).startswith(f"{len(cut)} clip(s) longer than this detector's {window:g} s window")
+
+
+@pytest.mark.parametrize("family", list(BUILDERS))
+def test_several_prompts_on_a_chat_family_equal_each_prompt_scored_alone(folders, family):
+    """Prompt studies ask any family: without a shared audio path, each prompt is scored in turn."""
+    from core.detectors.llm import DEFAULT_PROMPT, Prompt
+
+    clips = _clips((3000, 9000, 5000))
+    det = make_detector(family, model=str(folders[family]), batch_size=2)
+    prompts = [Prompt(DEFAULT_PROMPT), Prompt("<audio>Is this speech? Answer B for yes, A for no.", "B", "A")]
+    together = det.score_prompts(clips, 16000, prompts)
+    for k, p in enumerate(prompts):
+        alone = AudioLLMDetector(AudioLLMSpec(family=family, model="", prompt=p.text, answers=p.answers), det.model,
+                                 det.parts).score(clips, 16000)  # fmt: skip
+        np.testing.assert_allclose(together[k], alone, atol=1e-5)
+    assert np.abs(together[0] - together[1]).max() > 1e-4  # two questions, two answers
+    with pytest.raises(LabError, match="several tokens long"):
+        det.score_prompts(clips, 16000, [Prompt("Is it speech?", "speech detected", "none")])

@@ -214,3 +214,25 @@ def test_every_equivalence_test_a_docstring_cites_exists():
         assert re.search(rf"def {m.group(2)}\(", test_file.read_text()), (
             f"{path.relative_to(REPO)} cites {m.group(0)}: no such test"
         )
+
+
+HEAVY = {"torch", "transformers", "peft", "accelerate", "ray", "lhotse", "datasets", "silero_vad", "webrtcvad",
+         "tokenizers", "huggingface_hub", "plotly", "espeakng_loader", "soxr", "librosa", "sklearn", "statsmodels",
+         "pyarrow"}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(REPO)))
+def test_a_module_that_imports_heavy_packages_in_functions_says_so_once(path):
+    """Heavy optional packages may be imported inside functions (so the pages and CLI start fast);
+    the module says so in one comment, so a reader does not take it for a hidden cycle."""
+    src = path.read_text()
+    inner = set()
+    for fn in ast.walk(ast.parse(src)):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Import):
+                    inner |= {a.name.split(".")[0] for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    inner.add(node.module.split(".")[0])
+    if inner & HEAVY:
+        assert "imported inside functions" in src, f"say once why {sorted(inner & HEAVY)} are imported in functions"

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.data import annotations
 from core.decision import correct
-from core.detectors import REGISTRY, check_checkpoint
+from core.detectors import LLM_DETECTORS, REGISTRY, check_checkpoint
 from core.detectors.checkpoints import require_adapter
 from core.detectors.clap import NONSPEECH_PROMPTS, SPEECH_PROMPTS
 from core.detectors.llm.prompt import check_prompt
@@ -18,8 +18,6 @@ from ui.access import page_path
 from ui.executor_field import executor_field
 from ui.job_status import jobs_panel
 from ui.state import pick_dataset_with_splits
-
-LLM_DETECTORS = ("lab-base", "audio-llm", "qwen2.5-omni", "audio-flamingo-3")
 
 
 def snr_labels(snr):
@@ -75,7 +73,7 @@ with st.form("evaluate"):
         "Precision", ["auto", "bf16", "fp16", "fp32"], help="auto: bf16 on CUDA, fp32 on CPU", key="ev_dtype"
     )
     batch = o[2].number_input("Batch size", 1, 1024, 16, key="ev_batch")
-    with st.expander("Audio-LLM options (lab-base, audio-llm, qwen2.5-omni, audio-flamingo-3)"):
+    with st.expander(f"Audio-LLM options ({', '.join(LLM_DETECTORS)})"):
         o = st.columns(4)
         adapter = o[0].text_input("LoRA adapter folder", "", key="ev_adapter")
         padding = o[1].selectbox("Audio padding", ["trimmed", "padded"], help="trimmed = same logits, far less work")

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core.detectors.checkpoints import require_available
+from core.detectors import LLM_DETECTORS, check_checkpoint, needs_model
 from core.detectors.llm.prompt import DEFAULT_PROMPT, Prompt
 from core.errors import LabError
 from core.paths import results_root
@@ -32,9 +32,12 @@ ds, splits = pick_dataset_with_splits("Make a split on the Split & leakage audit
 with st.expander("Audio LLM to ask", expanded=False):
     c = st.columns(3)
     detector = c[0].selectbox(
-        "Model", ["lab-base", "audio-llm"], key="pr_detector", help="lab-base runs offline; audio-llm needs a folder"
+        "Model", LLM_DETECTORS, key="pr_detector", help="lab-base runs offline; the others score a checkpoint folder"
     )
-    model = c[1].text_input("Qwen2-Audio folder or cached id (audio-llm)", "", key="pr_model")
+    model = c[1].text_input(
+        "Checkpoint folder (not for lab-base; audio-llm: also a cached id)", "", key="pr_model",
+        disabled=not needs_model(detector),
+    )  # fmt: skip
     adapter = c[2].text_input("LoRA adapter folder (optional)", "", key="pr_adapter")
     c = st.columns(3)
     dtype = c[0].selectbox("Precision", ["auto", "bf16", "fp32"], key="pr_dtype")
@@ -46,7 +49,7 @@ def model_args() -> list[str]:
     args = ["--detector", detector, "--dtype", dtype, "--batch-size", str(int(batch))]
     args += [f"--adapter={adapter}"] if adapter else []
     args += ["--load-in-4bit"] if four_bit else []
-    return args + ([f"--model={model}"] if detector == "audio-llm" else [])
+    return args + ([f"--model={model}"] if needs_model(detector) else [])
 
 
 def subset_note(size: int) -> str:
@@ -99,8 +102,8 @@ with try_tab:
             seen[candidates.key(p)] = f"row {i}"
             prompts.append(p)
         try:
-            if detector == "audio-llm":
-                require_available(page_path(model, "model"))
+            if needs_model(detector):
+                check_checkpoint(detector, page_path(model, "model"))
             if adapter:
                 page_path(adapter, "adapter")
         except LabError as exc:

@@ -12,6 +12,8 @@ from scipy.optimize import minimize_scalar
 
 from core.decision import sigmoid
 
+# sklearn is imported inside functions: importing this module stays cheap
+
 
 def nll(y: np.ndarray, logits: np.ndarray) -> float:
     """Mean negative log-likelihood of the labels under p = sigmoid(logit), from the logits.

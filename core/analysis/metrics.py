@@ -7,6 +7,8 @@ import numpy as np
 from core.analysis.calibration import brier, ece, mce, nll
 from core.decision import correct, sigmoid
 
+# sklearn is imported inside functions: importing this module stays cheap
+
 
 def one_class_note(labels: np.ndarray, what: str) -> str:
     """A sentence for a set of clips holding one class only ("" when both are there).

@@ -32,6 +32,8 @@ from core.analysis.psychometric_functions import (
     unpack,
 )
 
+# statsmodels is imported inside functions: importing this module stays cheap
+
 AXES = {"duration_ms": "duration (ms)", "snr_db": "SNR (dB)"}
 
 

@@ -35,7 +35,9 @@ def _candidates(args: argparse.Namespace) -> list:
 def _detector_options(args: argparse.Namespace) -> dict:
     opts = {"adapter": args.adapter, "dtype": args.dtype, "batch_size": args.batch_size}
     opts.update(load_in_4bit=args.load_in_4bit, compile=args.compile)
-    return {**opts, "model": args.model} if args.detector == "audio-llm" else opts
+    from core.detectors import needs_model
+
+    return {**opts, "model": args.model} if needs_model(args.detector) else opts
 
 
 def cmd_try(args: argparse.Namespace) -> int:
@@ -57,8 +59,12 @@ def cmd_try(args: argparse.Namespace) -> int:
         if reason:
             raise LabError(f"candidate {i}: {reason}")
         seen[cand.key(p)] = f"candidate {i}"
-    if args.detector not in ("lab-base", "audio-llm"):
-        raise LabError(f"prompts are asked of audio LLMs: --detector lab-base or audio-llm, not {args.detector!r}")
+    from core.detectors import LLM_DETECTORS
+
+    if args.detector not in LLM_DETECTORS:
+        raise LabError(
+            f"prompts are asked of audio LLMs: --detector {' or '.join(LLM_DETECTORS)}, not {args.detector!r}"
+        )
     ds = load_dataset(args.dataset)
     ids = None
     if args.subset:
@@ -205,10 +211,12 @@ def cmd_manage(args: argparse.Namespace) -> int:
 
 
 def _scoring_args(p: argparse.ArgumentParser) -> None:
+    from core.detectors import LLM_DETECTORS
+
     p.add_argument("--dataset", default="default")
     p.add_argument("--split", default="default")
-    p.add_argument("--detector", default="lab-base", choices=["lab-base", "audio-llm"])
-    p.add_argument("--model", default="", help="audio-llm: local folder or cached id")
+    p.add_argument("--detector", default="lab-base", choices=list(LLM_DETECTORS))
+    p.add_argument("--model", default="", help="the checkpoint folder (audio-llm: also a cached id); not for lab-base")
     p.add_argument("--adapter", default="", help="LoRA adapter folder")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--batch-size", type=positive_int, default=32)

@@ -49,12 +49,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-LLMS = ("lab-base", "audio-llm", "qwen2.5-omni", "audio-flamingo-3")
-
-
 def _detector_options(args: argparse.Namespace) -> dict:
     """The chosen detector's options from the flags, its checkpoint folder and adapter checked first."""
-    from core.detectors import REGISTRY, check_checkpoint
+    from core.detectors import LLM_DETECTORS, REGISTRY, check_checkpoint, needs_model
     from core.detectors.checkpoints import require_adapter
     from core.detectors.llm.prompt import check_prompt
     from core.runs import registry
@@ -66,7 +63,7 @@ def _detector_options(args: argparse.Namespace) -> dict:
         args.model = DEFAULT_MODEL
     if not REGISTRY[name].offline:
         check_checkpoint(name, args.model)
-    if name not in LLMS:  # whisper, classifiers, CLAP: a folder and their own settings
+    if name not in LLM_DETECTORS:  # whisper, classifiers, CLAP: a folder and their own settings
         opts = {"model": args.model, "batch_size": args.batch_size, "dtype": args.dtype}
         if name == "audio-classifier":
             opts.update(speech_labels=args.speech_labels or None, head=args.head)
@@ -78,9 +75,8 @@ def _detector_options(args: argparse.Namespace) -> dict:
         require_adapter(args.adapter)
     opts = {"batch_size": args.batch_size, "padding": args.padding, "adapter": args.adapter or "", "dtype": args.dtype,
             "load_in_4bit": args.load_in_4bit}  # fmt: skip
-    if name in ("lab-base", "audio-llm"):
-        opts.update(mode=args.mode, compile=args.compile)
-    if name != "lab-base":
+    opts.update(mode=args.mode, compile=args.compile)  # a family without generate() or compile refuses them
+    if needs_model(name):
         opts["model"] = args.model
     args.prompt, other = registry.scoring_prompt(args.adapter, args.prompt)  # evaluation matches training
     if other:

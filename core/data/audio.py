@@ -18,6 +18,8 @@ import soundfile as sf
 from core import atomic
 from core.errors import AudioError
 
+# soxr and librosa are imported inside functions: importing this module stays cheap
+
 TARGET_SR = 16_000
 PEAK_LEVEL = 10 ** (-1 / 20)  # -1 dBFS: headroom so PCM16 never clips
 SILENCE_PEAK = 1e-5  # below this absolute peak a clip is treated as silent

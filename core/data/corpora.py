@@ -25,6 +25,8 @@ import pandas as pd
 from core.data.files import audio_files
 from core.errors import LabError, ManifestError
 
+# lhotse and datasets are imported inside functions: importing this module stays cheap
+
 CLIP_LEVEL_GROUPS = "clip-level groups: no split of this dataset can keep a speaker or source on one side"
 VOCALS_TAG = "music with vocals"
 

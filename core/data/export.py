@@ -19,6 +19,8 @@ import pandas as pd
 from core import atomic
 from core.errors import LabError
 
+# datasets and pyarrow are imported inside functions: importing this module stays cheap
+
 META_KEY = b"speech_lab"
 FORMATS = ("parquet", "csv", "hf")
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# espeakng_loader is imported inside functions: importing this module stays cheap
+
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1

@@ -112,6 +112,12 @@ REGISTRY: dict[str, Entry] = {
 DETECTORS: dict[str, Callable[..., Detector]] = {name: e.make for name, e in REGISTRY.items()}
 DESCRIPTIONS = {name: e.description for name, e in REGISTRY.items()}
 CHECKPOINT_DETECTORS = tuple(name for name, e in REGISTRY.items() if not e.offline)
+LLM_DETECTORS = tuple(name for name, e in REGISTRY.items() if e.group == LLM)  # the ones a prompt is asked of
+
+
+def needs_model(name: str) -> bool:
+    """The detector scores a checkpoint the user names (a folder; audio-llm: also a cached id)."""
+    return not REGISTRY[name].offline
 
 
 def detector_for_model_type(model_type: str) -> str:

@@ -23,6 +23,8 @@ import numpy as np
 from core.detectors.checkpoints import device_dtype, loaded, model_folder
 from core.errors import LabError
 
+# torch and transformers are imported inside functions: importing this module stays cheap
+
 WHAT = "an audio-classification checkpoint"
 SPEECH_PATTERN = re.compile(r"speech|speak|conversation|narration|monologue|babbl|whisper|talk", re.IGNORECASE)
 AUDIOSET_CLASSES = 527

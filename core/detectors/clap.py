@@ -18,6 +18,8 @@ import numpy as np
 from core.detectors.checkpoints import device_dtype, loaded, model_folder
 from core.errors import LabError
 
+# torch and transformers are imported inside functions: importing this module stays cheap
+
 WHAT = "a CLAP checkpoint"
 SPEECH_PROMPTS = ("the sound of a person speaking", "human speech")
 NONSPEECH_PROMPTS = ("the sound of noise, music or the environment, with no one speaking", "background noise")

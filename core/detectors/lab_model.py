@@ -14,6 +14,8 @@ from pathlib import Path
 from core.detectors.llm.prompt import DEFAULT_PROMPT
 from core.detectors.llm.qwen2_audio import SYSTEM
 
+# torch, transformers and tokenizers are imported inside functions: importing this module stays cheap
+
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]
 # Qwen2-Audio-Instruct's chat template (audio slots numbered "Audio N: ").
 CHAT_TEMPLATE = (

@@ -15,6 +15,8 @@ import numpy as np
 
 from core.detectors.base import probability_logits, top_fraction_mean
 
+# torch, silero_vad and webrtcvad are imported inside functions: importing this module stays cheap
+
 SR = 16_000
 
 

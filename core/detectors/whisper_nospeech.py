@@ -18,6 +18,8 @@ import numpy as np
 from core.detectors.checkpoints import device_dtype, loaded, model_folder
 from core.errors import LabError
 
+# torch and transformers are imported inside functions: importing this module stays cheap
+
 WHAT = "a Whisper checkpoint"
 
 

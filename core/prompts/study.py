@@ -26,6 +26,7 @@ from dataclasses import asdict
 from typing import Any
 
 from core import atomic
+from core.detectors import LLM_DETECTORS, check_checkpoint, needs_model
 from core.detectors.llm.prompt import Prompt, check_prompt_text
 from core.errors import LabError
 from core.prompts import candidates, report
@@ -57,8 +58,8 @@ def check_config(cfg: StudyConfig) -> None:
     """Refuse, while the user is still at the form, what a search would only fail on after it starts."""
     from core.prompts.proposers import check as check_proposer
 
-    if cfg.detector not in ("lab-base", "audio-llm"):
-        raise LabError(f"prompts are asked of audio LLMs: detector 'lab-base' or 'audio-llm', got {cfg.detector!r}")
+    if cfg.detector not in LLM_DETECTORS:
+        raise LabError(f"prompts are asked of audio LLMs: detector {' or '.join(LLM_DETECTORS)}, got {cfg.detector!r}")
     for name in ("iterations", "candidates", "subset", "batch_size"):
         if getattr(cfg, name) < 1:
             raise LabError(f"{name} must be at least 1, got {getattr(cfg, name)}")
@@ -66,10 +67,10 @@ def check_config(cfg: StudyConfig) -> None:
     bad = candidates.check(cfg.start, {})
     if bad:
         raise LabError(f"the starting prompt: {bad}")
-    from core.detectors.checkpoints import require_adapter, require_available
+    from core.detectors.checkpoints import require_adapter
 
-    if cfg.detector == "audio-llm":
-        require_available(cfg.model)
+    if needs_model(cfg.detector):
+        check_checkpoint(cfg.detector, cfg.model)
     if cfg.adapter:
         require_adapter(cfg.adapter)
     check_proposer(cfg.proposer, cfg.optimiser_model)

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from core import atomic
+from core.detectors import needs_model
 from core.detectors.llm.prompt import DEFAULT_PROMPT, Prompt
 from core.errors import LabError
 from core.paths import results_root
@@ -26,7 +27,7 @@ class StudyConfig:
 
     dataset: str = "default"
     split: str = "default"
-    detector: str = "lab-base"  # or "audio-llm" (any Qwen2-Audio folder or cached id)
+    detector: str = "lab-base"  # or any audio-LLM detector (core.detectors.LLM_DETECTORS) with its `model`
     model: str = ""
     adapter: str = ""
     dtype: str = "auto"
@@ -62,7 +63,7 @@ class StudyConfig:
     def detector_options(self) -> dict[str, Any]:
         opts = {"adapter": self.adapter, "dtype": self.dtype, "batch_size": self.batch_size}
         opts.update(load_in_4bit=self.load_in_4bit, compile=self.compile)
-        return {**opts, "model": self.model} if self.detector == "audio-llm" else opts
+        return {**opts, "model": self.model} if needs_model(self.detector) else opts
 
 
 def studies_dir() -> Path:
@@ -149,7 +150,7 @@ def list_studies() -> pd.DataFrame:
                 "progress": st.get("progress", 0.0),
                 "dataset": cfg.dataset,
                 "split": cfg.split,
-                "detector": cfg.detector if cfg.detector == "lab-base" else Path(cfg.model).name,
+                "detector": Path(cfg.model).name if needs_model(cfg.detector) else cfg.detector,
                 "proposer": cfg.proposer,
                 "iterations": f"{max(len(h) - 1, 0)}/{cfg.iterations}",
                 "best_dev": h["best_so_far"].iloc[-1] if len(h) else None,

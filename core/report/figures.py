@@ -7,6 +7,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+# plotly is imported inside functions: importing this module stays cheap
+
 
 def interval_bars(estimate, lower, upper) -> dict:
     """Plotly error bars drawing the interval [lower, upper] around each estimate."""

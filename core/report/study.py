@@ -22,6 +22,8 @@ from core import atomic
 from core.errors import LabError
 from core.report.tables import to_latex, write_table
 
+# plotly is imported inside functions: importing this module stays cheap
+
 MAX_TABLES = 6  # detectors compared pairwise in the report: 15 pairs at most
 
 

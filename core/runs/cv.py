@@ -39,6 +39,8 @@ from core.paths import results_root
 from core.runs import jobs, registry
 from core.runs.train_config import TrainConfig
 
+# sklearn is imported inside functions: importing this module stays cheap
+
 
 @dataclass
 class CVConfig:

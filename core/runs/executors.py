@@ -39,6 +39,8 @@ from core.runs import jobs
 # where work runs is recorded by `placement` (below the job runner); named here too for callers
 from core.runs.placement import PLACEMENT_FILE, Executor, of, placement, record_local, save  # noqa: F401
 
+# ray is imported inside functions: importing this module stays cheap
+
 # ---------------------------------------------------------------- the cluster
 
 

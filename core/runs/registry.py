@@ -87,7 +87,7 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.family:
         family_named(cfg.family)
     if cfg.base_model:
-        require_available(cfg.base_model, trainable_model_types(), "an audio LLM the lab can fine-tune")
+        require_available(cfg.base_model, trainable_model_types())
     load_dataset(cfg.dataset)  # a dataset that is not there is refused here, not in the run's log
     validate_split_name(cfg.split)
     check_numbers(cfg)

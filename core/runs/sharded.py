@@ -29,6 +29,8 @@ from core.paths import repo_root, results_root
 from core.scoring import predictions
 from core.scoring.evaluate import Progress, sidecar
 
+# torch is imported inside functions: importing this module stays cheap
+
 
 def shard_clips(clips: pd.DataFrame, shard: int, of: int) -> pd.DataFrame:
     """Replica `shard`'s clips: every `of`-th clip in order of duration (the same length mix for each)."""

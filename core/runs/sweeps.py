@@ -39,6 +39,8 @@ from core.runs.registry import (
 )
 from core.runs.train_config import TrainConfig
 
+# torch is imported inside functions: importing this module stays cheap
+
 
 def sweeps_dir() -> Path:
     return results_root() / "sweeps"

@@ -18,6 +18,8 @@ from core.runs.train_data import TrainData, augment, epoch_order, spec_augment
 from core.runs.train_eval import dev_metrics, score_clips, short_noisy_mask
 from core.runs.train_setup import Context, Trainer, save_checkpoint
 
+# torch is imported inside functions: importing this module stays cheap
+
 
 class Stop(Exception):
     """Raised inside the loop when the run was asked to stop (SIGTERM), at micro-batch `done`."""

@@ -24,6 +24,8 @@ from core.decision import sigmoid
 from core.errors import LabError
 from core.paths import results_root
 
+# pyarrow is imported inside functions: importing this module stays cheap
+
 REQUIRED = [
     "clip_id",
     "label",

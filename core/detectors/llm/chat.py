@@ -120,7 +120,9 @@ class ChatFamily(Family):
         """Mel features, their mask (under the model's keyword) and each clip's number of audio tokens.
 
         `padded` (or a family whose encoder needs it): 30 s windows, a clip longer than one window
-        giving several rows, as the family's processor does. Otherwise features padded only to the
+        giving several rows, as the family's processor does (transformers 5.25's
+        AudioFlamingo3Processor and Qwen2.5-Omni's feature layout; the processor-path tests fail if
+        that moves). Otherwise features padded only to the
         batch's longest clip plus a margin (`features.trimmed_features`).
         """
         if padded or not self.trimmed:

@@ -129,7 +129,7 @@ class Family:
         from core.detectors.checkpoints import model_folder, require_available
 
         if self.hub_ids:
-            require_available(model, self.model_types, self.title)
+            require_available(model, self.model_types)
         else:
             model_folder(model, self.title, self.model_types)
 

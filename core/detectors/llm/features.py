@@ -15,7 +15,12 @@ MARGIN_FRAMES = 8  # padded frames kept after the longest clip (conv receptive f
 
 
 def audio_token_count(n_frames: int) -> int:
-    """Audio tokens for `n_frames` valid mel frames: conv stride 2, then average pooling by 2."""
+    """Audio tokens for `n_frames` valid mel frames: conv stride 2, then average pooling by 2.
+
+    Mirrors `Qwen2AudioEncoder._get_feat_extract_output_lengths` of transformers 5.25 (the same
+    arithmetic in Qwen2.5-Omni's and Audio Flamingo 3's towers);
+    `tests/test_audio_llm.py::test_audio_token_count_is_the_encoders_own` fails if it moves.
+    """
     return (((n_frames - 1) // 2 + 1) - 2) // 2 + 1
 
 

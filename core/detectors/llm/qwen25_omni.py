@@ -6,6 +6,8 @@ from typing import Any
 
 from core.detectors.llm.chat import ChatFamily, model_type_of
 
+# transformers is imported inside functions: importing this module stays cheap
+
 
 class OmniThinker(ChatFamily):
     def load_model(self, folder: str, kwargs: dict[str, Any]):

@@ -54,7 +54,7 @@ def load(spec: AudioLLMSpec):
     source = str(local) if local.is_dir() else spec.model
     kwargs: dict[str, Any] = {"dtype": dtype, **quantization(spec.load_in_4bit, device, dtype)}
     if local.is_dir():
-        require_available(str(local), QWEN2_AUDIO.model_types, "Qwen2-Audio")
+        require_available(str(local), QWEN2_AUDIO.model_types)
     try:
         processor = AutoProcessor.from_pretrained(source, local_files_only=True)
         model = Qwen2AudioForConditionalGeneration.from_pretrained(source, local_files_only=True, **kwargs)

@@ -13,6 +13,8 @@ from core.errors import LabError
 from core.prompts.candidates import Verdict, parse_reply
 from core.prompts.proposers.base import Scored
 
+# torch and transformers are imported inside functions: importing this module stays cheap
+
 
 def require_causal_lm(model: str) -> None:
     """Refuse, before a job starts, a folder or id that is not a causal language model here."""
