@@ -21,6 +21,19 @@ def cmd_build_default(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build_voices(args: argparse.Namespace) -> int:
+    from core.data.voices_dataset import build_voices
+
+    update, close = tqdm_progress("building the real-voice dataset")
+    try:
+        root = build_voices(args.name, force=args.force, workers=args.workers, synthetic=args.synthetic,
+                            progress=update)  # fmt: skip
+    finally:
+        close()
+    print(f"dataset ready: {root}")
+    return 0
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from core.data.importers import import_dataset
 
@@ -199,6 +212,18 @@ def register(top: argparse._SubParsersAction) -> None:
     b.add_argument("--force", action="store_true", help="rebuild even if it exists")
     b.add_argument("--workers", type=positive_int, default=2)
     b.set_defaults(func=cmd_build_default)
+
+    v = data.add_parser("build-voices", help="build the real-voice dataset from Debian sound packages (offline)")
+    v.add_argument("--name", default="voices")
+    v.add_argument("--force", action="store_true", help="rebuild even if it exists")
+    v.add_argument("--workers", type=positive_int, default=2)
+    v.add_argument(
+        "--synthetic",
+        default="",
+        metavar="DATASET",
+        help="also take this synthetic dataset's clean clips, as source 'synthetic' (e.g. default)",
+    )
+    v.set_defaults(func=cmd_build_voices)
 
     i = data.add_parser("import", help="import a real corpus (audio read in place)")
     i.add_argument("kind", choices=sorted(SCANNERS))

@@ -146,7 +146,9 @@ def scan_hf(
     groups = _column_values(ds, group_column) if group_column else None
     raw = ds.cast_column(audio, datasets.Audio(decode=False))
     extra = _scalar_columns(raw.remove_columns([audio]).to_pandas())
-    own_ids = "clip_id" in extra and extra["clip_id"].astype(str).is_unique and (extra["clip_id"].astype(str) != "").all()
+    own_ids = (
+        "clip_id" in extra and extra["clip_id"].astype(str).is_unique and (extra["clip_id"].astype(str) != "").all()
+    )
     rows, skipped = [], []
     (stage / "audio").mkdir(parents=True, exist_ok=True)
     for i, item in enumerate(raw[audio]):

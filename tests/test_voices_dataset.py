@@ -1,0 +1,121 @@
+"""The real-voice dataset from Debian sound packages: labels, groups by real speaker, licences, clips.
+
+The catalogue's rules are tested on a folder laid out like the packages (no package needed); the
+build itself runs where the packages are installed (./test.sh installs them as root) and is
+skipped, saying which packages are missing, elsewhere.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from core.data import debian_sounds as dsounds
+from core.errors import LabError
+
+COPYRIGHT = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+
+Files: *
+Copyright: someone
+License: GPL-2+
+
+Files: stereo/bell.oga
+ stereo/audio-channel-front-left.oga
+Copyright: someone else
+License: CC-BY-3.0
+"""
+
+
+def _tone(seconds: float, sr: int, voiced: bool = True) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 4 * t))).astype(np.float32)
+
+
+@pytest.fixture
+def fake_root(tmp_path):
+    """A root with two packages installed: asterisk's English prompts (one voice, a silence folder)
+    and the freedesktop theme (spoken channel names and event sounds)."""
+    doc = tmp_path / "usr/share/doc"
+    for package in ("asterisk-core-sounds-en-wav", "asterisk-core-sounds-es-wav", "sound-theme-freedesktop"):
+        (doc / package).mkdir(parents=True)
+        (doc / package / "copyright").write_text(COPYRIGHT)
+    for voice, name in (("en_US_f_Allison", "hello"), ("en_US_f_Allison", "digits/1"), ("es_MX_f_Allison", "hola"),
+                        ("en_US_f_Allison", "silence/1")):  # fmt: skip
+        path = tmp_path / "usr/share/asterisk/sounds" / voice / f"{name}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, _tone(1.2, 8000), 8000)
+    stereo = tmp_path / "usr/share/sounds/freedesktop/stereo"
+    stereo.mkdir(parents=True)
+    for name in ("audio-channel-front-left", "bell", "dialog-error"):
+        sf.write(stereo / f"{name}.oga", np.stack([_tone(0.8, 48000)] * 2, 1), 48000, format="OGG")
+    return tmp_path
+
+
+def test_one_voice_is_one_group_across_languages_and_licences_are_per_file(fake_root):
+    packages = ("asterisk-core-sounds-en-wav", "asterisk-core-sounds-es-wav", "sound-theme-freedesktop")
+    recs = {r.path.name: r for r in dsounds.recordings(packages, fake_root)}
+    assert {recs["hello.wav"].group, recs["1.wav"].group, recs["hola.wav"].group} == {"asterisk-allison"}
+    assert recs["hola.wav"].language == "es" and recs["hello.wav"].package == "asterisk-core-sounds-en-wav"
+    assert "1.wav" in recs and all("silence" not in str(r.path) for r in recs.values())  # silence/ left out
+    assert recs["audio-channel-front-left.oga"].label == "speech" and recs["bell.oga"].label == "nonspeech"
+    assert recs["audio-channel-front-left.oga"].group != recs["bell.oga"].group
+    assert recs["bell.oga"].licence == "CC-BY-3.0" and recs["hello.wav"].licence == "GPL-2+"  # later stanza wins
+    assert "dialog-error.oga" not in recs  # its licence is not stated: left out by name
+
+
+def test_missing_packages_are_named_with_the_command_that_installs_them(tmp_path):
+    with pytest.raises(LabError, match=r"klettres-data.*apt-get install"):
+        dsounds.recordings(("klettres-data",), tmp_path)
+
+
+def test_cutting_pads_short_speech_and_splits_long_recordings():
+    from core.data.voices_dataset import MAX_S, MIN_S, cut
+
+    rec = dsounds.Recording(dsounds.Path("x.wav"), "speech", "g", "p", "GPL-2+", kind="spoken letter")
+    silence = np.zeros(8000, np.float32)
+    short = cut(rec, np.concatenate([silence, _tone(0.3, 16000), silence]))
+    assert len(short) == 1 and len(short[0][0]) == int(MIN_S * 16000) and "padded" in short[0][1][-1]
+    long = cut(rec, _tone(12.0, 16000))
+    assert [len(x) / 16000 for x, _ in long] == [MAX_S, MAX_S] + ([] if len(long) == 2 else [2.0])
+    music = dsounds.Recording(dsounds.Path("m.ogg"), "nonspeech", "m", "p", "GPL-2", kind="music")
+    windows = cut(music, _tone(60.0, 16000))
+    assert len(windows) == 6 and all(MIN_S * 16000 <= len(x) <= MAX_S * 16000 for x, _ in windows)
+    assert [len(x) for x, _ in windows] == [len(x) for x, _ in cut(music, _tone(60.0, 16000))]  # seeded
+
+
+@pytest.fixture(scope="module")
+def voices(data_dir):
+    missing = dsounds.missing_packages()
+    if missing:
+        pytest.skip(dsounds.install_hint(missing))
+    from core.data.datasets import load_dataset
+    from core.data.voices_dataset import build_voices
+
+    build_voices("voices-test", force=True)
+    return load_dataset("voices-test")
+
+
+def test_the_built_set_says_where_every_clip_came_from(voices):
+    m = voices.manifest
+    for column in ("source", "licence", "original_sample_rate", "notes", "language", "kind", "original_file"):
+        assert column in m.columns
+    assert (m["source"] != "").all() and (m["licence"] != "").all()
+    assert m["duration_ms"].between(500, 5000).all()
+    eight_k = m[m["original_sample_rate"] == 8000]
+    assert len(eight_k) and eight_k["notes"].str.contains("resampled from 8000 Hz").all()
+    assert m.groupby("label")["group_id"].nunique().to_dict()["speech"] >= 30
+    names = m["original_file"].map(lambda f: f.rsplit("/", 1)[-1])
+    assert not names.isin(["all.wav", "david4.wav", "go.wav", "dialog-error.oga"]).any()  # left out by name
+    assert not m["original_file"].str.contains("/silence/").any()
+    assert m.groupby("group_id")["label"].nunique().max() == 1  # a group is one speaker or one source
+    clip = voices.load_clip(m["clip_id"].iloc[0])
+    assert clip.sr == 16000
+
+
+def test_a_split_of_the_real_set_keeps_every_speaker_on_one_side(voices):
+    from core.data.splits import make_split
+
+    split = make_split(voices.manifest, seed=0)  # aligned with the manifest's rows
+    sides = pd.DataFrame({"group": voices.manifest["group_id"], "part": split})
+    assert sides.groupby("group")["part"].nunique().max() == 1
+    assert sides[sides["part"] == "test"]["group"].nunique() >= 6
