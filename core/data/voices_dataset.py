@@ -95,6 +95,7 @@ def cut(rec: Recording, x: np.ndarray) -> list[tuple[np.ndarray, list[str]]]:
 def clip_rows(rec: Recording, rec_id: str, out_dir: str) -> list[dict]:
     """Cut one recording, write its clips, return their manifest rows."""
     loaded = audio.load_audio(rec.path)
+    rate = _orig_rate(rec.path)
     rows = []
     for k, (x, notes) in enumerate(cut(rec, loaded.samples)):
         y = audio.peak_normalise(x)
@@ -104,7 +105,7 @@ def clip_rows(rec: Recording, rec_id: str, out_dir: str) -> list[dict]:
             "clip_id": clip_id, "path": str(path.relative_to(out_dir)), "label": rec.label, "group_id": rec.group,
             "base_clip_id": rec_id, "duration_ms": round(1000 * len(y) / audio.TARGET_SR, 1),
             "content_hash": audio.content_hash(y), "source": rec.package, "licence": rec.licence,
-            "original_file": str(rec.path), "original_sample_rate": _orig_rate(rec.path),
+            "original_file": str(rec.path), "original_sample_rate": rate,
             "language": rec.language, "kind": rec.kind, "notes": "; ".join([*loaded.notes, *notes, "peak-normalised"]),
         })  # fmt: skip
     return rows

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from core.detectors.checkpoints import device_dtype, loaded, model_folder
+from core.detectors.checkpoints import loaded, model_folder, resolve_device_dtype
 from core.errors import LabError
 
 # torch and transformers are imported inside functions: importing this module stays cheap
@@ -100,7 +100,7 @@ class AudioClassifier:
 
         self.name, self.model_id = "audio-classifier", model
         path = model_folder(model, WHAT, architecture="ForAudioClassification")
-        self.device, dtype_ = device_dtype(device, dtype)
+        self.device, dtype_ = resolve_device_dtype(device, dtype)
         self.fe = loaded(WHAT, path, lambda: AutoFeatureExtractor.from_pretrained(path, local_files_only=True))
         self.model = loaded(
             WHAT,

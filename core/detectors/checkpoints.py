@@ -40,9 +40,6 @@ def resolve_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[str
     return device, names[dtype]
 
 
-device_dtype = resolve_device_dtype  # the name the other detector families use
-
-
 def not_here(model: str) -> str:
     """What to do about a model id that is not on this machine (no internet here)."""
     return (
@@ -202,6 +199,16 @@ def require_adapter(adapter: str) -> None:
         )
     read_model_config_file(folder / "adapter_config.json")
     check_weight_files(folder)
+
+
+def ready(model, device: str, load_in_4bit: bool, adapter: str):
+    """A freshly loaded model on `device` (a 4-bit one is already placed by its device map), with the
+    LoRA adapter `adapter` on top (none when ""), in eval mode: the last step of every family's load."""
+    if not load_in_4bit:
+        model = model.to(device)
+    model = with_adapter(model, adapter)
+    model.eval()
+    return model
 
 
 def with_adapter(model, adapter: str):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core.detectors.checkpoints import device_dtype, loaded, model_folder
+from core.detectors.checkpoints import loaded, model_folder, resolve_device_dtype
 from core.errors import LabError
 
 # torch and transformers are imported inside functions: importing this module stays cheap
@@ -46,7 +46,7 @@ class ClapZeroShot:
         self.name, self.model_id, self.batch_size = "clap", model, max(1, batch_size)
         self.prompt = " | ".join(self.speech) + " vs " + " | ".join(self.nonspeech)
         path = model_folder(model, WHAT, ("clap",))
-        self.device, dtype_ = device_dtype(device, dtype)
+        self.device, dtype_ = resolve_device_dtype(device, dtype)
         self.processor = loaded(WHAT, path, lambda: ClapProcessor.from_pretrained(path, local_files_only=True))
         self.model = loaded(WHAT, path, lambda: ClapModel.from_pretrained(path, local_files_only=True, dtype=dtype_))
         self.model = self.model.to(self.device).eval()

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core.detectors.checkpoints import device_dtype, loaded, model_folder
+from core.detectors.checkpoints import loaded, model_folder, resolve_device_dtype
 from core.errors import LabError
 
 # torch and transformers are imported inside functions: importing this module stays cheap
@@ -50,7 +50,7 @@ class WhisperNoSpeech:
 
         self.name, self.model_id, self.batch_size = "whisper-nospeech", model, max(1, batch_size)
         path = model_folder(model, WHAT, ("whisper",))
-        self.device, dtype_ = device_dtype(device, dtype)
+        self.device, dtype_ = resolve_device_dtype(device, dtype)
         self.fe = loaded(WHAT, path, lambda: AutoFeatureExtractor.from_pretrained(path, local_files_only=True))
         self.model = loaded_model or loaded(
             WHAT,

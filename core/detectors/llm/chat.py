@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from core.detectors.checkpoints import quantization, read_model_config, resolve_device_dtype, with_adapter
+from core.detectors.checkpoints import quantization, read_model_config, ready, resolve_device_dtype
 from core.detectors.llm.family import AudioLLMSpec, Family, LoraModules
 from core.detectors.llm.features import audio_token_count, trimmed_features
 from core.detectors.llm.prompt import user_content
@@ -90,19 +90,8 @@ class ChatFamily(Family):
             raise LabError(f"{folder}: not a loadable {self.title} folder ({type(exc).__name__}: {exc})") from exc
         if parts.tokenizer.chat_template is None:
             raise LabError(f"{folder}: its tokenizer has no chat template (chat_template.jinja); the prompt needs one")
-        if not spec.load_in_4bit:
-            model = model.to(device)
-        model = with_adapter(model, spec.adapter)
-        model.eval()
+        model = ready(model, device, spec.load_in_4bit, spec.adapter)
         return model, parts
-
-    def check_available(self, model: str) -> None:
-        if not Path(model).expanduser().is_dir():
-            raise LabError(
-                f"{self.title}: {model!r} is not a folder here; copy the checkpoint folder to this machine "
-                "(nothing can be downloaded) and give its path"
-            )
-        super().check_available(model)
 
     def chat_text(self, parts: ChatParts, prompt: str) -> str:
         """The family's chat template with one audio slot and the question (the clip first unless `<audio>` says)."""

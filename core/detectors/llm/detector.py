@@ -150,15 +150,14 @@ class AudioLLMDetector:
         """
         if self.ids is None:  # answers of several tokens: their log-likelihoods, on the shared-audio path
             return self.score_prompts(clips, sr, [self.tokens.prompt], on_batch)[0]
-        return self._score_one(clips, sr, self.spec.prompt, self.ids, on_batch)
+        return self._score_one(clips, self._lengths(clips, sr), self.spec.prompt, self.ids, on_batch)
 
-    def _score_one(self, clips, sr: int, prompt: str, ids: tuple[int, int],
+    def _score_one(self, clips, lengths: list[int], prompt: str, ids: tuple[int, int],
                    on_batch: Callable[[int], None] | None) -> np.ndarray:  # fmt: skip
         import torch
 
         padded = self.spec.padding == "padded"
         generate = self.spec.mode == "generate"
-        lengths = self._lengths(clips, sr)
         groups = length_groups(lengths, max(1, self.spec.batch_size), ramp=self.workers > 0 and not generate)
         out = np.empty((len(clips), 2))
         done = 0
@@ -204,12 +203,14 @@ class AudioLLMDetector:
         planned = [tokens(self.family, self.parts, p) for p in prompts]  # every prompt checked before any work
         lengths = self._lengths(clips, sr)
         if not self.family.shared_audio:
-            return self._score_each(clips, sr, planned, on_batch)
+            return self._score_each(clips, lengths, planned, on_batch)
         groups = length_groups(lengths, max(1, self.spec.batch_size), ramp=self.workers > 0)
         prepared = self.batches(clips, groups, padded=False, features_only=True)
         return score_prompts(self.family, self.model, prepared, groups, len(clips), planned, on_batch)
 
-    def _score_each(self, clips, sr: int, planned: list, on_batch: Callable[[int], None] | None) -> np.ndarray:
+    def _score_each(
+        self, clips, lengths: list[int], planned: list, on_batch: Callable[[int], None] | None
+    ) -> np.ndarray:
         """Several prompts, one full scoring each (families without a shared audio path)."""
         for pt in planned:
             if not pt.single:
@@ -219,7 +220,7 @@ class AudioLLMDetector:
         out = np.empty((k, n, 2))
         for i, pt in enumerate(planned):
             step = None if on_batch is None else (lambda done, i=i: on_batch(round((i * n + done) / k)))
-            out[i] = self._score_one(clips, sr, pt.prompt.text, (pt.answers[0][0], pt.answers[1][0]), step)
+            out[i] = self._score_one(clips, lengths, pt.prompt.text, (pt.answers[0][0], pt.answers[1][0]), step)
         return out
 
     def prompt_tokens(self, prompt: Prompt):

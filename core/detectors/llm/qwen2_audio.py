@@ -29,9 +29,9 @@ import numpy as np
 from core.detectors.checkpoints import (
     not_here,
     quantization,
+    ready,
     require_available,
     resolve_device_dtype,
-    with_adapter,
 )
 from core.detectors.llm.cache import decode, output_cache
 from core.detectors.llm.family import AudioLLMSpec, Family, LoraModules
@@ -62,10 +62,7 @@ def load(spec: AudioLLMSpec):
         if local.is_dir():
             raise LabError(f"{local}: not a loadable Qwen2-Audio model folder ({type(exc).__name__}: {exc})") from exc
         raise LabError(not_here(spec.model)) from exc
-    if not spec.load_in_4bit:
-        model = model.to(device)
-    model = with_adapter(model, spec.adapter)
-    model.eval()
+    model = ready(model, device, spec.load_in_4bit, spec.adapter)
     return model, processor
 
 
