@@ -4,7 +4,7 @@
 # which packages to install and the real-voice set is left out.
 set -uo pipefail
 PACKAGES="$(cd "$(dirname "$0")/.." && .venv/bin/python -c 'from core.data.debian_sounds import PACKAGES; print(" ".join(PACKAGES))' 2>/dev/null)"
-[ -n "$PACKAGES" ] || PACKAGES="asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav klettres-data codec2-examples sound-theme-freedesktop fillets-ng-data colobot-common-sounds heroes-sound-effects"
+[ -n "$PACKAGES" ] || PACKAGES="asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav klettres-data codec2-examples sound-theme-freedesktop fillets-ng-data colobot-common-sounds heroes-sound-effects frozen-bubble-data lbreakout2-data tuxpaint-data sound-icons lmms-common oxygen-sounds yaru-theme-sound chromium-bsu-data pinball-data funnyboat"
 MISSING=""
 for p in $PACKAGES; do [ -f "/usr/share/doc/$p/copyright" ] || MISSING="$MISSING $p"; done
 [ -z "$MISSING" ] && exit 0

@@ -5,6 +5,8 @@ build itself runs where the packages are installed (./test.sh installs them as r
 skipped, saying which packages are missing, elsewhere.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -105,7 +107,8 @@ def test_the_built_set_says_where_every_clip_came_from(voices):
     assert len(eight_k) and eight_k["notes"].str.contains("resampled from 8000 Hz").all()
     assert m.groupby("label")["group_id"].nunique().to_dict()["speech"] >= 30
     names = m["original_file"].map(lambda f: f.rsplit("/", 1)[-1])
-    assert not names.isin(["all.wav", "david4.wav", "go.wav", "dialog-error.oga"]).any()  # left out by name
+    assert not names.isin(["all.wav", "david4.wav", "go.wav", "kick04.ogg"]).any()  # left out by name
+    assert not m["original_file"].str.endswith("freedesktop/stereo/dialog-error.oga").any()  # Yaru's has a licence
     assert not m["original_file"].str.contains("/silence/").any()
     assert m.groupby("group_id")["label"].nunique().max() == 1  # a group is one speaker or one source
     clip = voices.load_clip(m["clip_id"].iloc[0])
@@ -119,3 +122,19 @@ def test_a_split_of_the_real_set_keeps_every_speaker_on_one_side(voices):
     sides = pd.DataFrame({"group": voices.manifest["group_id"], "part": split})
     assert sides.groupby("group")["part"].nunique().max() == 1
     assert sides[sides["part"] == "test"]["group"].nunique() >= 6
+
+
+def test_a_licence_stanza_of_the_source_tree_reaches_the_installed_file():
+    """chromium-bsu's copyright says data/wav/* is Expat, the rest Clarified-Artistic; the package installs
+    data/wav/boom.wav as /usr/share/games/chromium-bsu/wav/boom.wav. debian/* never becomes "*"."""
+    table = [(["*"], "Clarified-Artistic"), (["data/wav/*"], "Expat"), (["debian/*"], "GPL-2")]
+    assert dsounds.licence_of(Path("/usr/share/games/chromium-bsu/wav/boom.wav"), table) == "Expat"
+    assert dsounds.licence_of(Path("/usr/share/games/chromium-bsu/png/hero.png"), table) == "Clarified-Artistic"
+
+
+def test_a_licence_of_several_words_is_kept_whole(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg/copyright").write_text(
+        "Format: x\n\nFiles: */3.ogg\nCopyright: someone\nLicense: GPL-3 or LGPL-3\n\nFiles: */5.ogg\nLicense: CC-BY-3\n"
+    )
+    assert dsounds.licence_table("pkg", tmp_path) == [(["*/3.ogg"], "GPL-3 or LGPL-3"), (["*/5.ogg"], "CC-BY-3")]

@@ -3,10 +3,13 @@ speakers and licences.
 
 Speech: telephone prompts recorded by three voice actors (asterisk-core-sounds, 8 kHz; one
 voice records English and Spanish, so a group is the voice, never the language folder),
-letters and syllables spoken in 22 languages (klettres-data, one voice per language folder),
-and codec2's reference speakers (codec2-examples). Non-speech: game music (fillets-ng-data,
-colobot-common-sounds), game effects (colobot-common-sounds, heroes-sound-effects) and desktop
-event sounds (sound-theme-freedesktop, whose spoken channel names are speech of their own).
+with two more voices of their own (Russian; Italian by Menardi), letters and syllables spoken
+in 22 languages (klettres-data, one voice per language folder), Mandarin syllables in two
+recorded voice sets (gcin-voice) and codec2's reference speakers (codec2-examples). Non-speech: music (fillets-ng-data,
+colobot-common-sounds, pinball-data; asterisk's music on hold, one group per artist), game effects (colobot-common-sounds, heroes-sound-effects
+and five more games), instrument, drum and effect samples (lmms-common) and desktop event sounds
+(sound-theme-freedesktop, whose spoken channel names are speech of their own; oxygen-sounds,
+yaru-theme-sound).
 
 A file whose label is uncertain is left out by name, with the reason (`EXCLUDED`): a voice
 saying "go!" among effects, a radio channel recording without a voice among codec2's speech,
@@ -29,8 +32,11 @@ SPEECH_PACKAGES = (
     "asterisk-core-sounds-es-wav",
     "asterisk-core-sounds-fr-wav",
     "asterisk-core-sounds-it-wav",
+    "asterisk-core-sounds-ru-wav",
+    "asterisk-prompt-it-menardi-wav",
     "klettres-data",
     "codec2-examples",
+    "gcin-voice",
     "sound-theme-freedesktop",
 )
 NONSPEECH_PACKAGES = (
@@ -41,6 +47,13 @@ NONSPEECH_PACKAGES = (
     "lbreakout2-data",
     "tuxpaint-data",
     "sound-icons",
+    "lmms-common",
+    "oxygen-sounds",
+    "yaru-theme-sound",
+    "chromium-bsu-data",
+    "pinball-data",
+    "funnyboat",
+    "asterisk-moh-opsound-wav",
 )
 PACKAGES = SPEECH_PACKAGES + NONSPEECH_PACKAGES
 DOC = Path("/usr/share/doc")
@@ -65,10 +78,9 @@ EXCLUDED = {
         for name in ("go.wav", "oh.wav", "ho_yeh.wav", "no.wav", "stop.wav", "foule1.wav", "foule2.wav")
     },
     "colobot-common-sounds": {
-        name: SCREENED
-        for name in ("sound036.wav", "sound064.wav", "sound070.wav", "sound072.wav", "sound073.wav")
+        name: SCREENED for name in ("sound036.wav", "sound064.wav", "sound070.wav", "sound072.wav", "sound073.wav")
     },
-    **{f"asterisk-core-sounds-{lang}-wav": {"silence/*": "silence, not a prompt"} for lang in ("en", "es", "fr", "it")},
+    **{p: {"silence/*": "silence, not a prompt"} for p in SPEECH_PACKAGES if p.startswith("asterisk-")},
     "frozen-bubble-data": {
         name: "a voice or a crowd among the effects (label uncertain)"
         for name in ("applause.ogg", "chatted.ogg", "hurry.ogg", "noh.ogg", "snore.ogg")
@@ -82,17 +94,49 @@ EXCLUDED = {
         name: "a voice among the effects (label uncertain)"
         for name in ("areyousure.wav", "giggle.wav", "prompt.wav", "tuxok.wav", "youcannot.wav")
     }
-    | {
-        name: SCREENED
-        for name in ("eraser1.wav", "paint1.wav")
-    },
+    | {name: SCREENED for name in ("eraser1.wav", "paint1.wav")},
+    "lmms-common": {
+        **{
+            name: "a crowd or a breath (label uncertain)"
+            for name in ("applause01.ogg", "breath01.ogg", "raving_crowd01.ogg")
+        },
+        **{
+            name: "a WAV file named .ogg whose header libsndfile cannot read"
+            for name in ("kick04.ogg", "scratch01.ogg", "wind_chimes01.ogg", "harpsichord01.ogg", "hit01.ogg")
+        },
+    },  # fmt: skip
+    "pinball-data": {name: SCREENED for name in ("gameover.wav", "loop.wav", "up.wav")},
+    "funnyboat": {"kraah.ogg": SCREENED},
     "sound-theme-freedesktop": {
         name: "its licence is not stated in the package's copyright file"
         for name in ("dialog-error.oga", "dialog-warning.oga", "window-attention.oga", "window-question.oga")
     },
 }
+# non-speech packages read by folder: (folder under /usr/share, pattern, group, kind); one group per source
+FOLDERS = {
+    "frozen-bubble-data": [("games/frozen-bubble/snd", "*.ogg", "frozen-bubble-effects", "effect")],
+    "lbreakout2-data": [("games/lbreakout2/sounds", "*.wav", "lbreakout2-effects", "effect")],
+    "tuxpaint-data": [("tuxpaint/sounds", "*.wav", "tuxpaint-effects", "effect")],
+    "sound-icons": [("sounds/sound-icons", "*.wav", "sound-icons-effects", "effect")],  # extension-less files: words
+    "lmms-common": [
+        *((f"lmms/samples/{d}", "*.ogg", "lmms-drums", "drum sample") for d in ("drums", "beats", "latin")),
+        *((f"lmms/samples/{d}", "*.ogg", "lmms-instruments", "instrument sample")
+          for d in ("instruments", "basses", "bassloops", "stringsnpads")),
+        *((f"lmms/samples/{d}", "*.ogg", "lmms-effects", "effect") for d in ("effects", "misc")),
+    ],  # its "shapes" and "waveforms" are single-cycle oscillator tables, not recordings
+    "oxygen-sounds": [("sounds", "Oxygen-*.ogg", "oxygen-events", "desktop event")],
+    "yaru-theme-sound": [("sounds/Yaru/stereo", "*.oga", "yaru-events", "desktop event")],
+    "chromium-bsu-data": [("games/chromium-bsu/wav", "*.wav", "chromium-bsu-effects", "effect")],
+    "pinball-data": [("games/pinball", "*/*.wav", "pinball-effects", "effect"),
+                     ("games/pinball", "*/*.ogg", "pinball-music", "music")],
+    "funnyboat": [("games/funnyboat/data", "*.ogg", "funnyboat", "effect")],
+}  # fmt: skip
 # packages whose copyright file is not machine-readable: the licence its text states
-PACKAGE_LICENCE = {"fillets-ng-data": "GPL-2", "lbreakout2-data": "GPL (version not stated)"}
+PACKAGE_LICENCE = {
+    "fillets-ng-data": "GPL-2",
+    "lbreakout2-data": "GPL (version not stated)",
+    "asterisk-moh-opsound-wav": "CC-BY-SA-3.0",
+}
 
 
 @dataclass(frozen=True)
@@ -129,7 +173,7 @@ def licence_table(package: str, doc: Path = DOC) -> list[tuple[list[str], str]]:
     out: list[tuple[list[str], str]] = []
     for stanza in re.split(r"\n\s*\n", text):
         files = re.search(r"^Files:(.*(?:\n[ \t].*)*)", stanza, re.M)
-        licence = re.search(r"^License:\s*(\S+)", stanza, re.M)
+        licence = re.search(r"^License:[ \t]*(\S.*?)[ \t]*$", stanza, re.M)
         if files and licence:
             out.append((files.group(1).split(), licence.group(1)))
     return out
@@ -141,11 +185,18 @@ def licence_of(path: Path, table: list[tuple[list[str], str]], fallback: str = "
     found = ""
     for patterns, licence in table:
         for pattern in patterns:
-            if pattern == "*" or fnmatch.fnmatch(str(path), f"*/{pattern}"):
+            if pattern == "*" or any(fnmatch.fnmatch(str(path), f"*/{tail}") for tail in _tails(pattern)):
                 found = licence
     if not (found or fallback):
         raise LabError(f"{path}: no licence found in its package's copyright file; leave it out (EXCLUDED)")
     return found or fallback
+
+
+def _tails(pattern: str) -> list[str]:
+    """A source-tree pattern and its shorter tails of at least two parts ("data/wav/*" → also "wav/*"):
+    packages install "data/wav/x.wav" as ".../wav/x.wav"; "debian/*" never shrinks to "*"."""
+    parts = pattern.split("/")
+    return ["/".join(parts[i:]) for i in range(max(1, len(parts) - 1))]
 
 
 def _excluded(package: str, path: Path) -> bool:
@@ -172,11 +223,11 @@ def recordings(packages: tuple[str, ...] = PACKAGES, root: Path = Path("/")) -> 
 
 def _package_files(package: str, share: Path) -> list[Recording]:
     """The package's audio files with label, group, language and kind (licence filled in later)."""
-    if package.startswith("asterisk-core-sounds-"):
+    if package.startswith(("asterisk-core-sounds-", "asterisk-prompt-")):
         out = []
         for voice_dir in sorted((share / "asterisk/sounds").glob("*_*_*_*")):
             language, _, sex, voice = voice_dir.name.split("_", 3)
-            if not any(voice_dir.rglob("*.wav")) or package != _asterisk_package(language):
+            if not any(voice_dir.rglob("*.wav")) or package != _asterisk_package(language, voice):
                 continue
             out += [Recording(f, "speech", f"asterisk-{voice.lower()}", package, "", language, "telephone prompt")
                     for f in sorted(voice_dir.rglob("*.wav"))]  # fmt: skip
@@ -185,6 +236,13 @@ def _package_files(package: str, share: Path) -> list[Recording]:
         return [Recording(f, "speech", f"klettres-{f.parent.parent.name}", package, "", f.parent.parent.name,
                           "spoken letter" if f.parent.name == "alpha" else "spoken syllable")
                 for f in sorted((share / "klettres").glob("*/*/*.ogg"))]  # fmt: skip
+    if package == "gcin-voice":  # two recorded voice sets, told apart by file name in its copyright file
+        voices = {"3": "gcin-liu", "5": "gcin-chulo"}
+        return [Recording(f, "speech", voices[f.stem], package, "", "zh-TW", "spoken syllable")
+                for f in sorted((share / "gcin-voice/ogg").glob("*/*.ogg")) if f.stem in voices]  # fmt: skip
+    if package == "asterisk-moh-opsound-wav":  # music on hold: one group per artist
+        return [Recording(f, "nonspeech", f"opsound-{f.stem.split('-')[0].replace('_', '-')}", package, "", "",
+                          "music") for f in sorted((share / "asterisk/moh").glob("*.wav"))]  # fmt: skip
     if package == "codec2-examples":
         files = sorted((share / "codec2/wav").glob("*.wav")) + sorted((share / "codec2/raw").glob("*.wav"))
         return [Recording(f, "speech", f"codec2-{CODEC2_SPEAKERS[f.stem]}", package, "", "en", "codec reference")
@@ -209,22 +267,18 @@ def _package_files(package: str, share: Path) -> list[Recording]:
     if package == "heroes-sound-effects":
         return [Recording(f, "nonspeech", "heroes-effects", package, "", "", "effect")
                 for f in sorted((share / "games/heroes/sfx").glob("*.wav"))]  # fmt: skip
-    effects = {
-        "frozen-bubble-data": ("games/frozen-bubble/snd", "*.ogg", "frozen-bubble"),
-        "lbreakout2-data": ("games/lbreakout2/sounds", "*.wav", "lbreakout2"),
-        "tuxpaint-data": ("tuxpaint/sounds", "*.wav", "tuxpaint"),
-        "sound-icons": ("sounds/sound-icons", "*.wav", "sound-icons"),  # the extension-less files are words
-    }
-    if package in effects:
-        folder, pattern, name = effects[package]
+    if package in FOLDERS:
         out = []
-        for f in sorted((share / folder).glob(pattern)):
-            music = "zik" in f.stem  # frozen-bubble's music tracks
-            out.append(Recording(f, "nonspeech", f"{name}-{'music' if music else 'effects'}", package, "", "",
-                                 "music" if music else "effect"))  # fmt: skip
+        for folder, pattern, group, kind in FOLDERS[package]:
+            for f in sorted((share / folder).glob(pattern)):
+                music = kind == "effect" and "zik" in f.stem  # frozen-bubble's music tracks
+                out.append(Recording(f, "nonspeech", group.replace("-effects", "-music") if music else group, package, "", "",
+                                     "music" if music else kind))  # fmt: skip
         return out
     raise LabError(f"unknown sound package {package!r}; known: {', '.join(PACKAGES)}")
 
 
-def _asterisk_package(language: str) -> str:
+def _asterisk_package(language: str, voice: str) -> str:
+    if voice == "Menardi":
+        return "asterisk-prompt-it-menardi-wav"
     return f"asterisk-core-sounds-{language.split('-')[0][:2]}-wav"
