@@ -11,6 +11,7 @@ from core.runs import registry, sweeps
 from core.runs.commands import run_line, sweep_line
 from core.runs.train_config import TrainConfig
 from ui.access import page_path
+from ui.augment_fields import augment_fields
 from ui.cv_view import cv_form, cv_view
 from ui.executor_field import executor_field
 from ui.job_status import duration
@@ -57,6 +58,7 @@ with runs_tab:
         spec_aug = c[1].checkbox("SpecAugment", False, key="run_specaug")
         encoder = c[2].checkbox("LoRA on the audio encoder too", True, key="run_encoder")
         qlora = c[3].checkbox("QLoRA (4-bit base, CUDA)", False, key="run_qlora")
+        augmentation = augment_fields()
         c = st.columns([4, 1, 1])
         prompt = c[0].text_area(
             "Prompt (empty = the default question)",
@@ -132,6 +134,7 @@ with runs_tab:
             seed=int(seed),
             class_balanced=balanced,
             spec_augment=spec_aug,
+            **augmentation,
             lora_audio_encoder=encoder,
             qlora=qlora,
             gradient_checkpointing=checkpointing,

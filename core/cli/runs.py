@@ -220,18 +220,30 @@ def cmd_ray_drive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pair(text: str) -> tuple[float, float]:
+    """A range typed as LOW,HIGH (the SNR range of noise, the RT60 range of rooms)."""
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers LOW,HIGH, got {text!r}") from None
+    return (low, high)
+
+
 def _add_train_settings(p: argparse.ArgumentParser) -> None:
     from dataclasses import MISSING, fields
 
     from core.runs.train_config import TrainConfig
 
     for f in fields(TrainConfig):
-        if f.name in ("extra", "noise_snr"):
+        if f.name == "extra":
             continue
         default = f.default if f.default is not MISSING else None
         flag = "--" + f.name.replace("_", "-")
         if isinstance(default, bool):
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+        elif isinstance(default, tuple):
+            p.add_argument(flag, dest=f.name, type=_pair, default=None, metavar="LOW,HIGH",
+                           help=f"default {','.join(f'{v:g}' for v in default)}")  # fmt: skip
         else:
             p.add_argument(flag, dest=f.name, type=type(default), default=None, help=f"default {default!r}")
 

@@ -96,7 +96,7 @@ def room_bank(seed: int, rt60: tuple[float, float], n: int = 24, sr: int = SR) -
             absorption, max_order = pra.inverse_sabine(target, dims)
         except ValueError:  # the room is too small for so long a decay: draw another
             continue
-        room = pra.ShoeBox(dims, fs=sr, materials=pra.Material(absorption), max_order=min(max_order, 12))
+        room = pra.ShoeBox(dims, fs=sr, materials=pra.Material(absorption), max_order=min(max_order, 20))
         src, mic = (rng.uniform(0.5, dims - 0.5) for _ in range(2))
         if np.linalg.norm(src - mic) < 0.5:
             continue

@@ -37,7 +37,7 @@ def config_flags(cfg: TrainConfig | dict[str, Any]) -> list[str]:
     default = TrainConfig()
     flags = []
     for f in fields(TrainConfig):
-        if f.name in ("extra", "noise_snr"):
+        if f.name == "extra":
             continue
         value, base = getattr(cfg, f.name), getattr(default, f.name)
         if value == base and f.name not in ("dataset", "split"):
@@ -45,6 +45,8 @@ def config_flags(cfg: TrainConfig | dict[str, Any]) -> list[str]:
         flag = "--" + f.name.replace("_", "-")
         if isinstance(base, bool):
             flags.append(flag if value else "--no-" + f.name.replace("_", "-"))
+        elif isinstance(base, tuple):
+            flags.append(f"{flag}={','.join(f'{v:g}' for v in value)}")  # a range: LOW,HIGH
         else:
             flags.append(f"{flag}={value}")
     return flags

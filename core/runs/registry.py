@@ -104,7 +104,18 @@ def check_config(cfg: TrainConfig) -> None:
 
 INTS = ("epochs", "batch_size", "grad_accum", "lora_r", "lora_alpha", "checkpoint_every", "seed",
         "max_train_clips", "max_dev_clips")  # fmt: skip
-FLOATS = ("lr", "lora_dropout", "warmup_ratio", "noise_prob")
+FLOATS = (
+    "lr",
+    "lora_dropout",
+    "warmup_ratio",
+    "noise_prob",
+    "stretch",
+    "pitch",
+    "room_prob",
+    "gain_db",
+    "telephone_prob",
+    "codec_prob",
+)
 SCHEDULES = ("cosine", "linear", "constant")
 
 
@@ -140,6 +151,7 @@ def check_numbers(cfg: TrainConfig) -> None:
     low, high = (float(v) for v in cfg.noise_snr)
     if not (math.isfinite(low) and math.isfinite(high) and low <= high):
         raise LabError(f"noise_snr must be two finite numbers, low before high, got {tuple(cfg.noise_snr)}")
+    cfg.augmentation()  # each augmentation setting in its range, or an error naming it
 
 
 def check_seeds(seeds) -> list[int]:

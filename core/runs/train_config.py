@@ -36,6 +36,14 @@ class TrainConfig:
     noise_prob: float = 0.5
     noise_snr: tuple[float, float] = (0.0, 20.0)
     spec_augment: bool = False  # two frequency and two time masks on the mel features
+    # what real recordings need (core.data.augment; 0 = off): talker, room, gain, channel
+    stretch: float = 0.0  # time stretch by a factor in [1 − stretch, 1 + stretch]: 0.1 = 0.9–1.1×
+    pitch: float = 0.0  # pitch shift in [−pitch, +pitch] semitones
+    room_prob: float = 0.0  # a simulated room (pyroomacoustics image-source, RT60 in room_rt60)
+    room_rt60: tuple[float, float] = (0.2, 0.9)
+    gain_db: float = 0.0  # recording gain in [−gain_db, +gain_db] dB (clipping above full scale)
+    telephone_prob: float = 0.0  # the telephone channel: 300–3400 Hz at 8 kHz, 8-bit µ-law
+    codec_prob: float = 0.0  # a low-bit-rate codec: GSM 06.10, MP3 or Vorbis
     qlora: bool = False  # 4-bit NF4 base (CUDA + bitsandbytes)
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, slower (QLoRA always)
     allow_leaky: bool = False  # explicit override to train on a split the audit marked leaky
@@ -52,6 +60,15 @@ class TrainConfig:
         if unknown:
             raise LabError(f"unknown training setting(s): {sorted(unknown)}")
         d = {k: v for k, v in d.items() if k in known}
-        if "noise_snr" in d:
-            d["noise_snr"] = tuple(d["noise_snr"])
+        for name in ("noise_snr", "room_rt60"):
+            if name in d:
+                d[name] = tuple(d[name])
         return cls(**d)
+
+    def augmentation(self):
+        """The run's `core.data.augment.Augmentation` (refuses values out of range, naming the setting)."""
+        from core.data.augment import Augmentation
+
+        return Augmentation(stretch=self.stretch, pitch=self.pitch, room_prob=self.room_prob,
+                            room_rt60=tuple(self.room_rt60), gain_db=self.gain_db,
+                            telephone_prob=self.telephone_prob, codec_prob=self.codec_prob)  # fmt: skip

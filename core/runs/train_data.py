@@ -13,6 +13,7 @@ import numpy as np
 
 from core.data.audio import mix_at_snr, peak_normalise
 from core.data.audit import require_clean_split
+from core.data.augment import after_noise, before_noise
 from core.data.datasets import load_dataset
 from core.data.noise import load_noises
 from core.data.splits import select_clips
@@ -69,15 +70,22 @@ def epoch_order(n: int, labels: np.ndarray, cfg: TrainConfig, epoch: int) -> np.
 
 
 def augment(clips: list[np.ndarray], noises: list[np.ndarray], cfg: TrainConfig, rng: np.random.Generator):
-    """Each clip, with probability `noise_prob`, mixed with a random stretch of a noise at a random SNR."""
+    """Each clip through the run's augmentation chain (`core.data.augment`): talker and room, then,
+    with probability `noise_prob`, a random stretch of a noise at a random SNR, then gain and channel.
+    With every augmentation setting at 0 only the noise draws are made (older runs resume the same)."""
+    aug = cfg.augmentation()
     out = []
     for x in clips:
+        if aug.active:
+            x = before_noise(x, aug, rng, cfg.seed)
         if noises and rng.random() < cfg.noise_prob:
             noise = noises[int(rng.integers(len(noises)))]
             reps = int(np.ceil(len(x) / len(noise)))
             noise = np.tile(noise, reps + 1)
             start = int(rng.integers(0, len(noise) - len(x) + 1))
             x = peak_normalise(mix_at_snr(x, noise[start : start + len(x)], float(rng.uniform(*cfg.noise_snr)))[0])
+        if aug.active:
+            x = after_noise(x, aug, rng)
         out.append(x)
     return out
 
