@@ -83,14 +83,15 @@ def test_every_codec_keeps_the_length_and_the_signal():
         assert np.mean(err**2) > 0  # it did change the signal
 
 
-def test_gain_clips_above_full_scale():
+def test_gain_clips_above_full_scale_and_quiets_below():
     y = aug.gain(tone(100.0, amp=0.9), 6.0)
     assert np.max(np.abs(y)) == 1.0 and np.mean(np.abs(y) == 1.0) > 0.1
+    assert np.max(np.abs(aug.gain(tone(100.0, amp=0.9), -20.0))) == pytest.approx(0.09, rel=1e-4)
 
 
 def test_the_chain_repeats_with_its_seed_and_does_nothing_when_off():
     x = tone(220.0) + tone(900.0, amp=0.1)
-    a = aug.Augmentation(stretch=0.1, pitch=2, room_prob=0.5, gain_db=6, telephone_prob=0.3, codec_prob=0.3)
+    a = aug.Augmentation(stretch=0.1, pitch=2, room_prob=0.5, gain_db=(-20, 6), telephone_prob=0.3, codec_prob=0.3)
     runs = []
     for _ in range(2):
         rng = np.random.default_rng(11)
@@ -110,7 +111,8 @@ def test_the_chain_repeats_with_its_seed_and_does_nothing_when_off():
         ({"pitch": -1}, "pitch shift must be in"),
         ({"room_prob": 1.5}, "room_prob is a probability"),
         ({"room_rt60": (0.9, 0.2)}, "room RT60 range"),
-        ({"gain_db": 80}, "gain must be in"),
+        ({"gain_db": (-80, 0)}, "gain range must satisfy"),
+        ({"gain_db": (6, 0)}, "gain range must satisfy"),
     ],
 )
 def test_out_of_range_settings_are_refused_by_name(kwargs, message):
@@ -124,9 +126,9 @@ def test_a_runs_augmentation_is_in_its_config_its_checks_and_its_command_line():
     from core.runs.registry import check_numbers
     from core.runs.train_config import TrainConfig
 
-    cfg = TrainConfig(stretch=0.1, pitch=2.0, room_prob=0.3, room_rt60=(0.3, 0.6), gain_db=6.0,
+    cfg = TrainConfig(stretch=0.1, pitch=2.0, room_prob=0.3, room_rt60=(0.3, 0.6), gain_db=(-30.0, 6.0),
                       telephone_prob=0.2, codec_prob=0.1, noise_snr=(5.0, 15.0))  # fmt: skip
-    assert cfg.augmentation() == aug.Augmentation(0.1, 2.0, 0.3, (0.3, 0.6), 6.0, 0.2, 0.1)
+    assert cfg.augmentation() == aug.Augmentation(0.1, 2.0, 0.3, (0.3, 0.6), (-30.0, 6.0), 0.2, 0.1)
     again = TrainConfig.from_dict(__import__("json").loads(__import__("json").dumps(cfg.__dict__)))
     assert again == cfg  # config.json round trip, ranges as tuples
     parser = argparse.ArgumentParser()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.data.datasets import Dataset, list_datasets, load_dataset
+from core.data.datasets import Dataset, first_choice, list_datasets, load_dataset
 from core.data.default_dataset import build_default
 from core.errors import LabError
 
@@ -39,7 +39,7 @@ def pick_dataset() -> Dataset | None:
     if not names:
         offer_default_build()
         return None
-    current = st.session_state.get("dataset", "default")
+    current = st.session_state.get("dataset", first_choice(names))
     index = names.index(current) if current in names else 0
     name = st.sidebar.selectbox("Dataset", names, index=index, key="dataset_picker")
     st.session_state["dataset"] = name

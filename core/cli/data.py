@@ -130,11 +130,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     try:
         if args.against_base:
             from core.data.audit import audit_against
-            from core.data.default_dataset import build_default
-            from core.detectors.lab_model import POOL_DATASET, pool_recipe
+            from core.detectors.lab_base import pool_dataset
 
-            build_default(POOL_DATASET, pool_recipe())  # deterministic: rebuilt if missing
-            reference = load_dataset(POOL_DATASET)
+            reference = pool_dataset()  # the real-voice set's train part: what the base model learnt from
             report = audit_against(ds, args.split, args.part, reference, threshold=args.threshold, progress=update)
         else:
             report = audit_split(

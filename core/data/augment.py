@@ -2,8 +2,8 @@
 
 One clip goes through the chain in the order the world applies it: the talker (time stretch,
 pitch shift) → the room (a simulated shoebox, pyroomacoustics' image-source method) → noise at a
-random SNR (done by the caller, which owns the noise recordings) → the recording gain (clipping
-above full scale) → the channel (telephone band with 8-bit µ-law, or a low-bit-rate codec).
+random SNR (done by the caller, which owns the noise recordings) → the recording gain (quiet
+recordings, or clipping above full scale) → the channel (telephone band with 8-bit µ-law, or a low-bit-rate codec).
 Every draw comes from the `rng` passed in, so a run's seed reproduces its augmentation.
 
 Why a simulated room beside `conditions.synth_rir`: condition sets need an impulse response whose
@@ -37,7 +37,7 @@ class Augmentation:
     pitch: float = 0.0  # pitch shift in [−pitch, +pitch] semitones
     room_prob: float = 0.0  # probability of a simulated room
     room_rt60: tuple[float, float] = (0.2, 0.9)  # seconds
-    gain_db: float = 0.0  # recording gain in [−gain_db, +gain_db] dB on a peak-normalised clip
+    gain_db: tuple[float, float] = (0.0, 0.0)  # recording gain drawn from this range (dB); 0, 0 = off
     telephone_prob: float = 0.0  # probability of the telephone channel (300–3400 Hz, 8 kHz, µ-law)
     codec_prob: float = 0.0  # probability of a low-bit-rate codec (GSM, MP3 or Vorbis, whichever encodes)
 
@@ -52,12 +52,14 @@ class Augmentation:
         lo, hi = self.room_rt60
         if not 0 < lo <= hi <= 3:
             raise LabError(f"room RT60 range must satisfy 0 < low ≤ high ≤ 3 s, got {self.room_rt60}")
-        if not 0 <= self.gain_db <= 40:
-            raise LabError(f"gain must be in [0, 40] dB, got {self.gain_db}")
+        lo, hi = self.gain_db
+        if not -60 <= lo <= hi <= 40:
+            raise LabError(f"gain range must satisfy −60 ≤ low ≤ high ≤ 40 dB, got {self.gain_db}")
 
     @property
     def active(self) -> bool:
-        return any((self.stretch, self.pitch, self.room_prob, self.gain_db, self.telephone_prob, self.codec_prob))
+        gain = any(self.gain_db)
+        return any((self.stretch, self.pitch, self.room_prob, gain, self.telephone_prob, self.codec_prob))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -196,9 +198,28 @@ def before_noise(x: np.ndarray, aug: Augmentation, rng: np.random.Generator, see
 
 def after_noise(x: np.ndarray, aug: Augmentation, rng: np.random.Generator, sr: int = SR) -> np.ndarray:
     """The recording gain and then the channel: telephone or codec (at most one, telephone first)."""
-    y = gain(x, float(rng.uniform(-aug.gain_db, aug.gain_db))) if aug.gain_db else np.asarray(x, np.float32)
+    y = gain(x, float(rng.uniform(*aug.gain_db))) if any(aug.gain_db) else np.asarray(x, np.float32)
     if aug.telephone_prob and rng.random() < aug.telephone_prob:
         y = telephone(y, sr)
     elif aug.codec_prob and rng.random() < aug.codec_prob:
         y = codec(y, rng, sr)
     return y
+
+
+def place(x: np.ndarray, rng: np.random.Generator, longest: float = 2.5, floor_db: tuple = (-65.0, -35.0)):
+    """The clip at a random point of a stretch 1–`longest` times its length, over a noise floor
+    `floor_db` below its peak: a recording rarely starts and stops with the sound, as trimmed clips do."""
+    x = np.asarray(x, np.float32)
+    n = int(len(x) * rng.uniform(1.0, longest))
+    start = int(rng.integers(0, n - len(x) + 1))
+    floor = 10 ** (rng.uniform(*floor_db) / 20) * float(np.max(np.abs(x)) or 1.0)
+    y = (rng.standard_normal(n) * floor).astype(np.float32)
+    y[start : start + len(x)] += x
+    return y
+
+
+def narrowband(x: np.ndarray, sr: int = SR) -> np.ndarray:
+    """Through 8 kHz sampling (nothing above 4 kHz), as FSDD, telephone prompts and old recordings are."""
+    import soxr
+
+    return _at_length(soxr.resample(soxr.resample(np.asarray(x, np.float32), sr, 8000), 8000, sr), len(x))

@@ -197,6 +197,11 @@ def dataset_info(name: str) -> dict[str, Any]:
     return json.loads(info_path.read_text()) if info_path.exists() else {}
 
 
+def first_choice(names: list[str]) -> str:
+    """The dataset a first study opens: the real-voice set where it is built, else the synthetic default."""
+    return next((n for n in ("voices", "default") if n in names), names[0] if names else "default")
+
+
 def load_dataset(name: str) -> Dataset:
     root = dataset_root(name)
     if not root.exists():

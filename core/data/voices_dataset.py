@@ -34,6 +34,10 @@ SPEECH_PER_GROUP = 40  # clips per speaker at most: one voice actor recorded 560
 WINDOWS_PER_TRACK = 6  # music: clips cut from each track
 WINDOWS_PER_RECORDING = 3  # a long prompt: at most this many 5 s pieces
 SEED = 20_261_206
+# the split a first study uses and whose train part the lab base model learnt from: by group, seed 0,
+# a test part large enough (about 10 speakers and 6 sources) for clustered intervals to tell detectors apart
+STUDY_SPLIT = "default"
+STUDY_FRACTIONS = {"train": 0.6, "dev": 0.15, "test": 0.25}
 
 
 def _rng(*parts: str) -> np.random.Generator:
@@ -179,10 +183,23 @@ def build_voices(
             "name": name, "kind": "real-voices", "packages": list(packages), "synthetic": synthetic, "seed": SEED,
             "n_clips": len(manifest), "groups": counts, "build_seconds": round(time.perf_counter() - t0, 1),
             "skipped_recordings": sorted(skipped),
-            "description": "Real speech (voice actors, spoken letters in 22 languages, codec2 speakers) vs real "
-                           "music, game effects and desktop sounds, from Debian packages; licences per clip.",
+            "description": "Real speech (voice actors, spoken letters and syllables in 23 languages, codec2 "
+                           "speakers) vs real music, instrument samples, game effects and desktop sounds, from "
+                           "Debian packages; licences per clip.",
         })  # fmt: skip
+    study_split(load_dataset(name))
     return target
+
+
+def study_split(ds):
+    """The set's split "default" (`STUDY_FRACTIONS` by group, seed 0), saved on first use."""
+    from core.data.splits import list_splits, load_split, make_split, save_split
+
+    if STUDY_SPLIT not in list_splits(ds):
+        split = make_split(ds.manifest, STUDY_FRACTIONS, seed=0)
+        save_split(ds, STUDY_SPLIT, split, {"fractions": STUDY_FRACTIONS, "seed": 0,
+                                             "note": "its train part is the lab base model's training pool"})  # fmt: skip
+    return load_split(ds, STUDY_SPLIT)
 
 
 def _synthetic_rows(ds, out_dir: Path) -> list[dict]:

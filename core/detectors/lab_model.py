@@ -8,8 +8,9 @@ Qwen2-Audio), a `Qwen2AudioForConditionalGeneration` with a tiny config, all sav
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import numpy as np
 
 from core.detectors.llm.prompt import DEFAULT_PROMPT
 from core.detectors.llm.qwen2_audio import SYSTEM
@@ -122,7 +123,6 @@ def save(model, processor, folder: str | Path) -> Path:
 # ---------------------------------------------------------------- the base model's recipe
 
 BASE_NAME = "lab-base"
-POOL_DATASET = "lab-base-pool"
 
 
 def base_model_dir() -> Path:
@@ -131,113 +131,39 @@ def base_model_dir() -> Path:
     return repo_root() / "models" / BASE_NAME
 
 
-def pool_recipe():
-    """The separate pool: 8 speakers and 15 procedural sources (new seeds) never in the lab's dataset;
-    clean clips of 500 and 1000 ms only, like a base model that never heard short or noisy audio."""
-    from core.data.default_dataset import PROCEDURAL_GROUPS, Recipe
-    from core.data.speech import POOL_VOICES
+def train_base_model(out_dir: str | Path | None = None, recipe=None, progress=None) -> Path:
+    """Train the tiny Qwen2-Audio on the real-voice pool (`core.detectors.lab_base`); save model,
+    processor, the pool's manifest and the recipe, swapping the folder in whole."""
+    import shutil
 
-    return Recipe(
-        seed=7_000_001,
-        speech_groups=tuple(POOL_VOICES),
-        procedural_groups=PROCEDURAL_GROUPS,
-        recording_groups=(),
-        speech_bases_per_group=4,
-        nonspeech_bases_per_group=2,
-        durations_ms=(500, 1000),
-        snrs_db=(None,),
-        extra={"group_prefix": "pool-"},
-    )
-
-
-@dataclass(frozen=True)
-class BaseTraining:
-    """Optimisation settings of the base model (full-parameter, answer-token loss)."""
-
-    steps: int = 600
-    batch_size: int = 16
-    lr: float = 3e-4
-    warmup: int = 20
-    weight_decay: float = 0.01
-    seed: int = 0
-
-
-def train_base_model(out_dir: str | Path | None = None, training: BaseTraining | None = None, progress=None) -> Path:
-    """Build the pool, train the tiny Qwen2-Audio on it, save model, processor and provenance.
-
-    Loss: cross-entropy of the next-token logits at the answer position over the whole
-    vocabulary (the loss masked to the answer token), computed on the same trimmed path the
-    evaluation uses.
-    """
-    import time
-
-    import numpy as np
     import torch
-    from transformers import get_cosine_schedule_with_warmup
 
     from core import atomic
-    from core.data.datasets import load_dataset
-    from core.data.default_dataset import build_default
-    from core.detectors.llm.prompt import answer_token_ids
-    from core.detectors.llm.qwen2_audio import next_token_logits, prepare
+    from core.detectors import lab_base
 
-    training = training or BaseTraining()
+    recipe = recipe or lab_base.BaseRecipe()
     out_dir = Path(out_dir or base_model_dir())
-    t0 = time.perf_counter()
-    build_default(POOL_DATASET, pool_recipe())
-    pool = load_dataset(POOL_DATASET)
-    clips = [pool.load_clip(c).samples for c in pool.manifest["clip_id"]]
-    labels = (pool.manifest["label"] == "speech").to_numpy()
-    torch.manual_seed(training.seed)
-    rng = np.random.default_rng(training.seed)
-    processor = build_processor()
-    model = build_model(processor, seed=training.seed)
-    model.train()
-    id_a, id_b = answer_token_ids(processor.tokenizer, ("A", "B"))
-    opt = torch.optim.AdamW(model.parameters(), lr=training.lr, weight_decay=training.weight_decay)
-    sched = get_cosine_schedule_with_warmup(opt, training.warmup, training.steps)
-    by_label = [np.flatnonzero(labels), np.flatnonzero(~labels)]
-    history = []
-    for step in range(training.steps):
-        half = training.batch_size // 2  # class-balanced batches
-        idx = np.concatenate([rng.choice(by_label[0], half), rng.choice(by_label[1], training.batch_size - half)])
-        batch = prepare(processor, [clips[i] for i in idx], DEFAULT_PROMPT, padded=False)
-        target = torch.tensor(np.where(labels[idx], id_a, id_b))
-        logits = next_token_logits(model, batch, padded=False)
-        loss = torch.nn.functional.cross_entropy(logits, target)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        history.append(float(loss))
-        if progress and (step % 10 == 0 or step == training.steps - 1):
-            progress((step + 1) / training.steps, f"step {step + 1}/{training.steps} loss {np.mean(history[-10:]):.3f}")
-    model.eval()
+    model, processor, (manifest, history, seconds) = lab_base.train(recipe, progress=progress)
     tmp = out_dir.with_name(f".{out_dir.name}.building")
     if tmp.exists():
-        import shutil
-
         shutil.rmtree(tmp)
     save(model, processor, tmp)
-    atomic.write_csv(tmp / "training_manifest.csv", pool.manifest.drop(columns=["path"]))
+    atomic.write_csv(tmp / "training_manifest.csv", manifest.drop(columns=["path"]))
     atomic.write_json(
         tmp / "lab_recipe.json",
         {
-            "pool_recipe": asdict(pool_recipe()),
-            "training": asdict(training),
+            "recipe": lab_base.recipe_record(recipe),
             "sizes": TINY,
             "prompt": DEFAULT_PROMPT,
             "answers": ["A", "B"],
-            "n_train_clips": len(clips),
+            "n_pool_clips": len(manifest),
+            "pool_groups": manifest.groupby("label")["group_id"].nunique().to_dict(),
             "final_loss_mean_last_20": float(np.mean(history[-20:])),
-            "seconds": round(time.perf_counter() - t0, 1),
+            "seconds": round(seconds, 1),
             "torch": torch.__version__,
         },
     )
     if out_dir.exists():
-        import shutil
-
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)
     return out_dir

@@ -112,7 +112,6 @@ FLOATS = (
     "stretch",
     "pitch",
     "room_prob",
-    "gain_db",
     "telephone_prob",
     "codec_prob",
 )

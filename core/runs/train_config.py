@@ -41,7 +41,7 @@ class TrainConfig:
     pitch: float = 0.0  # pitch shift in [−pitch, +pitch] semitones
     room_prob: float = 0.0  # a simulated room (pyroomacoustics image-source, RT60 in room_rt60)
     room_rt60: tuple[float, float] = (0.2, 0.9)
-    gain_db: float = 0.0  # recording gain in [−gain_db, +gain_db] dB (clipping above full scale)
+    gain_db: tuple[float, float] = (0.0, 0.0)  # recording gain range in dB, e.g. (-30, 6): quiet … clipped
     telephone_prob: float = 0.0  # the telephone channel: 300–3400 Hz at 8 kHz, 8-bit µ-law
     codec_prob: float = 0.0  # a low-bit-rate codec: GSM 06.10, MP3 or Vorbis
     qlora: bool = False  # 4-bit NF4 base (CUDA + bitsandbytes)
@@ -60,7 +60,7 @@ class TrainConfig:
         if unknown:
             raise LabError(f"unknown training setting(s): {sorted(unknown)}")
         d = {k: v for k, v in d.items() if k in known}
-        for name in ("noise_snr", "room_rt60"):
+        for name in ("noise_snr", "room_rt60", "gain_db"):
             if name in d:
                 d[name] = tuple(d[name])
         return cls(**d)
@@ -70,5 +70,5 @@ class TrainConfig:
         from core.data.augment import Augmentation
 
         return Augmentation(stretch=self.stretch, pitch=self.pitch, room_prob=self.room_prob,
-                            room_rt60=tuple(self.room_rt60), gain_db=self.gain_db,
+                            room_rt60=tuple(self.room_rt60), gain_db=tuple(self.gain_db),
                             telephone_prob=self.telephone_prob, codec_prob=self.codec_prob)  # fmt: skip
