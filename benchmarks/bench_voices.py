@@ -87,12 +87,44 @@ def main() -> None:
         print(f"lab base model retrained in {time.perf_counter() - t0:.1f} s")
     sets = held_out_sets()
     offline = [n for n in DETECTORS if n not in CHECKPOINT_DETECTORS]
+    said: dict[str, np.ndarray] = {}
     for name in offline + list(models):
         det = make_detector("audio-llm", model=str(models[name])) if name in models else make_detector(name)
         for title, (clips, labels, groups) in sets.items():
             print(title)
             logits = det.score(clips, 16000)
             report(name, labels, logits[:, 0] - logits[:, 1], groups)
+            if title == "voices held out":
+                said[name] = logits[:, 0] - logits[:, 1]
+    study_power(said)
+
+
+def study_power(said: dict[str, np.ndarray]) -> None:
+    """The default study's question on its test part: is one detector better than another? Paired
+    balanced-accuracy differences with intervals clustered by group (`paired_balanced_accuracy_diff`)."""
+    from core.analysis.stats import paired_balanced_accuracy_diff
+    from core.data.datasets import load_dataset
+    from core.data.voices_dataset import study_split
+
+    voices = load_dataset("voices")
+    part = study_split(voices).to_numpy()
+    held = voices.manifest[part != "train"]
+    test = part[part != "train"] == "test"
+    labels, groups = held["label"].to_numpy()[test], held["group_id"].to_numpy()[test]
+    y = labels == "speech"
+    print(f"default study's test part: {test.sum()} clips, "
+          f"{pd_groups(labels, groups)} groups; paired differences (95% CI clustered by group)")  # fmt: skip
+    names = list(said)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            d, lo, hi = paired_balanced_accuracy_diff(labels, (said[a][test] > 0) == y, (said[b][test] > 0) == y,
+                                                      groups)  # fmt: skip
+            verdict = "excludes 0" if lo > 0 or hi < 0 else "includes 0"
+            print(f"  {a} − {b}: {d:+.3f} [{lo:+.3f}, {hi:+.3f}] ({verdict})")
+
+
+def pd_groups(labels: np.ndarray, groups: np.ndarray) -> dict[str, int]:
+    return {lab: len(set(groups[labels == lab])) for lab in sorted(set(labels))}
 
 
 if __name__ == "__main__":

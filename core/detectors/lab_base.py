@@ -43,20 +43,22 @@ class BaseRecipe:
     seed: int = 0
     copies: int = 1  # augmented copies of each pool clip, made once before training
     max_seconds: float = 2.0  # longer clips: a random 2 s piece
-    placement_prob: float = 0.5  # the clip placed at a random point of 1–2.5× its length
-    narrowband_prob: float = 0.3  # through 8 kHz sampling
-    noise_prob: float = 0.2  # the pool's non-speech mixed in at a random SNR
+    placement_prob: float = 0.0  # the clip placed at a random point of 1–2.5× its length
+    narrowband_prob: float = 0.0  # through 8 kHz sampling
+    noise_prob: float = 0.0  # the pool's non-speech mixed in at a random SNR
     noise_snr: tuple[float, float] = (0.0, 20.0)
     frame_loss: float = 1.0  # weight of the encoder's frame loss (0 = answer loss only)
-    augmentation: Augmentation = field(default_factory=lambda: Augmentation(pitch=2.0))
+    # recordings come at every level; the pool is peak-normalised (chosen on the dev part: README)
+    augmentation: Augmentation = field(default_factory=lambda: Augmentation(gain_db=(-30.0, 0.0)))
 
 
 def pool_dataset():
     """The base model's training pool as a dataset (the real-voice set's train part), e.g. for
     `data audit --against-base`."""
     from core.data.datasets import Dataset, load_dataset
-    from core.data.voices_dataset import study_split
+    from core.data.voices_dataset import build_voices, study_split
 
+    build_voices(VOICES)  # deterministic; built here if missing (the Debian packages named if absent)
     ds = load_dataset(VOICES)
     part = study_split(ds).to_numpy()
     return Dataset("lab-base-pool", ds.root, ds.manifest[part == "train"].reset_index(drop=True), ds.info)
