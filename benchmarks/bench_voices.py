@@ -70,8 +70,11 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--retrain", action="store_true", help="also time the base model's retraining (about 2 min)")
+    ap.add_argument("--finetune", action="store_true",
+                    help="also the default fine-tuning run (LoRA, default settings) on the study split's train part")  # fmt: skip
     args = ap.parse_args()
     os.environ.setdefault("LAB_DATA_DIR", tempfile.mkdtemp(prefix="lab-bench-"))
+    os.environ.setdefault("LAB_RESULTS_DIR", tempfile.mkdtemp(prefix="lab-bench-results-"))
     from core.data.voices_dataset import build_voices
     from core.detectors import CHECKPOINT_DETECTORS, DETECTORS, make_detector
 
@@ -85,11 +88,26 @@ def main() -> None:
         t0 = time.perf_counter()
         models["lab-base (retrained)"] = train_base_model(Path(tempfile.mkdtemp(prefix="lab-base-")) / "lab-base")
         print(f"lab base model retrained in {time.perf_counter() - t0:.1f} s")
+    adapters = {}
+    if args.finetune:
+        from core.runs import registry
+        from core.runs.training import TrainConfig, train_run
+
+        t0 = time.perf_counter()
+        run_id = registry.create_run(TrainConfig(dataset="voices", split="default"))
+        train_run(registry.runs_dir() / run_id)
+        adapters["lab-base fine-tuned (default run)"] = str(registry.runs_dir() / run_id / "adapter")
+        print(f"default fine-tuning run on the real-voice train part: {time.perf_counter() - t0:.0f} s")
     sets = held_out_sets()
     offline = [n for n in DETECTORS if n not in CHECKPOINT_DETECTORS]
     said: dict[str, np.ndarray] = {}
-    for name in offline + list(models):
-        det = make_detector("audio-llm", model=str(models[name])) if name in models else make_detector(name)
+    for name in offline + list(models) + list(adapters):
+        if name in models:
+            det = make_detector("audio-llm", model=str(models[name]))
+        elif name in adapters:
+            det = make_detector("lab-base", adapter=adapters[name])
+        else:
+            det = make_detector(name)
         for title, (clips, labels, groups) in sets.items():
             print(title)
             logits = det.score(clips, 16000)

@@ -138,3 +138,46 @@ def test_a_licence_of_several_words_is_kept_whole(tmp_path):
         "Format: x\n\nFiles: */3.ogg\nCopyright: someone\nLicense: GPL-3 or LGPL-3\n\nFiles: */5.ogg\nLicense: CC-BY-3\n"
     )
     assert dsounds.licence_table("pkg", tmp_path) == [(["*/3.ogg"], "GPL-3 or LGPL-3"), (["*/5.ogg"], "CC-BY-3")]
+
+
+def test_the_lab_base_model_learnt_from_the_train_part_only(voices):
+    """The committed weights' pool is the train part of the set's split `default`: its dev and test
+    parts (the README's transfer table) share no speaker, source, recording or audio with it."""
+    from core.data.voices_dataset import study_split
+    from core.detectors.lab_model import base_model_dir
+
+    trained = pd.read_csv(base_model_dir() / "training_manifest.csv")
+    part = study_split(voices).to_numpy()
+    m = voices.manifest
+    assert set(trained["group_id"]) == set(m["group_id"][part == "train"])
+    held = m[part != "train"]
+    assert held.groupby("label")["group_id"].nunique().min() >= 8  # the test and dev parts hold real variety
+    for column in ("group_id", "base_clip_id", "content_hash"):
+        assert not set(held[column]) & set(trained[column]), column
+
+
+def test_frame_targets_are_the_speech_clips_active_frames():
+    from core.detectors.lab_base import _frame_targets, speech_frames
+
+    x = np.zeros(16000, np.float32)
+    x[4800:9600] = _tone(0.3, 16000)  # 300–600 ms: frames 7.5–15 of 40 ms
+    frames = speech_frames(x, speech=True)
+    assert len(frames) == 25 and frames[8:15].all() and not frames[:7].any() and not frames[16:].any()
+    assert not speech_frames(x, speech=False).any()  # a non-speech clip has no speech frame
+    targets, valid = _frame_targets([frames, frames[:5]], [25, 5], 30)
+    assert targets.shape == (2, 30) and valid[0].sum() == 25 and valid[1].sum() == 5
+    assert targets[0, 8:15].min() == 1 and targets[0, 25:].max() == 0
+
+
+def test_the_saved_base_model_is_a_plain_qwen2_audio_without_the_frame_head():
+    from safetensors import safe_open
+    from transformers import Qwen2AudioForConditionalGeneration
+
+    from core.detectors import lab_model
+
+    folder = lab_model.base_model_dir()
+    _, info = Qwen2AudioForConditionalGeneration.from_pretrained(folder, output_loading_info=True)
+    assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")), info
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:
+        saved = len(list(f.keys()))
+    assert saved == len(lab_model.build_model(lab_model.build_processor()).state_dict())
