@@ -9,7 +9,7 @@ scripts/setup_env.sh requirements.txt
 .venv/bin/python -m core data build-default
 scripts/install_sounds.sh   # Debian sound packages for the real-voice set (as root; else a message naming them)
 if .venv/bin/python -c 'import sys; from core.data.debian_sounds import missing_packages; sys.exit(bool(missing_packages()))'; then
-  .venv/bin/python -m core data build-voices --synthetic default
+  .venv/bin/python -m core data build-voices
 fi
 .venv/bin/python -m core model build-base
 export LAB_ADDRESS="${LAB_ADDRESS:-localhost}"
