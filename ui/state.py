@@ -33,6 +33,24 @@ def offer_default_build() -> None:
         st.rerun()
 
 
+def offer_voices_build() -> None:
+    """When the real-voice set is not built: a button that builds it, or the packages it needs."""
+    from core.data.debian_sounds import install_hint, missing_packages
+    from core.data.voices_dataset import build_voices
+
+    if "voices" in list_datasets():
+        return
+    missing = missing_packages()
+    if missing:
+        st.caption(f"The real-voice set is not built: {install_hint(missing)}.")
+        return
+    if st.button("Build the real-voice set (about 25 s)", key="build_voices"):
+        bar = st.progress(0.0, text="starting…")
+        build_voices(progress=lambda f, m: bar.progress(f, text=m))
+        st.session_state["dataset"] = "voices"
+        st.rerun()
+
+
 def pick_dataset() -> Dataset | None:
     """Sidebar dataset picker; remembers the choice across pages in session state."""
     names = list_datasets()

@@ -10,10 +10,11 @@ from core.data.splits import list_splits, load_split
 from core.errors import LabError
 from ui import plots
 from ui.import_form import import_form
-from ui.state import pick_dataset
+from ui.state import offer_voices_build, pick_dataset
 
 st.title("Data")
 import_form()
+offer_voices_build()
 ds = pick_dataset()
 if ds is None:
     st.stop()
