@@ -83,7 +83,7 @@ def main() -> None:
     print(f"real-voice set built in {time.perf_counter() - t0:.1f} s")
     models = {}
     if args.retrain:
-        from core.detectors.lab_model import train_base_model
+        from core.detectors.lab_base import train_base_model
 
         t0 = time.perf_counter()
         models["lab-base (retrained)"] = train_base_model(Path(tempfile.mkdtemp(prefix="lab-base-")) / "lab-base")

@@ -121,12 +121,12 @@ def main() -> None:
     ap.add_argument("--set", default="mixed", help="candidate sets, comma-separated: mixed, clip-first")
     args = ap.parse_args()
     from benchmarks.gpu_qwen2audio import clips
-    from core.detectors import lab_model
+    from core.detectors import lab_base
 
     if args.tiny:
         from core.detectors.llm.qwen2_audio import load
 
-        model, processor = load(AudioLLMSpec(model=str(lab_model.ensure_base_model())))
+        model, processor = load(AudioLLMSpec(model=str(lab_base.ensure_base_model())))
         device = "cpu"
     else:
         from benchmarks.gpu_qwen2audio import build_7b

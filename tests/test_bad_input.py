@@ -741,11 +741,11 @@ def test_cli_refuses_bad_arguments_with_a_message(case, capsys, unchanged):
 
 def test_clips_too_short_to_give_the_audio_llm_a_token_are_refused_by_name(tmp_path, data_dir, default_ds):
     """20 ms is two mel frames and no audio token in Qwen2-Audio: scored, it would not depend on the audio."""
-    from core.detectors import lab_model
+    from core.detectors import lab_base
     from core.detectors.llm import AudioLLMDetector, AudioLLMSpec
     from core.detectors.llm.prompt import Prompt
 
-    det = AudioLLMDetector(AudioLLMSpec(model=str(lab_model.ensure_base_model())))
+    det = AudioLLMDetector(AudioLLMSpec(model=str(lab_base.ensure_base_model())))
     assert det.min_seconds == pytest.approx(321 / 16000)  # the first length with one audio token
     rng = np.random.default_rng(0)
     silence, noise = np.zeros(320, np.float32), (0.3 * rng.standard_normal(320)).astype(np.float32)
@@ -760,12 +760,12 @@ def test_clips_longer_than_the_audio_window_are_refused_by_name(tmp_path, data_d
     from core.data.datasets import load_dataset
     from core.data.importers import import_dataset
     from core.data.splits import save_split
-    from core.detectors import lab_model
+    from core.detectors import lab_base
     from core.detectors.llm import AudioLLMDetector, AudioLLMSpec
     from core.detectors.llm.prompt import Prompt
     from core.scoring.evaluate import evaluate
 
-    det = AudioLLMDetector(AudioLLMSpec(model=str(lab_model.ensure_base_model())))
+    det = AudioLLMDetector(AudioLLMSpec(model=str(lab_base.ensure_base_model())))
     assert det.max_seconds == 30
     assert np.isfinite(det.score([tone(300), tone(30000)], SR)).all()  # exactly 30 s fits the window
     refused(lambda: det.score([tone(300), tone(40000)], SR), r"1 clip\(s\) longer than the 30 s .*: clip 2 \(40\.0 s\)")
@@ -843,12 +843,12 @@ def test_duplicate_seeds_and_text_grid_values_are_refused_everywhere(default_ds,
 def test_a_truncated_model_or_adapter_is_named_before_anything_is_registered(tmp_path, default_ds, data_dir):
     import shutil
 
-    from core.detectors import lab_model
+    from core.detectors import lab_base
     from core.detectors.checkpoints import require_adapter
     from core.runs import registry
     from core.runs.train_config import TrainConfig
 
-    base = lab_model.ensure_base_model()
+    base = lab_base.ensure_base_model()
     broken = tmp_path / "broken-model"
     shutil.copytree(base, broken)
     weights = next(broken.glob("*.safetensors"))

@@ -12,7 +12,7 @@ from tests.conftest import REPO
 
 CORE = REPO / "core"
 # import order of the stages; a module may import its own stage and any stage before it
-STAGES = ["shared", "data", "detectors", "scoring", "analysis", "runs", "prompts", "report", "cli"]
+STAGES = ["shared", "data", "detectors", "scoring", "analysis", "longform", "runs", "prompts", "report", "cli"]
 SHARED = {"errors", "atomic", "paths", "decision", "names", "csvfiles"}
 
 

@@ -8,7 +8,8 @@ from core.cli.common import tqdm_progress
 
 
 def cmd_build_base(args: argparse.Namespace) -> int:
-    from core.detectors.lab_model import base_model_dir, train_base_model
+    from core.detectors.lab_base import train_base_model
+    from core.detectors.lab_model import base_model_dir
 
     folder = base_model_dir()
     if (folder / "config.json").exists() and not args.force:

@@ -36,7 +36,7 @@ def _audio_llm(family: str, lab_base: bool = False) -> Callable[..., Detector]:
         from core.detectors.llm import AudioLLMDetector, AudioLLMSpec
 
         if lab_base:
-            from core.detectors.lab_model import ensure_base_model
+            from core.detectors.lab_base import ensure_base_model
 
             opts["model"] = str(ensure_base_model())
         return AudioLLMDetector(AudioLLMSpec(family=family, **opts), name="lab-base" if lab_base else None)
@@ -87,7 +87,7 @@ def _llm_entry(family: str, description: str) -> Entry:
 
 REGISTRY: dict[str, Entry] = {
     "lab-base": Entry(_audio_llm("qwen2-audio", lab_base=True), LLM, True, (), ANSWER,
-                      "the lab's small Qwen2-Audio (trained offline by a recipe in core/detectors/lab_model.py)"),
+                      "the lab's small Qwen2-Audio (trained offline by a recipe in core/detectors/lab_base.py)"),
     "audio-llm": _llm_entry("qwen2-audio", "Qwen2-Audio: a local checkpoint folder (e.g. Qwen2-Audio-7B-Instruct) or a cached id"),
     "qwen2.5-omni": _llm_entry("qwen2.5-omni", "Qwen2.5-Omni's thinker (text out, the talker unused): a checkpoint folder"),
     "audio-flamingo-3": _llm_entry("audio-flamingo-3",

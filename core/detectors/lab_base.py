@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -203,3 +204,55 @@ def recipe_record(recipe: BaseRecipe) -> dict:
 
     return {**asdict(recipe), "pool": {"dataset": VOICES, "split": STUDY_SPLIT, "part": "train",
                                        "fractions": STUDY_FRACTIONS}}  # fmt: skip
+
+
+# ---------------------------------------------------------------- the committed model
+
+
+def train_base_model(out_dir: str | Path | None = None, recipe=None, progress=None) -> Path:
+    """Train the tiny Qwen2-Audio on the real-voice pool (`train`); save model,
+    processor, the pool's manifest and the recipe, swapping the folder in whole."""
+    import shutil
+
+    import torch
+
+    from core import atomic
+    from core.detectors.lab_model import TINY, base_model_dir, save
+    from core.detectors.llm.prompt import DEFAULT_PROMPT
+
+    recipe = recipe or BaseRecipe()
+    out_dir = Path(out_dir or base_model_dir())
+    model, processor, (manifest, history, seconds) = train(recipe, progress=progress)
+    tmp = out_dir.with_name(f".{out_dir.name}.building")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    save(model, processor, tmp)
+    atomic.write_csv(tmp / "training_manifest.csv", manifest.drop(columns=["path"]))
+    atomic.write_json(
+        tmp / "lab_recipe.json",
+        {
+            "recipe": recipe_record(recipe),
+            "sizes": TINY,
+            "prompt": DEFAULT_PROMPT,
+            "answers": ["A", "B"],
+            "n_pool_clips": len(manifest),
+            "pool_groups": manifest.groupby("label")["group_id"].nunique().to_dict(),
+            "final_loss_mean_last_20": float(np.mean(history[-20:])),
+            "seconds": round(seconds, 1),
+            "torch": torch.__version__,
+        },
+    )
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return out_dir
+
+
+def ensure_base_model(progress=None) -> Path:
+    """The base model's folder, training it first if it is missing."""
+    from core.detectors.lab_model import base_model_dir
+
+    folder = base_model_dir()
+    if not (folder / "config.json").exists():
+        train_base_model(folder, progress=progress)
+    return folder

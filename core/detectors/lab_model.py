@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from core.detectors.llm.prompt import DEFAULT_PROMPT
 from core.detectors.llm.qwen2_audio import SYSTEM
 
@@ -120,8 +118,7 @@ def save(model, processor, folder: str | Path) -> Path:
     return folder
 
 
-# ---------------------------------------------------------------- the base model's recipe
-
+# the committed model's folder (its recipe and training: core/detectors/lab_base.py)
 BASE_NAME = "lab-base"
 
 
@@ -129,49 +126,3 @@ def base_model_dir() -> Path:
     from core.paths import repo_root
 
     return repo_root() / "models" / BASE_NAME
-
-
-def train_base_model(out_dir: str | Path | None = None, recipe=None, progress=None) -> Path:
-    """Train the tiny Qwen2-Audio on the real-voice pool (`core.detectors.lab_base`); save model,
-    processor, the pool's manifest and the recipe, swapping the folder in whole."""
-    import shutil
-
-    import torch
-
-    from core import atomic
-    from core.detectors import lab_base
-
-    recipe = recipe or lab_base.BaseRecipe()
-    out_dir = Path(out_dir or base_model_dir())
-    model, processor, (manifest, history, seconds) = lab_base.train(recipe, progress=progress)
-    tmp = out_dir.with_name(f".{out_dir.name}.building")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    save(model, processor, tmp)
-    atomic.write_csv(tmp / "training_manifest.csv", manifest.drop(columns=["path"]))
-    atomic.write_json(
-        tmp / "lab_recipe.json",
-        {
-            "recipe": lab_base.recipe_record(recipe),
-            "sizes": TINY,
-            "prompt": DEFAULT_PROMPT,
-            "answers": ["A", "B"],
-            "n_pool_clips": len(manifest),
-            "pool_groups": manifest.groupby("label")["group_id"].nunique().to_dict(),
-            "final_loss_mean_last_20": float(np.mean(history[-20:])),
-            "seconds": round(seconds, 1),
-            "torch": torch.__version__,
-        },
-    )
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
-    return out_dir
-
-
-def ensure_base_model(progress=None) -> Path:
-    """The base model's folder, training it first if it is missing."""
-    folder = base_model_dir()
-    if not (folder / "config.json").exists():
-        train_base_model(folder, progress=progress)
-    return folder

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core import atomic
-from core.detectors.lab_model import ensure_base_model
+from core.detectors.lab_base import ensure_base_model
 from core.detectors.llm import AudioLLMSpec, Family, family_for
 from core.detectors.llm.prompt import DEFAULT_PROMPT
 from core.errors import LabError

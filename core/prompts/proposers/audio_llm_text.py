@@ -18,7 +18,7 @@ class AudioLLMTextProposer:
     name = "audio-llm-text"
 
     def __init__(self, model: str = "", adapter: str = "", max_new_tokens: int = 160) -> None:
-        from core.detectors.lab_model import ensure_base_model
+        from core.detectors.lab_base import ensure_base_model
         from core.detectors.llm import AudioLLMSpec, family_for
 
         spec = AudioLLMSpec(model=model or str(ensure_base_model()), adapter=adapter)

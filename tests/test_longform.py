@@ -1,0 +1,129 @@
+"""Long-form basics (#33): references read and checked, curves turned into segments by the
+onset/offset rule, and detection error equal to pyannote.metrics computed independently."""
+
+import numpy as np
+import pytest
+
+from core.longform import metrics, postprocess, segments
+from core.longform.postprocess import Binarize
+
+
+def _random_turns(rng, duration=60.0, speakers=3, turns=12):
+    out = []
+    for _ in range(speakers):
+        starts = np.sort(rng.uniform(0, duration - 2, turns))
+        lengths = rng.uniform(0.1, 3.0, turns)
+        t = segments.union(np.column_stack([starts, np.minimum(starts + lengths, duration)]))
+        out.append(t)
+    return out
+
+
+@pytest.mark.parametrize("collar, skip_overlap", [(0.0, False), (0.5, False), (0.25, True), (0.0, True)])
+def test_detection_metrics_equal_pyannote_metrics(collar, skip_overlap):
+    from pyannote.core import Annotation, Segment, Timeline
+    from pyannote.metrics.detection import DetectionErrorRate, DetectionPrecision, DetectionRecall
+
+    rng = np.random.default_rng(int(collar * 100) + skip_overlap)
+    for trial in range(20):
+        duration = 60.0
+        turns = _random_turns(rng, duration)
+        hyp = segments.union(np.column_stack([s := np.sort(rng.uniform(0, 58, 15)), s + rng.uniform(0.05, 4, 15)]))
+        ref_ann, hyp_ann = Annotation(), Annotation()
+        for k, t in enumerate(turns):
+            for a, b in t:
+                ref_ann[Segment(a, b), f"t{k}"] = f"spk{k}"
+        for i, (a, b) in enumerate(hyp):
+            hyp_ann[Segment(a, b), f"h{i}"] = "speech"
+        uem = Timeline([Segment(0, duration)])
+        mine = metrics.detection(turns, hyp, duration, collar=collar, skip_overlap=skip_overlap)
+        der = DetectionErrorRate(collar=collar, skip_overlap=skip_overlap)(ref_ann, hyp_ann, uem=uem, detailed=True)
+        assert mine.miss == pytest.approx(der["miss"], abs=1e-9), trial
+        assert mine.false_alarm == pytest.approx(der["false alarm"], abs=1e-9), trial
+        assert mine.total == pytest.approx(der["total"], abs=1e-9), trial
+        assert mine.error_rate == pytest.approx(der["detection error rate"], abs=1e-9), trial
+        p = DetectionPrecision(collar=collar, skip_overlap=skip_overlap)(ref_ann, hyp_ann, uem=uem)
+        r = DetectionRecall(collar=collar, skip_overlap=skip_overlap)(ref_ann, hyp_ann, uem=uem)
+        assert mine.precision == pytest.approx(p, abs=1e-9) and mine.recall == pytest.approx(r, abs=1e-9), trial
+
+
+def _scan(v, onset, offset):
+    """The textbook state machine, one frame at a time."""
+    out, active, start = [], False, 0
+    for i, x in enumerate(v):
+        if not active and x >= onset:
+            active, start = True, i
+        elif active and x < offset:
+            out.append((start, i))
+            active = False
+    if active:
+        out.append((start, len(v)))
+    return np.array(out, int).reshape(-1, 2)
+
+
+def test_hysteresis_equals_the_state_machine():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        v = np.clip(np.cumsum(rng.normal(0, 0.15, 300)) % 1.0, 0, 1)
+        onset = rng.uniform(0.3, 0.9)
+        offset = rng.uniform(0.05, onset)
+        assert np.array_equal(postprocess.hysteresis(v, onset, offset), _scan(v, onset, offset))
+
+
+def test_a_planted_curve_gives_back_its_segments():
+    step = 0.01
+    truth = np.array([[1.0, 2.5], [3.0, 3.2], [5.0, 8.0]])
+    t = np.arange(1000) * step
+    inside = ((t[:, None] >= truth[:, 0] - 1e-9) & (t[:, None] < truth[:, 1] - 1e-9)).any(1)
+    curve = np.where(inside, 0.9, 0.1)
+    curve[int(6.0 / step)] = 0.4  # a dip above offset does not split the last segment
+    got = postprocess.binarize(curve, step, Binarize(onset=0.7, offset=0.3))
+    assert np.allclose(got, truth)
+    # minimum durations and padding, in pyannote's order: pad, fill short gaps, drop short speech
+    got = postprocess.binarize(curve, step, Binarize(onset=0.7, offset=0.3, min_silence=0.6, min_speech=0.5,
+                                                      pad_onset=0.1, pad_offset=0.1))  # fmt: skip
+    assert np.allclose(got, [[0.9, 3.3], [4.9, 8.1]])
+    assert metrics.detection(truth, postprocess.binarize(curve, step, Binarize(0.7, 0.3)), 10.0).error_rate == 0
+
+
+def test_bad_settings_and_curves_are_refused():
+    with pytest.raises(Exception, match="must not exceed onset"):
+        Binarize(onset=0.3, offset=0.6)
+    with pytest.raises(Exception, match="NaN"):
+        postprocess.binarize(np.array([0.1, np.nan]), 0.01)
+
+
+def test_union_and_overlap_know_their_answers():
+    assert np.allclose(segments.union(np.array([[3, 4], [0, 1], [0.5, 2], [2, 2.5]])), [[0, 2.5], [3, 4]])
+    a, b = np.array([[0.0, 2.0], [5.0, 6.0]]), np.array([[1.0, 3.0], [6.0, 7.0]])
+    assert np.allclose(segments.overlap_regions([a, b]), [[1.0, 2.0]])  # touching at 6 s is no overlap
+
+
+BAD_RTTM = [
+    ("SPEAKER r1 1 -1.0 2.0 <NA> <NA> a <NA> <NA>", "negative start"),
+    ("SPEAKER r1 1 1.0 0.0 <NA> <NA> a <NA> <NA>", "empty or negative duration"),
+    ("SPEAKER r1 1 1.0 x <NA> <NA> a <NA> <NA>", "must be numbers"),
+    ("SPEAKER r1 1 1.0 2.0 <NA> <NA>", "at least 8 fields"),
+    ("SPEAKER r9 1 1.0 2.0 <NA> <NA> a <NA> <NA>", "unknown recording 'r9'"),
+    ("SPEAKER r1 1 9.0 2.0 <NA> <NA> a <NA> <NA>", "past the end"),
+]
+
+
+@pytest.mark.parametrize("line, message", BAD_RTTM)
+def test_a_bad_rttm_line_is_named_by_file_and_line(tmp_path, line, message):
+    path = tmp_path / "ref.rttm"
+    path.write_text("SPEAKER r1 1 0.0 0.5 <NA> <NA> a <NA> <NA>\n" + line + "\n")
+    with pytest.raises(segments.SegmentError, match=f"ref.rttm:2: .*{message}"):
+        segments.read_rttm(path, {"r1": 10.0})
+
+
+def test_unsorted_and_self_overlapping_turns_are_refused_and_a_written_file_reads_back(tmp_path):
+    path = tmp_path / "ref.rttm"
+    path.write_text("SPEAKER r1 1 5.0 1.0 <NA> <NA> a <NA> <NA>\nSPEAKER r1 1 1.0 1.0 <NA> <NA> b <NA> <NA>\n")
+    with pytest.raises(segments.SegmentError, match="ref.rttm:2: lines are not in time order"):
+        segments.read_rttm(path)
+    path.write_text("SPEAKER r1 1 1.0 3.0 <NA> <NA> a <NA> <NA>\nSPEAKER r1 1 2.0 1.0 <NA> <NA> a <NA> <NA>\n")
+    with pytest.raises(segments.SegmentError, match="ref.rttm:2: speaker 'a' overlaps their own"):
+        segments.read_rttm(path)
+    two = {"r1": np.array([[0.5, 1.25], [2.0, 4.0]]), "r2": np.array([[0.0, 0.75]])}
+    back = segments.read_rttm(segments.write_rttm(tmp_path / "out.rttm", two))
+    assert set(back) == {"r1", "r2"} and np.allclose(back["r1"]["speech"], two["r1"])
