@@ -127,3 +127,55 @@ def test_unsorted_and_self_overlapping_turns_are_refused_and_a_written_file_read
     two = {"r1": np.array([[0.5, 1.25], [2.0, 4.0]]), "r2": np.array([[0.0, 0.75]])}
     back = segments.read_rttm(segments.write_rttm(tmp_path / "out.rttm", two))
     assert set(back) == {"r1", "r2"} and np.allclose(back["r1"]["speech"], two["r1"])
+
+
+def _planted(rng, n_rec=4, duration=30.0, step=0.01, speech_level=0.65, noise=0.12):
+    """Recordings whose curve sits at `speech_level` in reference speech and 0.2 elsewhere, with noise:
+    a threshold just under the speech level recovers the reference best."""
+    from core.longform.tuning import Curve
+
+    curves, refs = {}, {}
+    for k in range(n_rec):
+        starts = np.sort(rng.uniform(0, duration - 3, 6))
+        turns = segments.union(np.column_stack([starts, starts + rng.uniform(0.5, 2.5, 6)]))
+        t = np.arange(int(duration / step)) * step
+        inside = ((t[:, None] >= turns[:, 0]) & (t[:, None] < turns[:, 1])).any(1)
+        values = np.clip(np.where(inside, speech_level, 0.2) + rng.normal(0, noise, len(t)), 0, 1)
+        curves[f"r{k}"] = Curve(values, step, duration)
+        refs[f"r{k}"] = [turns]
+    return curves, refs
+
+
+def test_tuning_on_dev_beats_the_plain_threshold_and_never_reads_test():
+    from core.longform.tuning import evaluate, tune
+
+    rng = np.random.default_rng(3)
+    dev, dev_ref = _planted(rng)
+    test, test_ref = _planted(rng)
+    rule, table = tune(dev, dev_ref, "error_rate")
+    assert table[0]["error_rate"] == min(r["error_rate"] for r in table)
+    plain = evaluate(Binarize(), test, test_ref)  # 0.5 lies between the levels but noise makes it chatter
+    tuned = evaluate(rule, test, test_ref)
+    assert tuned.error_rate < 0.5 * plain.error_rate
+    # test references do not reach the choice: scramble them and tune again on dev
+    scrambled = {r: [np.array([[0.0, 1.0]])] for r in test_ref}
+    assert tune(dev, dev_ref, "error_rate")[0] == rule and evaluate(rule, test, scrambled) != tuned
+    f1_rule, _ = tune(dev, dev_ref, "f1")
+    assert evaluate(f1_rule, dev, dev_ref).f1 >= evaluate(rule, dev, dev_ref).f1
+    budget_rule, rows = tune(dev, dev_ref, "miss_at_fa", fa_budget=0.02)
+    d = evaluate(budget_rule, dev, dev_ref)
+    assert d.false_alarm / d.total <= 0.02
+
+
+def test_tuning_refuses_what_it_cannot_do():
+    from core.longform.tuning import tune
+
+    curves, refs = _planted(np.random.default_rng(0), n_rec=1)
+    with pytest.raises(Exception, match="objective must be one of"):
+        tune(curves, refs, "accuracy")
+    with pytest.raises(Exception, match="unknown post-processing setting"):
+        tune(curves, refs, grid={"onsett": [0.5]})
+    with pytest.raises(Exception, match="no reference for recording"):
+        tune(curves, {})
+    with pytest.raises(Exception, match="false-alarm rate within"):
+        tune(curves, refs, "miss_at_fa", grid={"onset": [0.0], "offset": [0.0]}, fa_budget=0.0)

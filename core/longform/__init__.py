@@ -8,4 +8,6 @@ postprocess.py  a frame curve → segments: hysteresis (onset/offset), padding, 
 metrics.py      detection error rate (miss + false alarm over reference speech), precision, recall
                 and F1 of speech time, with a collar and optional skipping of overlap, computed
                 exactly on interval boundaries and equal to pyannote.metrics (tested)
+tuning.py       the post-processing rule chosen on dev recordings for an objective (error rate, F1,
+                miss at a false-alarm budget), then applied to test unchanged
 """
