@@ -29,6 +29,21 @@ def default_ds(data_dir: Path):
 
 
 @pytest.fixture(scope="session")
+def voices_ds(data_dir: Path):
+    """The real-voice set (as "voices-test", with its study split); skipped, naming the Debian
+    packages, where they are not installed (./test.sh installs them as root)."""
+    from core.data import debian_sounds
+    from core.data.datasets import load_dataset
+    from core.data.voices_dataset import build_voices
+
+    missing = debian_sounds.missing_packages()
+    if missing:
+        pytest.skip(debian_sounds.install_hint(missing))
+    build_voices("voices-test", force=True)
+    return load_dataset("voices-test")
+
+
+@pytest.fixture(scope="session")
 def fsdd_dir() -> Path:
     if not FSDD.is_dir():
         pytest.skip("../shared/audio/fsdd is not present beside the checkout")

@@ -2,10 +2,8 @@
 
 import numpy as np
 import pytest
-from scipy.stats import binomtest
 
 from core.data import audio
-from core.data.splits import make_split
 from core.data.tts import Voice, synthesize
 from core.detectors import make_detector
 
@@ -47,11 +45,5 @@ def test_webrtc_calls_speech_speech(speech_and_noise):
     assert np.isfinite(logits).all() and (p_speech(logits) > 0.5).all()
 
 
-def test_lab_base_model_beats_chance_on_clean_long_test_clips(default_ds):
-    m = default_ds.manifest.assign(split=make_split(default_ds.manifest, seed=0).to_numpy())
-    clean_long = m[(m["split"] == "test") & m["snr_db"].isna() & (m["duration_ms"] >= 500)]
-    det = make_detector("lab-base", batch_size=32)
-    logits = det.score([default_ds.load_clip(c).samples for c in clean_long["clip_id"]], 16000)
-    correct = (logits[:, 0] > logits[:, 1]) == (clean_long["label"] == "speech").to_numpy()
-    assert correct.mean() > 0.7
-    assert binomtest(int(correct.sum()), len(correct), 0.5, alternative="greater").pvalue < 1e-3
+# the lab base model's accuracy is tested on real voices it never heard (tests/test_voices_dataset.py):
+# since 2026-12-07 it learns real speakers, and on the synthetic set's eSpeak voices it is near chance

@@ -179,3 +179,42 @@ def test_tuning_refuses_what_it_cannot_do():
         tune(curves, {})
     with pytest.raises(Exception, match="false-alarm rate within"):
         tune(curves, refs, "miss_at_fa", grid={"onset": [0.0], "offset": [0.0]}, fa_budget=0.0)
+
+
+def test_an_assembled_recording_knows_where_its_speech_is():
+    from core.longform.assemble import SR, assemble_one
+
+    rng = np.random.default_rng(0)
+    t = np.arange(SR) / SR
+    burst = np.zeros(SR, np.float32)
+    burst[4000:12000] = 0.5 * np.sin(2 * np.pi * 200 * t[4000:12000])  # speech 0.25–0.75 s of its clip
+    hum = (0.3 * np.sin(2 * np.pi * 60 * np.arange(2 * SR) / SR)).astype(np.float32)
+    clips = [(hum, "nonspeech", "hum"), (burst, "speech", "spk1"), (burst, "speech", "spk2")]
+    y, turns = assemble_one(clips, None, None, rng, overlap_prob=0.0)
+    assert set(turns) == {"spk1", "spk2"}
+    for segs in turns.values():
+        assert len(segs) == 1 and segs[0, 1] - segs[0, 0] == pytest.approx(0.5, abs=0.011)
+        a, b = (segs[0] * SR).astype(int)
+        assert np.abs(y[a + 100 : b - 100]).min() >= 0 and np.sqrt(np.mean(y[a:b] ** 2)) > 0.1
+    speech = np.zeros(len(y), bool)
+    for segs in turns.values():
+        for a, b in (segs * SR).astype(int):
+            speech[a:b] = True
+    loud = np.abs(y) > 1e-3
+    assert (loud & ~speech).sum() / SR == pytest.approx(2.0, abs=0.02)  # only the hum sounds outside speech
+
+
+def test_the_long_form_set_keeps_each_recording_in_one_part_and_its_reference_reads_clean(default_ds):
+    import pandas as pd
+
+    from core.data.splits import make_split, save_split
+    from core.longform.assemble import build_longform
+
+    save_split(default_ds, "lf-split", make_split(default_ds.manifest, seed=1), {"seed": 1})
+    folder = build_longform(default_ds, "lf-split", "lf-test", seconds=30.0)
+    recs = pd.read_csv(folder / "recordings.csv")
+    assert set(recs["part"]) == {"train", "dev", "test"} and len(recs) >= 6
+    by_group = recs.assign(group=recs["groups"].str.split(";")).explode("group").groupby("group")["part"].nunique()
+    assert by_group.max() == 1  # no speaker or source in two parts
+    ref = segments.read_rttm(folder / "reference.rttm", dict(zip(recs["recording_id"], recs["duration_s"])))
+    assert set(ref) <= set(recs["recording_id"]) and len(ref) >= len(recs) - 1

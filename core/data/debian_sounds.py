@@ -106,6 +106,9 @@ EXCLUDED = {
         },
     },  # fmt: skip
     "pinball-data": {name: SCREENED for name in ("gameover.wav", "loop.wav", "up.wav")},
+    "oxygen-sounds": {
+        "Oxygen-Im-Message-In.ogg": "the same audio as freedesktop's message-new-instant.oga (kept there)"
+    },
     "funnyboat": {"kraah.ogg": SCREENED},
     "sound-theme-freedesktop": {
         name: "its licence is not stated in the package's copyright file"

@@ -8,6 +8,7 @@ postprocess.py  a frame curve → segments: hysteresis (onset/offset), padding, 
 metrics.py      detection error rate (miss + false alarm over reference speech), precision, recall
                 and F1 of speech time, with a collar and optional skipping of overlap, computed
                 exactly on interval boundaries and equal to pyannote.metrics (tested)
+assemble.py     long recordings with an exact reference, laid out from a clip dataset's split parts
 tuning.py       the post-processing rule chosen on dev recordings for an objective (error rate, F1,
                 miss at a false-alarm budget), then applied to test unchanged
 """
