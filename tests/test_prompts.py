@@ -120,7 +120,8 @@ def test_report_by_condition_against_a_hand_count():
 
 def test_a_search_from_a_poor_prompt_improves_dev_and_ends_once_on_test(voices_ds):
     # on real voices, where the lab base model hears the difference (its pool is this split's train part)
-    cfg = study.StudyConfig(dataset=voices_ds.name, split="default", iterations=3, candidates=8, subset=150, **POOR)
+    split = "default"
+    cfg = study.StudyConfig(dataset=voices_ds.name, split=split, iterations=3, candidates=8, subset=150, **POOR)
     sid = study.create(cfg)
     res = study.run(sid)
     frame = study.progress_frame(sid)
