@@ -90,9 +90,15 @@ def main() -> None:
         print(f"lab base model retrained in {time.perf_counter() - t0:.1f} s")
     adapters = {}
     if args.finetune:
+        from core.data.audit import audit_split
+        from core.data.datasets import load_dataset
         from core.runs import registry
         from core.runs.training import TrainConfig, train_run
 
+        t0 = time.perf_counter()
+        report = audit_split(load_dataset("voices"), "default")  # training refuses an unaudited split
+        print(f"audit of the study split: {'LEAKY' if report.leaky else 'clean'} {report.counts()} "
+              f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
         t0 = time.perf_counter()
         run_id = registry.create_run(TrainConfig(dataset="voices", split="default"))
         train_run(registry.runs_dir() / run_id)

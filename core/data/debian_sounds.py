@@ -105,9 +105,13 @@ EXCLUDED = {
             for name in ("kick04.ogg", "scratch01.ogg", "wind_chimes01.ogg", "harpsichord01.ogg", "hit01.ogg")
         },
     },  # fmt: skip
-    "pinball-data": {name: SCREENED for name in ("gameover.wav", "loop.wav", "up.wav")},
+    "pinball-data": {
+        **{name: SCREENED for name in ("gameover.wav", "loop.wav", "up.wav")},
+        "bumpsoft.wav": "a near copy of LMMS's kick_soft01 (the lab's audit, copy score 0.80)",
+    },
     "oxygen-sounds": {
-        "Oxygen-Im-Message-In.ogg": "the same audio as freedesktop's message-new-instant.oga (kept there)"
+        "Oxygen-Im-Message-In.ogg": "the same audio as freedesktop's message-new-instant.oga (kept there)",
+        "Oxygen-Im-New-Mail.ogg": "a near copy of freedesktop's message-new-instant.oga (the lab's audit)",
     },
     "funnyboat": {"kraah.ogg": SCREENED},
     "sound-theme-freedesktop": {
