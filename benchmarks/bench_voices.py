@@ -96,8 +96,8 @@ def main() -> None:
         from core.runs.training import TrainConfig, train_run
 
         t0 = time.perf_counter()
-        report = audit_split(load_dataset("voices"), "default")  # training refuses an unaudited split
-        print(f"audit of the study split: {'LEAKY' if report.leaky else 'clean'} {report.counts()} "
+        audit = audit_split(load_dataset("voices"), "default")  # training refuses an unaudited split
+        print(f"audit of the study split: {'LEAKY' if audit.leaky else 'clean'} {audit.counts()} "
               f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
         t0 = time.perf_counter()
         run_id = registry.create_run(TrainConfig(dataset="voices", split="default"))

@@ -111,7 +111,10 @@ EXCLUDED = {
     },
     "oxygen-sounds": {
         "Oxygen-Im-Message-In.ogg": "the same audio as freedesktop's message-new-instant.oga (kept there)",
-        "Oxygen-Im-New-Mail.ogg": "a near copy of freedesktop's message-new-instant.oga (the lab's audit)",
+        **{
+            name: "a near copy of freedesktop's message-new-instant.oga (the lab's audit)"
+            for name in ("Oxygen-Im-New-Mail.ogg", "Oxygen-Sys-Warning.ogg")
+        },
     },
     "funnyboat": {"kraah.ogg": SCREENED},
     "sound-theme-freedesktop": {
