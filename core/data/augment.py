@@ -223,3 +223,14 @@ def narrowband(x: np.ndarray, sr: int = SR) -> np.ndarray:
     import soxr
 
     return _at_length(soxr.resample(soxr.resample(np.asarray(x, np.float32), sr, 8000), 8000, sr), len(x))
+
+
+def with_noise(x: np.ndarray, noises: list[np.ndarray], snr_db: tuple[float, float], rng: np.random.Generator):
+    """`x` mixed with a random stretch of a random one of `noises` (looped as needed) at an SNR drawn
+    from `snr_db`, peak-normalised; the noise step of the chain, shared by runs and the base model."""
+    from core.data.audio import mix_at_snr, peak_normalise
+
+    noise = noises[int(rng.integers(len(noises)))]
+    noise = np.tile(noise, int(np.ceil(len(x) / len(noise))) + 1)
+    start = int(rng.integers(0, len(noise) - len(x) + 1))
+    return peak_normalise(mix_at_snr(x, noise[start : start + len(x)], float(rng.uniform(*snr_db)))[0])

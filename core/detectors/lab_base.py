@@ -117,16 +117,13 @@ def training_set(recipe: BaseRecipe, workers: int = 2, progress=None):
 
 
 def _noisy(x: np.ndarray, noises: list[np.ndarray], recipe: BaseRecipe, rng: np.random.Generator) -> np.ndarray:
-    from core.data.audio import mix_at_snr, peak_normalise
+    from core.data.augment import with_noise
     from core.errors import AudioError
 
     if not noises or rng.random() >= recipe.noise_prob:
         return x
-    noise = noises[int(rng.integers(len(noises)))]
-    noise = np.tile(noise, int(np.ceil(len(x) / len(noise))) + 1)
-    start = int(rng.integers(0, len(noise) - len(x) + 1))
     try:
-        return peak_normalise(mix_at_snr(x, noise[start : start + len(x)], float(rng.uniform(*recipe.noise_snr)))[0])
+        return with_noise(x, noises, recipe.noise_snr, rng)
     except AudioError:  # a silent stretch of noise or clip: leave the clip clean
         return x
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.longform.segments import union
+from core.longform.segments import merge, union
 
 # pandas is imported inside functions: importing this module stays cheap
 
@@ -39,9 +39,7 @@ def speech_extent(x: np.ndarray, sr: int = SR, floor_db: float = 35.0, bridge_s:
     if not len(seg):
         return seg.reshape(0, 2)
     seg[:, 1] = np.minimum(seg[:, 1], len(x) / sr)
-    keep = np.r_[True, seg[1:, 0] - seg[:-1, 1] >= bridge_s]  # a pause shorter than bridge_s joins its neighbours
-    last = np.r_[np.flatnonzero(keep)[1:] - 1, len(seg) - 1]
-    return np.column_stack([seg[keep, 0], seg[last, 1]])
+    return merge(seg, bridge_s)  # a pause shorter than bridge_s joins its neighbours
 
 
 def assemble_one(clips: list[tuple[np.ndarray, str, str]], bed: np.ndarray | None, snr_db: float | None,

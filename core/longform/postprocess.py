@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.errors import LabError
+from core.longform.segments import merge
 
 
 @dataclass(frozen=True)
@@ -75,18 +76,5 @@ def binarize(values: np.ndarray, step: float, rule: Binarize = Binarize(), start
         return seg.reshape(0, 2)
     seg[:, 0] = np.maximum(seg[:, 0] - rule.pad_onset, start)
     seg[:, 1] = np.minimum(seg[:, 1] + rule.pad_offset, end_of)
-    seg = fill_gaps(seg, rule.min_silence)
+    seg = merge(seg, rule.min_silence)  # gaps under min_silence filled (and padding's overlaps)
     return seg[(seg[:, 1] - seg[:, 0]) >= rule.min_speech - 1e-12]
-
-
-def fill_gaps(seg: np.ndarray, min_silence: float) -> np.ndarray:
-    """Merge segments whose gap is shorter than `min_silence` (and any that padding made overlap)."""
-    if not len(seg):
-        return seg
-    seg = seg[np.argsort(seg[:, 0], kind="stable")]
-    ends = np.maximum.accumulate(seg[:, 1])
-    gap = seg[1:, 0] - ends[:-1]
-    new = np.r_[True, gap >= min_silence] if min_silence > 0 else np.r_[True, gap > 0]
-    starts = seg[new, 0]
-    last = np.r_[np.flatnonzero(new)[1:] - 1, len(seg) - 1]
-    return np.column_stack([starts, ends[last]])

@@ -25,15 +25,21 @@ class SegmentError(LabError):
 
 def union(segments: np.ndarray) -> np.ndarray:
     """Merge overlapping or touching segments into disjoint ones, sorted by start."""
+    return merge(segments, 0.0)
+
+
+def merge(segments: np.ndarray, min_gap: float) -> np.ndarray:
+    """Sorted disjoint segments, joining any two whose gap is shorter than `min_gap` (0: only
+    those that overlap or touch)."""
     s = np.asarray(segments, float).reshape(-1, 2)
     if not len(s):
         return s
     s = s[np.argsort(s[:, 0], kind="stable")]
     ends = np.maximum.accumulate(s[:, 1])
-    new = np.r_[True, s[1:, 0] > ends[:-1]]  # a segment starting after every earlier end opens a region
-    starts = s[new, 0]
+    gap = s[1:, 0] - ends[:-1]
+    new = np.r_[True, gap >= min_gap] if min_gap > 0 else np.r_[True, gap > 0]  # a segment that opens a region
     last = np.r_[np.flatnonzero(new)[1:] - 1, len(s) - 1]
-    return np.column_stack([starts, ends[last]])
+    return np.column_stack([s[new, 0], ends[last]])
 
 
 def overlap_regions(turns: list[np.ndarray]) -> np.ndarray:

@@ -11,9 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from core.data.audio import mix_at_snr, peak_normalise
 from core.data.audit import require_clean_split
-from core.data.augment import after_noise, before_noise
+from core.data.augment import after_noise, before_noise, with_noise
 from core.data.datasets import load_dataset
 from core.data.noise import load_noises
 from core.data.splits import select_clips
@@ -79,11 +78,7 @@ def augment(clips: list[np.ndarray], noises: list[np.ndarray], cfg: TrainConfig,
         if aug.active:
             x = before_noise(x, aug, rng, cfg.seed)
         if noises and rng.random() < cfg.noise_prob:
-            noise = noises[int(rng.integers(len(noises)))]
-            reps = int(np.ceil(len(x) / len(noise)))
-            noise = np.tile(noise, reps + 1)
-            start = int(rng.integers(0, len(noise) - len(x) + 1))
-            x = peak_normalise(mix_at_snr(x, noise[start : start + len(x)], float(rng.uniform(*cfg.noise_snr)))[0])
+            x = with_noise(x, noises, cfg.noise_snr, rng)
         if aug.active:
             x = after_noise(x, aug, rng)
         out.append(x)
