@@ -288,3 +288,23 @@ def paired_clustered_diff(
     """Accuracy difference A − B with a cluster-robust t interval over groups (`clustered_mean_ci`)."""
     d = np.asarray(correct_a, float) - np.asarray(correct_b, float)
     return clustered_mean_ci(d, groups, alpha)
+
+
+def clustered_ratio_ci(
+    num: np.ndarray, den: np.ndarray, groups: np.ndarray, alpha: float = 0.05
+) -> tuple[float, float, float]:
+    """Ratio Σ num / Σ den (e.g. missed + false-alarm seconds over reference speech seconds) with a
+    cluster-robust t interval: the same CR1 sandwich and G − 1 degrees of freedom as
+    `clustered_mean_ci`, on the linearised residuals num − ratio · den (the delta method for a
+    ratio estimator; with den = 1 it is `clustered_mean_ci`). NaN bounds with one group."""
+    y, x = np.asarray(num, float), np.asarray(den, float)
+    codes = np.unique(np.asarray(groups), return_inverse=True)[1]
+    g = int(codes.max()) + 1 if len(codes) else 0
+    total = float(x.sum())
+    est = float(y.sum()) / total if total > 0 else float("nan")
+    if g < 2 or not total > 0:
+        return est, float("nan"), float("nan")
+    e = np.bincount(codes, weights=y - est * x, minlength=g)
+    var = g / (g - 1) * float(np.sum(e**2)) / total**2
+    half = float(sps.t.ppf(1 - alpha / 2, g - 1)) * np.sqrt(var)
+    return est, est - half, est + half

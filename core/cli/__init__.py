@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import analysis, data, detectors, prompts, report, runs, scoring
+from core.cli import analysis, data, detectors, longform, prompts, report, runs, scoring
 from core.errors import LabError
 
-STAGES = (data, detectors, scoring, runs, analysis, prompts, report)
+STAGES = (data, detectors, scoring, runs, analysis, longform, prompts, report)
 HIDDEN = {"sweep-worker", "ray-drive"}  # started by the lab itself, not typed by a user
 
 

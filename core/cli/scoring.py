@@ -153,14 +153,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(top: argparse._SubParsersAction) -> None:
-    """`evaluate`: score a split with a detector."""
+def add_detector_args(e: argparse.ArgumentParser) -> None:
+    """The flags that choose and set up a detector (shared by evaluate and longform score)."""
     from core.detectors import DETECTORS
 
-    e = top.add_parser("evaluate", help="score a split with a detector; write a predictions table")
-    e.add_argument("--dataset", default="default")
-    e.add_argument("--split", default="default", help="saved split name")
-    e.add_argument("--part", default="test", help="train, dev, test or all")
     e.add_argument("--detector", default="lab-base", choices=sorted(DETECTORS))
     e.add_argument(
         "--model",
@@ -204,6 +200,16 @@ def register(top: argparse._SubParsersAction) -> None:
     e.add_argument("--load-in-4bit", action="store_true", help="NF4 base weights (CUDA + bitsandbytes)")
     e.add_argument("--batch-size", type=positive_int, default=16)
     e.add_argument("--compile", action="store_true", help="audio-llm: torch.compile the layers (GPU throughput)")
+
+
+def register(top: argparse._SubParsersAction) -> None:
+    """`evaluate`: score a split with a detector."""
+
+    e = top.add_parser("evaluate", help="score a split with a detector; write a predictions table")
+    e.add_argument("--dataset", default="default")
+    e.add_argument("--split", default="default", help="saved split name")
+    e.add_argument("--part", default="test", help="train, dev, test or all")
+    add_detector_args(e)
     e.add_argument("--seed", type=int, default=None, help="recorded in the table (e.g. the run's seed)")
     e.add_argument("--job-dir", default=None, help=argparse.SUPPRESS)
     e.add_argument(

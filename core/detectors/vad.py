@@ -48,6 +48,29 @@ class SileroVAD:
             probs = self.model.audio_forward(torch.from_numpy(batch), SR).numpy()
         return [probs[i, : max(1, len(c) // self.chunk)] for i, c in enumerate(clips)]
 
+    def frame_curve(self, x: np.ndarray, sr: int, on_batch=None, block: int = 1875) -> tuple[np.ndarray, float]:
+        """One probability per 32 ms chunk of a long recording, the state carried throughout.
+
+        The same loop as silero_vad's own `get_speech_timestamps` (each chunk through the model in
+        turn, the last zero-padded), with a progress call every `block` chunks (60 s)."""
+        if sr != SR:
+            raise ValueError(f"Silero VAD scores 16 kHz audio, got {sr} Hz")
+        torch = self._torch
+        n = -(-len(x) // self.chunk)
+        padded = np.zeros(n * self.chunk, np.float32)
+        padded[: len(x)] = x
+        wav = torch.from_numpy(padded)
+        outs = []
+        with torch.inference_mode():
+            self.model.reset_states()
+            for i in range(n):
+                outs.append(self.model(wav[i * self.chunk : (i + 1) * self.chunk], SR))
+                if on_batch and (i + 1) % block == 0:
+                    on_batch((i + 1) / n)
+        if on_batch:
+            on_batch(1.0)
+        return torch.cat(outs).reshape(-1).numpy().astype(np.float64), self.chunk / SR
+
     def score(self, clips: list[np.ndarray], sr: int) -> np.ndarray:
         if sr != SR:
             raise ValueError(f"Silero VAD scores 16 kHz audio, got {sr} Hz")
@@ -73,6 +96,25 @@ class WebRTCVAD:
         import webrtcvad
 
         self.vads = [webrtcvad.Vad(mode) for mode in range(4)]
+
+    def frame_curve(self, x: np.ndarray, sr: int, on_batch=None, block: int = 2000) -> tuple[np.ndarray, float]:
+        """One value per 30 ms frame of a long recording: the share of modes 0–3 calling it speech
+        (0, ¼, ½, ¾ or 1; the last partial frame zero-padded)."""
+        if sr != SR:
+            raise ValueError(f"WebRTC VAD is used at 16 kHz here, got {sr} Hz")
+        n = SR * self.frame_ms // 1000
+        pcm = np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
+        pcm = np.pad(pcm, (0, -len(pcm) % n))
+        frames = len(pcm) // n
+        out = np.empty(frames)
+        for i in range(frames):
+            f = pcm[i * n : (i + 1) * n].tobytes()
+            out[i] = sum(v.is_speech(f, SR) for v in self.vads) / 4
+            if on_batch and (i + 1) % block == 0:
+                on_batch((i + 1) / frames)
+        if on_batch:
+            on_batch(1.0)
+        return out, self.frame_ms / 1000
 
     def score(self, clips: list[np.ndarray], sr: int) -> np.ndarray:
         if sr != SR:

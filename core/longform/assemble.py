@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import LabError
 from core.longform.segments import merge, union
 
 # pandas is imported inside functions: importing this module stays cheap
@@ -79,18 +80,23 @@ def assemble_one(clips: list[tuple[np.ndarray, str, str]], bed: np.ndarray | Non
     return y, {g: union(np.array(s)) for g, s in turns.items()}
 
 
-def build_longform(ds, split: str, name: str, seconds: float = 60.0, seed: int = 0, progress=None) -> Path:
-    """Long recordings from dataset `ds` (its split `split`: one part per recording) as folder `name`."""
+def build_longform(ds, split: str | None, name: str, seconds: float = 60.0, seed: int = 0, progress=None) -> Path:
+    """Long recordings from dataset `ds` (its saved split `split`, or a fresh group-aware split when
+    None: one part per recording) as folder `name`."""
     import pandas as pd
 
     from core import atomic
     from core.data.audio import write_wav
-    from core.data.splits import load_split
-    from core.paths import data_root
+    from core.data.splits import load_split, make_split
+    from core.longform.dataset import longform_dir
+    from core.names import check_name
 
-    parts = load_split(ds, split).to_numpy()
+    check_name(name, "long-form dataset")
+    if not 5.0 <= seconds <= 4 * 3600:
+        raise LabError(f"recordings of {seconds:g} s: choose between 5 s and 4 h")
+    parts = (load_split(ds, split) if split else make_split(ds.manifest, seed=seed)).to_numpy()
     rng = np.random.default_rng(seed)
-    target = data_root() / "longform" / name
+    target = longform_dir() / name
     rows, rttm_lines = [], []
     with atomic.building_dir(target) as tmp:
         (tmp / "recordings").mkdir()
@@ -120,6 +126,6 @@ def build_longform(ds, split: str, name: str, seconds: float = 60.0, seed: int =
         lines.sort(key=lambda s: (s.split()[1], float(s.split()[3])))
         (tmp / "reference.rttm").write_text("\n".join(lines) + "\n")
         atomic.write_csv(tmp / "recordings.csv", pd.DataFrame(rows))
-        atomic.write_json(tmp / "info.json", {"source_dataset": ds.name, "split": split, "seconds": seconds,
+        atomic.write_json(tmp / "info.json", {"kind": "assembled", "source_dataset": ds.name, "split": split or f"fresh (seed {seed})", "seconds": seconds,
                                               "seed": seed, "n_recordings": len(rows)})  # fmt: skip
     return target

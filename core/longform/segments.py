@@ -59,7 +59,7 @@ def overlap_regions(turns: list[np.ndarray]) -> np.ndarray:
     return np.column_stack([b[enter], b[leave]]) if len(enter) else np.zeros((0, 2))
 
 
-def _check_turns(rows: list[tuple], where: str, durations: dict[str, float] | None) -> None:
+def check_turns(rows: list[tuple], where: str, durations: dict[str, float] | None) -> None:
     """rows: (recording, speaker, start, end, line number); refuse what a reference cannot mean."""
     last: dict[str, float] = {}
     open_until: dict[tuple[str, str], float] = {}
@@ -102,7 +102,7 @@ def read_rttm(path: str | Path, durations: dict[str, float] | None = None) -> di
         except ValueError:
             raise SegmentError(f"{path}:{i}: start {fields[3]!r} and duration {fields[4]!r} must be numbers") from None
         rows.append((fields[1], fields[7], start, start + dur, i))
-    _check_turns(rows, str(path), durations)
+    check_turns(rows, str(path), durations)
     out: dict[str, dict[str, list]] = {}
     for rec, spk, start, end, _ in rows:
         out.setdefault(rec, {}).setdefault(spk, []).append((start, end))
@@ -123,7 +123,7 @@ def read_csv(path: str | Path, durations: dict[str, float] | None = None) -> dic
             rows.append((rec, lab, float(start), float(end), i))
         except (TypeError, ValueError):
             raise SegmentError(f"{path}:{i}: start {start!r} and end {end!r} must be numbers") from None
-    _check_turns(rows, str(path), durations)
+    check_turns(rows, str(path), durations)
     out: dict[str, dict[str, list]] = {}
     for rec, spk, start, end, _ in rows:
         out.setdefault(rec, {}).setdefault(spk, []).append((start, end))
@@ -145,3 +145,14 @@ def write_rttm(path: str | Path, segments: dict[str, np.ndarray], speaker: str =
     path = Path(path)
     atomic.write_text(path, rttm_text(segments, speaker))
     return path
+
+
+def write_csv(path: str | Path, segments: dict[str, np.ndarray], label: str = "speech") -> Path:
+    """A CSV of (recording, start, end, label) rows, the importer's own format."""
+    import pandas as pd
+
+    from core import atomic
+
+    rows = [(rec, float(a), float(b), label) for rec in sorted(segments)
+            for a, b in np.asarray(segments[rec], float).reshape(-1, 2)]  # fmt: skip
+    return atomic.write_csv(Path(path), pd.DataFrame(rows, columns=["recording", "start", "end", "label"]))
