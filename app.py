@@ -23,6 +23,7 @@ VIEWS = [  # (file in views/, title, icon); the first is the landing page
     ("compare", "Compare", "compare_arrows"),
     ("psychometrics", "Psychometrics", "show_chart"),
     ("errors", "Errors", "manage_search"),
+    ("timeline", "Timeline", "timeline"),
     ("try_clip", "Try a clip", "mic"),
     ("report", "Study report", "description"),
 ]

@@ -12,6 +12,12 @@ from ui import plots
 from ui.import_form import import_form
 from ui.state import offer_voices_build, pick_dataset
 
+
+def _text(col: pd.Series) -> pd.Series:
+    """Values as text with "(none)" for missing ones (pandas 3 keeps NaN through astype(str))."""
+    return col.astype(object).where(col.notna(), "(none)").astype(str)
+
+
 st.title("Data")
 import_form()
 offer_voices_build()
@@ -51,9 +57,10 @@ with st.expander("Filters", expanded=True):
             snr_range = c5.slider("SNR (dB)", lo, hi, (lo, hi), key="f_snr")
         include_clean = c5.checkbox("include clean clips (no noise added)", value=True, key="f_clean")
     cond_filters = {}
-    cond_cols = [c for c in condition_columns(m) if m[c].nunique() > 1]
+    # a condition worth filtering by has a few values (not a file path per clip); a missing value is "(none)"
+    cond_cols = [c for c in condition_columns(m) if 1 < m[c].nunique() <= 50]
     for col, box in zip(cond_cols, st.columns(max(1, len(cond_cols)))):
-        cond_filters[col] = box.multiselect(col, sorted(m[col].astype(str).unique()), key=f"f_cond_{col}")
+        cond_filters[col] = box.multiselect(col, sorted(_text(m[col]).unique()), key=f"f_cond_{col}")
 
 keep = pd.Series(True, index=m.index)
 if labels:
@@ -70,7 +77,7 @@ elif not include_clean:
     keep &= m["snr_db"].notna()
 for col, values in cond_filters.items():
     if values:
-        keep &= m[col].astype(str).isin(values)
+        keep &= _text(m[col]).isin(values)
 view = m[keep]
 
 st.subheader("Counts")
