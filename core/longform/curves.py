@@ -41,6 +41,8 @@ import pandas as pd
 from core.errors import LabError
 from core.longform.tuning import Curve
 
+# pyarrow is imported inside functions: importing this module stays cheap
+
 SR = 16_000
 COLUMNS = ["recording_id", "start", "end", "logit_A", "logit_B", "logit", "p_speech"]
 META_KEY = b"lab_sidecar"

@@ -27,6 +27,8 @@ import pandas as pd
 from core.errors import LabError
 from core.longform.segments import check_turns, read_csv, read_rttm, union
 
+# soundfile and lhotse are imported inside functions: importing this module stays cheap
+
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus")
 NONSPEECH_LABELS = {"nonspeech", "non-speech", "non_speech", "music", "noise", "silence", "background"}
 GROUP_BY = ("speaker", "recording")
