@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything, build the embedded datasets (synthetic default; real voices where the Debian
-# sound packages are installed) if missing, open the dashboard.
+# sound packages are installed; long recordings assembled from them) if missing, open the dashboard.
 # Listens on localhost:8501 unless LAB_ADDRESS / LAB_PORT say otherwise.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -12,6 +12,7 @@ if .venv/bin/python -c 'import sys; from core.data.debian_sounds import missing_
   .venv/bin/python -m core data build-voices
 fi
 .venv/bin/python -m core model build-base
+.venv/bin/python -m core longform build   # the embedded long-form set (from voices if built, else default), if missing
 export LAB_ADDRESS="${LAB_ADDRESS:-localhost}"
 exec .venv/bin/streamlit run app.py \
   --server.address "${LAB_ADDRESS:-localhost}" --server.port "${LAB_PORT:-8501}" \

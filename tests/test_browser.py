@@ -11,6 +11,7 @@ threshold slider on a 10^6-row table (printed, and kept in slider-latency.txt).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -162,7 +163,11 @@ def choose_containing(page, label: str, text: str) -> None:
 
 def nav(page, title: str, wait_for: str) -> None:
     """Go to a page through the sidebar, as a user does (the session, and its remembered choices, stay)."""
-    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+    sidebar = page.locator('[data-testid="stSidebarNav"]')
+    link = sidebar.get_by_text(title, exact=True)
+    if not link.is_visible():  # Streamlit folds a long page list: "View N more"
+        sidebar.get_by_text(re.compile(r"^View \d+ more$")).first.click()
+    link.click()
     page.get_by_text(wait_for, exact=False).first.wait_for()
     settle(page)
 
@@ -341,6 +346,44 @@ def test_a_whole_study_in_chromium(page, server):
     assert report.exists() and "Comparisons" in report.read_text()
     assert (report.parent / "tables" / "detectors.tex").exists()
     check(page, "10-report")
+
+    # Timeline: build the embedded long-form set, score its test part with Silero (a job), open a
+    # recording, move the onset threshold (the error figure follows) and play a miss
+    nav(page, "Timeline", "Where is the speech")
+    page.get_by_role("button", name="Build the embedded long-form set from 'default'").click()
+    page.get_by_text("Score recordings over time").first.wait_for(timeout=120_000)
+    settle(page)
+    choose(page, "Part", "test")
+    page.get_by_role("button", name="Start scoring").click()
+    wait_jobs(page, "Scoring jobs", 1)
+    nav(page, "Timeline", "Where is the speech")  # the finished table is listed on the next run
+    page.get_by_text("Detection error rate").first.wait_for(timeout=60_000)
+    box = page.get_by_role("combobox", name="Recording", exact=True).first
+    box.click()
+    box.fill("test-001")  # a searchable selectbox: type, then take the match
+    box.press("Enter")
+    settle(page)
+    assert "test-001" in selected(page, "Recording")
+    before = metric(page, "Detection error rate")
+    thumb = page.locator('[data-testid="stSlider"]').filter(has_text="Onset").get_by_role("slider").first
+    thumb.focus()
+    for _ in range(35):  # 0.50 → 0.85: fewer frames reach the onset, so speech is missed
+        thumb.press("ArrowRight")
+    page.wait_for_function(  # the rerun that follows the last key press
+        """(before) => {
+            const box = [...document.querySelectorAll('[data-testid="stMetric"]')]
+                .find(m => m.innerText.startsWith('Detection error rate'));
+            const v = box && box.querySelector('[data-testid="stMetricValue"]').innerText;
+            return v && v !== before;
+        }""",
+        arg=before,
+        timeout=30_000,
+    )
+    settle(page)
+    assert "0.85" in page.locator('[data-testid="stSlider"]').filter(has_text="Onset").inner_text()
+    page.get_by_text("Misses and false alarms, longest first").first.wait_for()
+    play_first_audio(page)  # the longest miss or false alarm, with context
+    check(page, "10b-timeline")
 
     # Try a clip: upload a WAV, every offline detector scores it
     wav = next((DIRS["data"] / "datasets" / "default").rglob("*.wav"))  # a clip the page built

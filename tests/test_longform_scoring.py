@@ -303,3 +303,18 @@ def test_timeline_page_moves_the_rule_live_and_plays_a_miss(embedded, scored):
     at.button(key="tl_tune").click().run()  # the rule tuned on the dev table moves the sliders
     assert not at.exception and "Rule tuned on lfe-sv-dev" in " ".join(c.value for c in at.caption)
     assert len(at.get("audio")) >= 1 or "No miss and no false alarm" in " ".join(s.value for s in at.success)
+
+
+def test_the_study_report_gets_a_long_form_section_tuned_on_dev(embedded, scored):
+    from core.longform.tuning import tune
+    from core.report.study import longform_section
+
+    s = longform_section(collar=0.25)
+    rows = s.tables[0][2]
+    row = rows[(rows["set"] == "lf-embedded") & (rows["detector"] == "silero-vad")].iloc[0]
+    durations = {r: embedded.duration(r) for r in embedded.ids()}
+    dev = C.curves_of(*C.load_curves(scored[0]), durations)
+    rule, _ = tune(dev, {r: embedded.reference(r) for r in dev}, collar=0.25)
+    test = C.curves_of(*C.load_curves(scored[1]), durations)
+    expected = E.summarise(E.per_recording(embedded, E.hypotheses(test, rule), collar=0.25))
+    assert row["error_rate"] == pytest.approx(expected.error_rate[0]) and row["onset"] == rule.onset

@@ -1,0 +1,110 @@
+"""Long-form speed: post-processing + metrics over one hour at 100 frames/s, and Silero over one hour
+of audio beside Silero's own `get_speech_timestamps` on the same audio, in the same process.
+
+    .venv/bin/python -m benchmarks.bench_longform [--minutes 60] [--repeats 20]
+
+1. A one-hour curve at 100 frames/s (360,000 values, a smoothed random walk) and a reference of
+   ~700 turns: binarize (hysteresis, min durations, padding) + detection error with a 0.25 s collar,
+   median of `repeats`; also one tuning grid (216 rules) over that hour.
+2. One hour of audio (the embedded long-form recordings end to end, repeated as needed): the lab's
+   native Silero curve (`SileroVAD.frame_curve`, what `longform score` runs) against
+   `silero_vad.get_speech_timestamps` with the same model object, same torch threads, one after
+   the other; real-time factors (seconds of compute per second of audio) and the curves' agreement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def postprocessing(repeats: int) -> None:
+    from core.longform.metrics import detection
+    from core.longform.postprocess import Binarize, binarize
+    from core.longform.tuning import Curve, tune
+
+    rng = np.random.default_rng(0)
+    n, step = 360_000, 0.01
+    walk = np.convolve(rng.normal(0, 1, n), np.ones(50) / 50, mode="same")
+    curve = 1 / (1 + np.exp(-4 * walk / walk.std()))
+    edges = np.sort(rng.uniform(0, 3600, 1400)).reshape(-1, 2)
+    rule = Binarize(0.6, 0.4, min_speech=0.1, min_silence=0.2, pad_onset=0.05, pad_offset=0.05)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        hyp = binarize(curve, step, rule, duration=3600.0)
+        d = detection([edges], hyp, 3600.0, collar=0.25)
+        times.append(time.perf_counter() - t0)
+    print(f"post-processing + metrics, 1 h at 100 frames/s ({n:,} values, {len(edges)} reference turns, "
+          f"{len(hyp)} hypothesis segments): median {1000 * np.median(times):.1f} ms "
+          f"(min {1000 * min(times):.1f}, max {1000 * max(times):.1f}) over {repeats}; error rate {d.error_rate:.3f}")  # fmt: skip
+    t0 = time.perf_counter()
+    _, table = tune({"h": Curve(curve, step, 3600.0)}, {"h": [edges]}, collar=0.25)
+    print(f"tuning grid over that hour: {len(table)} rules in {time.perf_counter() - t0:.2f} s")
+
+
+def hour_of_audio(minutes: float) -> np.ndarray:
+    """The embedded long-form recordings end to end (built from the synthetic default if none)."""
+    from core.longform.dataset import list_longform, load_longform
+
+    if not list_longform():
+        from benchmarks._common import bench_dataset
+        from core.longform.assemble import build_longform
+
+        build_longform(bench_dataset(), "bench", "bench-long")
+    lf = load_longform(list_longform()[0])
+    need = int(minutes * 60 * 16000)
+    parts, have = [], 0
+    for rec in lf.ids() * 100:
+        x = lf.load(rec)
+        parts.append(x)
+        have += len(x)
+        if have >= need:
+            break
+    print(f"audio: {minutes:g} min from long-form set {lf.name!r}")
+    return np.concatenate(parts)[:need]
+
+
+def silero(minutes: float) -> None:
+    import torch
+    from silero_vad import get_speech_timestamps
+
+    from core.detectors.vad import SileroVAD
+
+    x = hour_of_audio(minutes)
+    det = SileroVAD()
+    print(f"torch threads: {torch.get_num_threads()} on {os.cpu_count()} cores")
+    det.frame_curve(x[: 16000 * 10], 16000)  # warm-up
+    t0 = time.perf_counter()
+    probs, _ = det.frame_curve(x, 16000)
+    lab = time.perf_counter() - t0
+    seen = []
+    t0 = time.perf_counter()
+    get_speech_timestamps(torch.from_numpy(x), det.model, progress_tracking_callback=seen.append)
+    ref = time.perf_counter() - t0
+    seconds = len(x) / 16000
+    print(f"Silero over {seconds / 3600:.2f} h: lab frame curve {lab:.1f} s (RTF {lab / seconds:.4f}), "
+          f"get_speech_timestamps {ref:.1f} s (RTF {ref / seconds:.4f}); lab / theirs = {lab / ref:.2f}")  # fmt: skip
+    print(f"chunks: {len(probs):,} probabilities at 32 ms")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, default=60.0)
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--skip-silero", action="store_true")
+    args = ap.parse_args()
+    postprocessing(args.repeats)
+    if not args.skip_silero:
+        silero(args.minutes)
+
+
+if __name__ == "__main__":
+    main()
