@@ -72,7 +72,7 @@ def hour_of_audio(minutes: float) -> np.ndarray:
     return np.concatenate(parts)[:need]
 
 
-def silero(minutes: float) -> None:
+def silero(minutes: float, rounds: int) -> None:
     import torch
     from silero_vad import get_speech_timestamps
 
@@ -82,16 +82,19 @@ def silero(minutes: float) -> None:
     det = SileroVAD()
     print(f"torch threads: {torch.get_num_threads()} on {os.cpu_count()} cores")
     det.frame_curve(x[: 16000 * 10], 16000)  # warm-up
-    t0 = time.perf_counter()
-    probs, _ = det.frame_curve(x, 16000)
-    lab = time.perf_counter() - t0
-    seen = []
-    t0 = time.perf_counter()
-    get_speech_timestamps(torch.from_numpy(x), det.model, progress_tracking_callback=seen.append)
-    ref = time.perf_counter() - t0
+    lab, ref = [], []
+    for _ in range(rounds):  # alternated, so drift of the machine hits both
+        t0 = time.perf_counter()
+        probs, _ = det.frame_curve(x, 16000)
+        lab.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        get_speech_timestamps(torch.from_numpy(x), det.model)
+        ref.append(time.perf_counter() - t0)
     seconds = len(x) / 16000
-    print(f"Silero over {seconds / 3600:.2f} h: lab frame curve {lab:.1f} s (RTF {lab / seconds:.4f}), "
-          f"get_speech_timestamps {ref:.1f} s (RTF {ref / seconds:.4f}); lab / theirs = {lab / ref:.2f}")  # fmt: skip
+    a, b = float(np.median(lab)), float(np.median(ref))
+    print(f"Silero over {seconds / 3600:.2f} h, median of {rounds} alternated rounds: lab frame curve {a:.1f} s "
+          f"(RTF {a / seconds:.4f}; runs {', '.join(f'{t:.1f}' for t in lab)}), get_speech_timestamps {b:.1f} s "
+          f"(RTF {b / seconds:.4f}; runs {', '.join(f'{t:.1f}' for t in ref)}); lab / theirs = {a / b:.2f}")  # fmt: skip
     print(f"chunks: {len(probs):,} probabilities at 32 ms")
 
 
@@ -99,11 +102,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=2, help="Silero: alternated rounds of each")
     ap.add_argument("--skip-silero", action="store_true")
     args = ap.parse_args()
     postprocessing(args.repeats)
     if not args.skip_silero:
-        silero(args.minutes)
+        silero(args.minutes, args.rounds)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,11 @@ def _scan(v, onset, offset):
     return np.array(out, int).reshape(-1, 2)
 
 
+def test_a_curve_that_never_reaches_the_onset_has_no_speech():
+    assert postprocess.hysteresis(np.array([0.4, 0.45, 0.42]), 0.5, 0.35).shape == (0, 2)
+    assert postprocess.binarize(np.zeros(5), 0.1, Binarize(0.5, 0.0)).shape == (0, 2)
+
+
 def test_hysteresis_equals_the_state_machine():
     rng = np.random.default_rng(0)
     for _ in range(200):

@@ -318,3 +318,39 @@ def test_the_study_report_gets_a_long_form_section_tuned_on_dev(embedded, scored
     test = C.curves_of(*C.load_curves(scored[1]), durations)
     expected = E.summarise(E.per_recording(embedded, E.hypotheses(test, rule), collar=0.25))
     assert row["error_rate"] == pytest.approx(expected.error_rate[0]) and row["onset"] == rule.onset
+
+
+def test_fsdd_voices_become_a_long_form_set_whose_error_equals_pyannote_metrics(fsdd_dir, default_ds, tmp_path):
+    """Recordings the lab did not make (FSDD's speakers) laid out with the embedded set's non-speech:
+    parts by speaker, and the lab's error from its exported RTTM equal to pyannote.metrics."""
+    from pyannote.core import Annotation, Segment, Timeline
+    from pyannote.metrics.detection import DetectionErrorRate
+
+    from core.data.datasets import load_dataset
+    from core.data.importers import import_dataset
+    from core.detectors import make_detector
+    from core.longform.assemble import build_longform
+    from core.longform.segments import write_rttm
+
+    files = sorted((fsdd_dir / "recordings").glob("*.wav"))[::10]  # 300 clips, every speaker
+    rows = pd.DataFrame({"clip_id": [f.stem for f in files], "path": [str(f) for f in files], "label": "speech",
+                         "group_id": [f.stem.split("_")[1] for f in files], "base_clip_id": [f.stem for f in files]})  # fmt: skip
+    rows.to_csv(tmp_path / "fsdd.csv", index=False)
+    import_dataset("csv", tmp_path / "fsdd.csv", "fsdd-sub", paths_outside_ok=True, force=True)
+    build_longform(load_dataset("fsdd-sub"), None, "fsdd-long", seconds=30.0, nonspeech=default_ds)
+    lf = load_longform("fsdd-long")
+    speakers = lf.recordings.assign(g=lf.recordings["groups"].str.split(";")).explode("g")
+    assert speakers.groupby("g")["part"].nunique().max() == 1 and lf.info["nonspeech_from"] == "default"
+    det = make_detector("silero-vad")
+    test = lf.ids("test")
+    hyp = {}
+    for r in test:
+        t = C.score_recording(det, lf.load(r))
+        hyp[r] = E.hypotheses({r: C.Curve(t["p_speech"].to_numpy(), 0.032, lf.duration(r))}, Binarize(0.5, 0.35))[r]
+    write_rttm(tmp_path / "hyp.rttm", hyp)
+    parsed, ref = _parse_rttm(tmp_path / "hyp.rttm"), _parse_rttm(lf.root / "reference.rttm")
+    der = DetectionErrorRate(collar=0.1)
+    for r in test:
+        der(ref.get(r, Annotation(uri=r)), parsed.get(r, Annotation(uri=r)), uem=Timeline([Segment(0, lf.duration(r))]))
+    lab = E.summarise(E.per_recording(lf, hyp, collar=0.1))
+    assert lab.error_rate[0] == pytest.approx(abs(der), abs=2e-3) and lab.recall[0] > 0.3

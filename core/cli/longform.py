@@ -41,7 +41,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     split = args.split if args.split in list_splits(ds) else None
     update, close = tqdm_progress(f"assembling long recordings from {source}")
     try:
-        root = build_longform(ds, split, name, seconds=args.seconds, seed=args.seed, progress=update)
+        other = load_dataset(args.nonspeech_from) if args.nonspeech_from else None
+        root = build_longform(ds, split, name, seconds=args.seconds, seed=args.seed, progress=update, nonspeech=other)
     finally:
         close()
     print(f"long-form set ready: {root}")
@@ -247,6 +248,7 @@ def register(top: argparse._SubParsersAction) -> None:
     b.add_argument("--split", default="default", help="its saved split (recordings keep its parts)")
     b.add_argument("--name", default="", help="default: DATASET-long")
     b.add_argument("--seconds", type=finite_float, default=60.0, help="about how long each recording is")
+    b.add_argument("--nonspeech-from", default="", help="add another dataset's non-speech clips (e.g. FSDD + voices)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--force", action="store_true")
     b.set_defaults(func=cmd_build)

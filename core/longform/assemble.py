@@ -80,9 +80,14 @@ def assemble_one(clips: list[tuple[np.ndarray, str, str]], bed: np.ndarray | Non
     return y, {g: union(np.array(s)) for g, s in turns.items()}
 
 
-def build_longform(ds, split: str | None, name: str, seconds: float = 60.0, seed: int = 0, progress=None) -> Path:
+def build_longform(ds, split: str | None, name: str, seconds: float = 60.0, seed: int = 0, progress=None,
+                   nonspeech=None) -> Path:  # fmt: skip
     """Long recordings from dataset `ds` (its saved split `split`, or a fresh group-aware split when
-    None: one part per recording) as folder `name`."""
+    None: one part per recording) as folder `name`.
+
+    `nonspeech`: another dataset whose non-speech clips join the recordings (split by their own
+    groups, so no source is heard in two parts) — how a speech-only corpus such as FSDD becomes
+    recordings with music and effects between the voices."""
     import pandas as pd
 
     from core import atomic
@@ -95,22 +100,35 @@ def build_longform(ds, split: str | None, name: str, seconds: float = 60.0, seed
     if not 5.0 <= seconds <= 4 * 3600:
         raise LabError(f"recordings of {seconds:g} s: choose between 5 s and 4 h")
     parts = (load_split(ds, split) if split else make_split(ds.manifest, seed=seed)).to_numpy()
+    manifest, load = ds.manifest, ds.load_clip
+    if nonspeech is not None:
+        other = nonspeech.manifest[nonspeech.manifest["label"] != "speech"]
+        if other.empty:
+            raise LabError(f"dataset {nonspeech.name!r} has no non-speech clips to add")
+        other_parts = make_split(other, seed=seed).to_numpy()
+        manifest = pd.concat([ds.manifest, other.assign(clip_id="ns:" + other["clip_id"].astype(str))],
+                             ignore_index=True)  # fmt: skip
+        parts = np.r_[parts, other_parts]
+
+        def load(cid: str):
+            return nonspeech.load_clip(cid[3:]) if cid.startswith("ns:") else ds.load_clip(cid)
+
     rng = np.random.default_rng(seed)
     target = longform_dir() / name
     rows, rttm_lines = [], []
     with atomic.building_dir(target) as tmp:
         (tmp / "recordings").mkdir()
         for part in ("train", "dev", "test"):
-            m = ds.manifest[parts == part]
+            m = manifest[parts == part]
             if m.empty:
                 continue
             order = m.sample(frac=1.0, random_state=int(rng.integers(2**31))).reset_index(drop=True)
             per = max(2, int(seconds / max(order["duration_ms"].mean() / 1000 + 1.1, 0.5)))
-            beds = [ds.load_clip(c).samples for c in order[order["label"] != "speech"]["clip_id"].head(8)]
+            beds = [load(c).samples for c in order[order["label"] != "speech"]["clip_id"].head(8)]
             for k, chunk in enumerate(range(0, len(order) - per // 2, per)):
                 rec_id = f"{name}-{part}-{k:03d}"
                 sub = order.iloc[chunk : chunk + per]
-                clips = [(ds.load_clip(r.clip_id).samples, r.label, r.group_id) for r in sub.itertuples()]
+                clips = [(load(r.clip_id).samples, r.label, r.group_id) for r in sub.itertuples()]
                 snr = SNRS[int(rng.integers(len(SNRS)))]
                 bed = np.concatenate(beds) if beds else None
                 y, turns = assemble_one(clips, bed, snr, rng)
@@ -120,12 +138,13 @@ def build_longform(ds, split: str | None, name: str, seconds: float = 60.0, seed
                 rows.append({"recording_id": rec_id, "path": str(path.relative_to(tmp)), "duration_s": len(y) / SR,
                              "part": part, "snr_db": snr, "groups": ";".join(sorted(set(sub["group_id"])))})  # fmt: skip
                 if progress:
-                    progress(min(1.0, len(rows) / max(1, len(ds.manifest) / per)), f"{len(rows)} recordings")
+                    progress(min(1.0, len(rows) / max(1, len(manifest) / per)), f"{len(rows)} recordings")
         lines = [f"SPEAKER {rec} 1 {a:.3f} {b - a:.3f} <NA> <NA> {group} <NA> <NA>"
                  for rec, group, segs in rttm_lines for a, b in segs]  # fmt: skip
         lines.sort(key=lambda s: (s.split()[1], float(s.split()[3])))
         (tmp / "reference.rttm").write_text("\n".join(lines) + "\n")
         atomic.write_csv(tmp / "recordings.csv", pd.DataFrame(rows))
-        atomic.write_json(tmp / "info.json", {"kind": "assembled", "source_dataset": ds.name, "split": split or f"fresh (seed {seed})", "seconds": seconds,
+        atomic.write_json(tmp / "info.json", {"kind": "assembled", "source_dataset": ds.name,
+                                              "nonspeech_from": nonspeech.name if nonspeech is not None else "", "split": split or f"fresh (seed {seed})", "seconds": seconds,
                                               "seed": seed, "n_recordings": len(rows)})  # fmt: skip
     return target

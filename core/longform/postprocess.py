@@ -54,6 +54,8 @@ def hysteresis(values: np.ndarray, onset: float, offset: float) -> np.ndarray:
         return np.zeros((0, 2), int)
     # within each run of values ≥ offset, speech starts at the first value ≥ onset
     hot = np.flatnonzero(v >= onset)
+    if not len(hot):  # nothing reaches the onset: no speech, however long the curve stays above offset
+        return np.zeros((0, 2), int)
     first = np.searchsorted(hot, run_start)  # index of the first onset frame at or after each run's start
     has = first < len(hot)
     first_hot = np.where(has, hot[np.minimum(first, len(hot) - 1)], np.iinfo(np.int64).max)
