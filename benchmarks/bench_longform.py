@@ -98,16 +98,65 @@ def silero(minutes: float, rounds: int) -> None:
     print(f"chunks: {len(probs):,} probabilities at 32 ms")
 
 
+def page(repeats: int) -> None:
+    """The Timeline page on one one-hour recording (the embedded recordings end to end, references
+    shifted with them) scored by Silero: seconds per rerun after a threshold move (AppTest: the
+    script's run on the server, not the browser's drawing)."""
+    import tempfile
+
+    from streamlit.testing.v1 import AppTest
+
+    from core.data.audio import write_wav
+    from core.detectors.vad import SileroVAD
+    from core.longform import curves as C
+    from core.longform.dataset import list_longform, load_longform, save_longform
+
+    lf = load_longform(list_longform()[0])
+    os.environ["LAB_DATA_DIR"] = tempfile.mkdtemp(prefix="lab-bench-page-")
+    pieces, turns, t = [], {}, 0.0
+    for rec in lf.ids() * 100:
+        if t >= 3600:
+            break
+        x = lf.load(rec)
+        pieces.append(x)
+        for spk, segs in lf.turns.get(rec, {}).items():
+            turns.setdefault(spk, []).append(segs + t)
+        t += len(x) / 16000
+    hour = np.concatenate(pieces)
+    path = write_wav(Path(os.environ["LAB_DATA_DIR"]) / "hour.wav", hour)
+    ref = {"hour": {spk: np.concatenate(s) for spk, s in turns.items()}}
+    save_longform("bench-hour", {"hour": (path, len(hour) / 16000)}, ref, {"kind": "benchmark"}, group_by="recording")
+    table, meta = C.score_longform(load_longform("bench-hour"), SileroVAD(), "all")
+    C.save_curves(table, meta, "bench-hour-silero")
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=300).run()
+    at.switch_page("views/timeline.py").run()
+    at.multiselect(key="tl_tables").set_value(["bench-hour-silero"]).run()
+    for v in (0.45, 0.55):  # warm-up: first-use imports and caches
+        at.slider(key="tl_onset").set_value(v).run()
+    times = []
+    for k in range(repeats):
+        t0 = time.perf_counter()
+        at.slider(key="tl_onset").set_value(0.3 + 0.5 * (k % 2) + 0.01 * k).run()
+        times.append(time.perf_counter() - t0)
+        assert not at.exception, at.exception
+    print(f"Timeline page, one recording of {len(hour) / 57_600_000:.2f} h with Silero's curve ({len(table):,} frames): "
+          f"a threshold move reruns in median {np.median(times):.2f} s (min {min(times):.2f}, max {max(times):.2f}) "
+          f"over {repeats} moves (AppTest, server side)")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=2, help="Silero: alternated rounds of each")
     ap.add_argument("--skip-silero", action="store_true")
+    ap.add_argument("--page", action="store_true", help="also time the Timeline page on a one-hour recording")
     args = ap.parse_args()
     postprocessing(args.repeats)
     if not args.skip_silero:
         silero(args.minutes, args.rounds)
+    if args.page:
+        page(8)
 
 
 if __name__ == "__main__":

@@ -29,23 +29,25 @@ def thin_curve(values: np.ndarray, step: float, points: int = MAX_POINTS) -> tup
 
 
 def _bands(fig: go.Figure, segments: np.ndarray, y0: float, y1: float, color: str, name: str, row: int) -> None:
-    """Segments as one filled trace (None-separated rectangles: one trace, not a shape per segment)."""
-    xs, ys = [], []
-    for a, b in np.asarray(segments, float).reshape(-1, 2):
-        xs += [a, a, b, b, a, None]
-        ys += [y0, y1, y1, y0, y0, None]
-    fig.add_trace(go.Scatter(x=xs or [None], y=ys or [None], fill="toself", mode="lines", line={"width": 0},
-                             fillcolor=color, name=name, hoverinfo="skip"), row=row, col=1)  # fmt: skip
+    """Segments as one filled trace (rectangles separated by gaps: one trace, not a shape per segment)."""
+    seg = np.asarray(segments, float).reshape(-1, 2)
+    a, b, gap = seg[:, :1], seg[:, 1:], np.full((len(seg), 1), np.nan)
+    xs = np.hstack([a, a, b, b, a, gap]).ravel()
+    ys = np.tile([y0, y1, y1, y0, y0, np.nan], len(seg))
+    fig.add_trace(go.Scatter(x=xs if len(seg) else [None], y=ys if len(seg) else [None], fill="toself", mode="lines",
+                             line={"width": 0}, fillcolor=color, name=name, hoverinfo="skip", connectgaps=False),
+                  row=row, col=1)  # fmt: skip
 
 
-def timeline(x: np.ndarray, sr: int, reference: np.ndarray, curves: list[tuple[str, np.ndarray, float, np.ndarray]],
-             onset: float, offset: float, errors=None, title: str = "") -> go.Figure:  # fmt: skip
+def timeline(env: tuple[np.ndarray, np.ndarray, np.ndarray], reference: np.ndarray,
+             curves: list[tuple[str, np.ndarray, float, np.ndarray]], onset: float, offset: float, errors=None,
+             title: str = "") -> go.Figure:  # fmt: skip
     """Waveform above; reference and each detector's curve (with its segments and the thresholds) below.
 
-    `curves`: (name, values, step, hypothesis segments) per detector; `errors`: a misses/false-alarm
+    `env`: the waveform's `envelope` (computed once per recording, not per move); `curves`: (name, values, step, hypothesis segments) per detector; `errors`: a misses/false-alarm
     table (kind, start, end) to shade on the waveform."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.35, 0.65], vertical_spacing=0.04)
-    t, lo, hi = envelope(x, sr)
+    t, lo, hi = env
     fig.add_trace(go.Scatter(x=np.r_[t, t[::-1]], y=np.r_[hi, lo[::-1]], fill="toself", mode="lines",
                              line={"width": 0.5, "color": "#4c72b0"}, name="waveform", hoverinfo="skip"),
                   row=1, col=1)  # fmt: skip

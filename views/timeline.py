@@ -15,7 +15,7 @@ from core.longform.segments import rttm_text
 from core.longform.tuning import OBJECTIVES, tune
 from core.runs import jobs
 from ui.job_status import command, jobs_panel
-from ui.timeline_plot import timeline
+from ui.timeline_plot import envelope, timeline
 
 st.title("Timeline")
 st.caption(
@@ -44,6 +44,11 @@ def _table(path: str, mtime: float):
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _audio(name: str, mtime: float, rec: str) -> np.ndarray:
     return _set(name, mtime).load(rec)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _envelope(name: str, mtime: float, rec: str):
+    return envelope(_audio(name, mtime, rec), 16000)
 
 
 def _mtime_set(name: str) -> float:
@@ -224,7 +229,8 @@ st.caption(f"This recording ({metas[chosen[0]].get('detector')}): error rate {ro
            f"miss {row['miss']:.1f} s, false alarm {row['false_alarm']:.1f} s of {row['total']:.1f} s speech")  # fmt: skip
 traces = [(metas[s].get("detector"), results[s][0][rec].values, results[s][0][rec].step, results[s][2][rec])
           for s in chosen if rec in results[s][0]]  # fmt: skip
-st.plotly_chart(timeline(x, 16000, ref, traces, onset, rule.offset, errs), key="tl_figure")
+env = _envelope(set_name, _mtime_set(set_name), rec)
+st.plotly_chart(timeline(env, ref, traces, onset, rule.offset, errs), key="tl_figure")
 if st.checkbox("Spectrogram", False, key="tl_spec"):
     from ui.plots import spectrogram
 
