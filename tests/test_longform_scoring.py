@@ -354,3 +354,14 @@ def test_fsdd_voices_become_a_long_form_set_whose_error_equals_pyannote_metrics(
         der(ref.get(r, Annotation(uri=r)), parsed.get(r, Annotation(uri=r)), uem=Timeline([Segment(0, lf.duration(r))]))
     lab = E.summarise(E.per_recording(lf, hyp, collar=0.1))
     assert lab.error_rate[0] == pytest.approx(abs(der), abs=2e-3) and lab.recall[0] > 0.3
+
+
+def test_event_summary_counts_regions_over_recordings():
+    class Two:
+        def speech(self, rec):
+            return np.array([[1.0, 3.0], [5.0, 6.0]]) if rec == "a" else np.array([[0.0, 1.0]])
+
+    ev = E.all_events(Two(), {"a": np.array([[1.1, 2.0], [2.2, 3.0]]), "b": np.zeros((0, 2))})
+    s = E.event_summary(ev)
+    assert s["regions"] == 3 and s["detected"] == pytest.approx(1 / 3) and s["split"] == pytest.approx(1 / 3)
+    assert s["median_abs_onset_error_s"] == pytest.approx(0.1) and "3 speech regions: 33% detected" in E.event_line(s)

@@ -9,7 +9,16 @@ import streamlit as st
 from core.errors import LabError
 from core.longform import curves as curve_tables
 from core.longform.dataset import list_longform, load_longform
-from core.longform.evaluation import hypotheses, misses_and_false_alarms, paired_difference, per_recording, summarise
+from core.longform.evaluation import (
+    all_events,
+    event_line,
+    event_summary,
+    hypotheses,
+    misses_and_false_alarms,
+    paired_difference,
+    per_recording,
+    summarise,
+)
 from core.longform.postprocess import Binarize
 from core.longform.segments import rttm_text
 from core.longform.tuning import OBJECTIVES, tune
@@ -162,11 +171,15 @@ objective = c[0].selectbox("Objective for tuning", OBJECTIVES, key="tl_objective
 collar = c[1].number_input("Collar (s)", 0.0, 2.0, 0.25, 0.05, key="tl_collar", help="total width, half each side")
 skip_overlap = c[2].checkbox("Skip overlap", False, key="tl_skip_overlap")
 cluster = c[3].selectbox("Intervals clustered by", ["recording", "group"], key="tl_cluster")
+fa_budget = 0.05
+if objective == "miss_at_fa":
+    fa_budget = c[0].number_input("False-alarm budget (false alarm / reference speech)", 0.0, 1.0, 0.05, 0.01,
+                                  key="tl_fa_budget")  # fmt: skip
 if dev_of and c[0].button(f"Tune on dev ({dev_of})", key="tl_tune"):
     dev_curves, _ = _table(str(curve_tables.resolve(dev_of)), curve_tables.resolve(dev_of).stat().st_mtime)
     with st.spinner("searching the rule grid on dev…"):
         rule, _ = tune(dev_curves, {r: lf.reference(r) for r in dev_curves}, objective=objective, collar=collar,
-                       skip_overlap=skip_overlap)  # fmt: skip
+                       skip_overlap=skip_overlap, fa_budget=fa_budget)  # fmt: skip
     for k, v in asdict(rule).items():
         st.session_state[f"tl_{k}"] = float(v)
     st.session_state["tl_tuned_on"] = dev_of
@@ -177,14 +190,15 @@ if st.session_state.get("tl_tuned_on"):
 
 for k, v in asdict(Binarize()).items():  # defaults once; the tuner and the sliders then share the values
     st.session_state.setdefault(f"tl_{k}", float(v))
-s = st.columns(4)
+s = st.columns(6)
 onset = s[0].slider("Onset", 0.0, 1.0, step=0.01, key="tl_onset")
 offset = s[1].slider("Offset", 0.0, 1.0, step=0.01, key="tl_offset", help="≤ onset (hysteresis)")
 min_speech = s[2].slider("Min speech (s)", 0.0, 2.0, step=0.05, key="tl_min_speech")
 min_silence = s[3].slider("Min silence (s)", 0.0, 2.0, step=0.05, key="tl_min_silence")
+pad_onset = s[4].slider("Pad before (s)", 0.0, 1.0, step=0.05, key="tl_pad_onset")
+pad_offset = s[5].slider("Pad after (s)", 0.0, 1.0, step=0.05, key="tl_pad_offset")
 try:
-    rule = Binarize(onset, min(offset, onset), min_speech, min_silence, st.session_state["tl_pad_onset"],
-                    st.session_state["tl_pad_offset"])  # fmt: skip
+    rule = Binarize(onset, min(offset, onset), min_speech, min_silence, pad_onset, pad_offset)
 except LabError as exc:
     st.error(str(exc))
     st.stop()
@@ -207,6 +221,7 @@ for col, stem in zip(cols, chosen):
                f"{summ.n_clusters} clusters by {cluster}")  # fmt: skip
     col.caption(f"95% interval [{e[1]:.3f}, {e[2]:.3f}] · miss {summ.miss_rate:.3f} · false alarm "
                 f"{summ.false_alarm_rate:.3f} · precision {p[0]:.3f} · recall {r[0]:.3f} · F1 {summ.f1:.3f}")  # fmt: skip
+    col.caption(event_line(event_summary(all_events(lf, results[stem][2]))))
 if len(chosen) >= 2:
     a, b = chosen[:2]
     try:

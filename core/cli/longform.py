@@ -163,6 +163,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"detection error rate {e[0]:.3f} [{e[1]:.3f}, {e[2]:.3f}]  (miss {s.miss_rate:.3f}, "
           f"false alarm {s.false_alarm_rate:.3f})")  # fmt: skip
     print(f"precision {p[0]:.3f} [{p[1]:.3f}, {p[2]:.3f}]  recall {r[0]:.3f} [{r[1]:.3f}, {r[2]:.3f}]  F1 {s.f1:.3f}")
+    from core.longform.evaluation import all_events, event_line, event_summary
+
+    print(event_line(event_summary(all_events(lf, hyp))))
     if args.per_recording:
         print(per[["recording_id", "error_rate", "precision", "recall", "miss", "false_alarm", "total"]].to_string())
     if args.rttm:

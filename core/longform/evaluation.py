@@ -147,6 +147,21 @@ def event_summary(ev: pd.DataFrame) -> dict[str, float]:
             "median_abs_offset_error_s": float(det["offset_error"].abs().median()) if len(det) else np.nan}  # fmt: skip
 
 
+def all_events(lf, hyp: dict[str, np.ndarray]) -> pd.DataFrame:
+    """`events` of every recording of `hyp`, with its id."""
+    frames = [events(lf.speech(r), h).assign(recording_id=r) for r, h in hyp.items()]
+    return pd.concat(frames, ignore_index=True) if frames else events(np.zeros((0, 2)), np.zeros((0, 2)))
+
+
+def event_line(s: dict[str, float]) -> str:
+    """The event summary in one line, for pages and the command line."""
+    if not s.get("regions"):
+        return "no reference speech regions"
+    return (f"{s['regions']} speech regions: {s['detected']:.0%} detected, {s['split']:.0%} split, "
+            f"{s['merged']:.0%} merged with a neighbour; median |onset error| {s['median_abs_onset_error_s']:.2f} s, "
+            f"|offset error| {s['median_abs_offset_error_s']:.2f} s")  # fmt: skip
+
+
 def misses_and_false_alarms(reference: np.ndarray, hypothesis: np.ndarray, duration: float) -> pd.DataFrame:
     """Every stretch of missed speech and of false alarm, longest first (no collar: what you hear)."""
     ref, hyp = union(reference), union(hypothesis)
