@@ -307,7 +307,7 @@ def test_timeline_page_moves_the_rule_live_and_plays_a_miss(embedded, scored):
 
 def test_the_study_report_gets_a_long_form_section_tuned_on_dev(embedded, scored):
     from core.longform.tuning import tune
-    from core.report.study import longform_section
+    from core.report.longform import longform_section
 
     s = longform_section(collar=0.25)
     rows = s.tables[0][2]

@@ -1,9 +1,11 @@
-"""`python -m core calibrate | compare | aggregate | psychometric | errors`: analyses of tables."""
+"""`python -m core calibrate | compare | aggregate | psychometric | errors | abstain | label-issues`: analyses of tables."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+import numpy as np
 
 from core.cli.common import finite_float, positive_int, unit_interval
 from core.errors import LabError
@@ -162,6 +164,57 @@ def cmd_errors(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_abstain(args: argparse.Namespace) -> int:
+    """Decide or abstain: a rule fitted on dev (error among decided ≤ α, or coverage 1 − α), judged on test."""
+    from core.analysis import conformal
+    from core.scoring import predictions
+
+    dev, _ = predictions.load(predictions.resolve(args.dev))
+    test, _ = predictions.load(predictions.resolve(args.test))
+    yd, pd_ = (dev["label"] == "speech").to_numpy(), dev["p_speech"].to_numpy(float)
+    yt, pt = (test["label"] == "speech").to_numpy(), test["p_speech"].to_numpy(float)
+    groups = dev["group_id"].to_numpy() if args.by_group else None
+    rule = conformal.fit_selective(yd, pd_, args.alpha, args.delta, groups=groups)
+    res = conformal.apply_selective(rule, yt, pt, test["group_id"].to_numpy())
+    print(
+        f"rule (fitted on {args.dev}): decide where max(p, 1 - p) >= {rule.threshold:.4f}; dev decided "
+        f"{rule.dev_decided:.1%}, error among decided {rule.dev_error:.4f} (effective dev clips {rule.effective_n:.0f})"
+    )
+    print(
+        f"test: decided {res['decided']:.1%} ({res['n_decided']} clips), error among decided {res['error']:.4f} "
+        f"[{res['error_lo']:.4f}, {res['error_hi']:.4f}] (95%, clustered by group); target <= {args.alpha:g} "
+        f"with probability >= {1 - args.delta:g} for clips exchangeable with dev"
+    )
+    sets = conformal.prediction_sets(yd, pd_, pt, args.alpha, mondrian=args.mondrian)
+    size = sets.sum(axis=1)
+    cover = float(sets[np.arange(len(yt)), np.where(yt, 0, 1)].mean())
+    print(
+        f"prediction sets at coverage {1 - args.alpha:g}{' (Mondrian)' if args.mondrian else ''}: realised "
+        f"{cover:.3f}; one label {np.mean(size == 1):.1%}, both (abstain) {np.mean(size == 2):.1%}, "
+        f"empty {np.mean(size == 0):.1%}"
+    )
+    return 0
+
+
+def cmd_label_issues(args: argparse.Namespace) -> int:
+    from core.analysis.label_issues import find_label_issues, group_quality
+    from core.scoring import predictions
+
+    table, meta = predictions.load(predictions.resolve(args.table))
+    if meta.get("part") != "oof" and not meta.get("zero_shot"):
+        print(
+            "warning: not an out-of-fold table: a model scored on clips it trained on vouches for their labels",
+            file=sys.stderr,
+        )
+    issues = find_label_issues(table)
+    flagged = issues[issues["flagged"]]
+    print(f"{len(flagged)} of {len(issues)} clips flagged (cleanlab, confident learning); most likely wrong first:")
+    print(flagged.head(args.top).to_string(index=False))
+    print("\nlabel quality by group (flagged rate, worst first):")
+    print(group_quality(issues).head(args.top).to_string(index=False))
+    return 0
+
+
 def register(top: argparse._SubParsersAction) -> None:
     """`calibrate`, `compare`, `aggregate`, `psychometric` and `errors`: analyses of predictions tables."""
     from core.analysis import psychometrics as pm
@@ -211,3 +264,17 @@ def register(top: argparse._SubParsersAction) -> None:
     )
     er.add_argument("--csv", help="write the per-clip table here")
     er.set_defaults(func=cmd_errors)
+    ab = top.add_parser("abstain", help="decide or abstain: a conformal rule fitted on dev, judged on test")
+    ab.add_argument("--dev", required=True)
+    ab.add_argument("--test", required=True)
+    ab.add_argument("--alpha", type=float, default=0.05, help="error among decided clips (or 1 - coverage)")
+    ab.add_argument("--delta", type=float, default=0.1, help="the rule holds with probability 1 - delta")
+    ab.add_argument("--mondrian", action="store_true", help="prediction sets calibrated per class")
+    ab.add_argument("--by-group", action="store_true", help="count dev clips by effective sample size (groups)")
+    ab.set_defaults(func=cmd_abstain)
+    li = top.add_parser(
+        "label-issues", help="clips whose label is probably wrong (cleanlab), from an out-of-fold table"
+    )
+    li.add_argument("table")
+    li.add_argument("--top", type=int, default=30)
+    li.set_defaults(func=cmd_label_issues)

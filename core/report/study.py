@@ -13,28 +13,18 @@ import html
 import itertools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from core import atomic
 from core.errors import LabError
+from core.report.section import Section
 from core.report.tables import to_latex, write_table
 
 # plotly is imported inside functions: importing this module stays cheap
 
 MAX_TABLES = 6  # detectors compared pairwise in the report: 15 pairs at most
-
-
-@dataclass
-class Section:
-    """A titled part of the report: text, tables (name, caption, frame) and Plotly figures."""
-
-    title: str
-    text: list[str] = field(default_factory=list)
-    tables: list[tuple[str, str, pd.DataFrame]] = field(default_factory=list)
-    figures: list = field(default_factory=list)
 
 
 def dataset_section(ds, split: str) -> Section:
@@ -293,77 +283,6 @@ def render(title: str, sections: list[Section]) -> str:
     )
 
 
-def longform_results(collar: float = 0.25) -> list[dict]:
-    """Per long-form set and detector with dev and test curve tables (same window and hop): the rule
-    tuned on dev (detection error rate, `collar`), applied to test unchanged, with its figures."""
-    from dataclasses import asdict
-
-    from core.longform import curves as C
-    from core.longform.dataset import list_longform, load_longform
-    from core.longform.evaluation import hypotheses, per_recording, summarise
-    from core.longform.tuning import tune
-
-    out = []
-    for name in list_longform():
-        paths = C.list_curves(name)
-        if not paths:
-            continue
-        lf = load_longform(name)
-        durations = {r: lf.duration(r) for r in lf.ids()}
-        metas = [(p, C.read_meta(p)) for p in paths]
-        for p_test, m in metas:
-            if m.get("part") != "test":
-                continue
-            key = (m.get("detector"), m.get("window"), m.get("hop"))
-            dev = next((p for p, d in metas if d.get("part") == "dev"
-                        and (d.get("detector"), d.get("window"), d.get("hop")) == key), None)  # fmt: skip
-            if dev is None:
-                continue
-            dev_curves = C.curves_of(*C.load_curves(dev), durations)
-            rule, _ = tune(dev_curves, {r: lf.reference(r) for r in dev_curves}, collar=collar)
-            test_curves = C.curves_of(*C.load_curves(p_test), durations)
-            per = per_recording(lf, hypotheses(test_curves, rule), collar=collar)
-            out.append({"set": name, "detector": m.get("detector"), "table": p_test.stem, "dev_table": dev.stem,
-                        "rule": asdict(rule), "per": per, "summary": summarise(per), "lf": lf})  # fmt: skip
-    return out
-
-
-def longform_section(collar: float = 0.25) -> Section | None:
-    """Speech over time: each detector's test error under the rule tuned on dev, and paired differences."""
-    from core.longform.evaluation import paired_difference
-
-    results = longform_results(collar)
-    if not results:
-        return None
-    s = Section("Long recordings: speech over time")
-    s.text.append(
-        f"Each detector's post-processing (onset/offset, minimum speech and silence) was tuned on the dev "
-        f"recordings for the detection error rate and applied to test unchanged; collar {collar:g} s; 95% "
-        "intervals clustered by recording."
-    )
-    rows = []
-    for r in results:
-        sm = r["summary"]
-        rows.append({"set": r["set"], "detector": r["detector"], "recordings": sm.n_recordings,
-                     "error_rate": sm.error_rate[0], "ci_lower": sm.error_rate[1], "ci_upper": sm.error_rate[2],
-                     "miss": sm.miss_rate, "false_alarm": sm.false_alarm_rate, "precision": sm.precision[0],
-                     "recall": sm.recall[0], "f1": sm.f1, "onset": r["rule"]["onset"], "offset": r["rule"]["offset"],
-                     "min_speech": r["rule"]["min_speech"], "min_silence": r["rule"]["min_silence"],
-                     "tuned_on": r["dev_table"]})  # fmt: skip
-    s.tables.append(("longform", "Detection error on test recordings (rule tuned on dev)", pd.DataFrame(rows)))
-    for a, b in itertools.combinations(results, 2):
-        if a["set"] != b["set"]:
-            continue
-        try:
-            d = paired_difference(a["per"], b["per"])
-        except LabError as exc:
-            s.text.append(html.escape(f"{a['detector']} vs {b['detector']}: {exc}"))
-            continue
-        s.text.append(html.escape(f"{a['set']}: {a['detector']} − {b['detector']} error rate {d.diff:+.3f} "
-                                  f"[{d.lo:+.3f}, {d.hi:+.3f}]; {d.verdict(a['detector'], b['detector'])}"))  # fmt: skip
-    return s
-
-
 def write_report(
     dataset: str, split: str, out: str | Path | None = None, progress: Callable[[float, str], None] | None = None
 ) -> Path:
@@ -391,6 +310,8 @@ def write_report(
     say(0.85, "worst clips")
     sections.append(worst_clips_section(loaded, ds))
     say(0.9, "long recordings")
+    from core.report.longform import longform_section
+
     if (lf := longform_section()) is not None:
         sections.append(lf)
     for s in sections:
