@@ -98,3 +98,32 @@ def test_cli_abstain_and_label_issues_on_simulated_tables(default_ds, capsys):
     assert main(["label-issues", "sim-overconfident-test", "--top", "5"]) == 0
     captured = capsys.readouterr()
     assert "flagged (cleanlab" in captured.out and "not an out-of-fold table" in captured.err
+
+
+def test_decide_and_label_issue_pages(default_ds):
+    from streamlit.testing.v1 import AppTest
+
+    from core.scoring import predictions
+    from tests import sim_tables
+    from tests.conftest import REPO
+
+    sim_tables.make_tables(default_ds)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    at.switch_page("views/decide.py").run()
+    assert not at.exception
+    at.selectbox(key="dec_test").set_value("sim-overconfident-test").run()
+    at.number_input(key="dec_alpha").set_value(0.1).run()
+    assert not at.exception
+    dev, _ = predictions.load(predictions.resolve("sim-overconfident-dev"))
+    test, _ = predictions.load(predictions.resolve("sim-overconfident-test"))
+    rule = conformal.fit_selective((dev["label"] == "speech").to_numpy(), dev["p_speech"].to_numpy(), 0.1, 0.1)
+    res = conformal.apply_selective(rule, (test["label"] == "speech").to_numpy(), test["p_speech"].to_numpy())
+    shown = next(m.value for m in at.metric if m.label == "Decided on test")
+    assert shown == f"{res['decided']:.1%}"
+    at.switch_page("views/label_issues.py").run()
+    assert not at.exception
+    at.selectbox(key="li_table").set_value("sim-overconfident-test").run()
+    flagged = next(m.value for m in at.metric if m.label == "Flagged clips")
+    from core.analysis.label_issues import find_label_issues
+
+    assert int(flagged) == int(find_label_issues(test)["flagged"].sum())
