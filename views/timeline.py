@@ -71,7 +71,7 @@ def _offer_build() -> None:
     from core.longform.assemble import build_longform
 
     st.info(
-        "No long-form set yet. The embedded one is assembled from the clip dataset's split parts (speech and "
+        "No long-form set yet: build the embedded one first (the button below). It is assembled from the clip dataset's split parts (speech and "
         "non-speech laid end to end with gaps, noise beds at several SNRs, some speech over music), with the "
         "exact reference, in seconds. `python -m core longform import` brings your own (RTTM, CSV or Lhotse)."
     )
