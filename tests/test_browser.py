@@ -265,6 +265,7 @@ def test_a_whole_study_in_chromium(page, server):
     nav(page, "Calibration", "Judge on")
     choose_containing(page, "Judge on (test table)", "lab-base · default/browser/test")
     assert "✓ paired" in selected(page, "Dev table") and "fitted on" in page.locator("body").inner_text()
+    page.locator(".js-plotly-plot").nth(1).wait_for(timeout=60_000)  # drawn after the script run, later under load
     assert page.locator(".js-plotly-plot").count() >= 2
     check(page, "04-calibration")
 

@@ -48,7 +48,9 @@ def find_label_issues(table: pd.DataFrame, filter_by: str = "prune_by_noise_rate
 
     labels, probs = _inputs(table)
     quality = get_label_quality_scores(labels, probs, method="self_confidence")
-    flagged = cl_find(labels, probs, filter_by=filter_by, return_indices_ranked_by="self_confidence")
+    # n_jobs=1: cleanlab otherwise forks worker processes, which can hang inside a server's (or a
+    # test's) thread with torch loaded; two classes need no parallelism
+    flagged = cl_find(labels, probs, filter_by=filter_by, return_indices_ranked_by="self_confidence", n_jobs=1)
     rank = np.zeros(len(labels), int)
     rank[flagged] = np.arange(1, len(flagged) + 1)
     out = table[[c for c in ("clip_id", "group_id", "label", "p_speech", "detector") if c in table]].copy()
