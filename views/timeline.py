@@ -3,7 +3,6 @@
 from dataclasses import asdict
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from core.errors import LabError
@@ -20,7 +19,7 @@ from core.longform.evaluation import (
     summarise,
 )
 from core.longform.postprocess import Binarize
-from core.longform.segments import rttm_text
+from core.longform.segments import rttm_text, segments_table
 from core.longform.tuning import OBJECTIVES, tune
 from core.runs import jobs
 from ui.job_status import command, jobs_panel
@@ -268,11 +267,10 @@ else:
 
 st.subheader("Export")
 hyp_all = results[chosen[0]][2]
-rows = [(r, a, b) for r in sorted(hyp_all) for a, b in hyp_all[r]]
 e = st.columns(3)
 e[0].download_button("Hypothesis segments (RTTM)", rttm_text(hyp_all), file_name=f"{chosen[0]}.rttm", key="tl_rttm")
 e[1].download_button("Hypothesis segments (CSV)",
-                     pd.DataFrame(rows, columns=["recording", "start", "end"]).assign(label="speech").to_csv(index=False),
+                     segments_table(hyp_all).to_csv(index=False),
                      file_name=f"{chosen[0]}.csv", key="tl_csv")  # fmt: skip
 e[2].download_button("Per-recording figures (CSV)", results[chosen[0]][3].to_csv(index=False),
                      file_name=f"{chosen[0]}-per-recording.csv", key="tl_per")  # fmt: skip

@@ -148,7 +148,7 @@ def _report(lf, curves, rule, args) -> tuple:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from core.longform.segments import write_rttm
+    from core.longform.segments import write_csv, write_rttm
 
     lf, curves, meta = _curves(args.curves)
     rule, saved = _rule_args(args)
@@ -171,14 +171,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.rttm:
         print(f"wrote {write_rttm(args.rttm, hyp)}")
     if args.csv:
-        print(f"wrote {write_segments_csv(args.csv, hyp)}")
+        print(f"wrote {write_csv(args.csv, hyp)}")
     return 0
-
-
-def write_segments_csv(path: str | Path, hyp: dict) -> Path:
-    from core.longform.segments import write_csv
-
-    return write_csv(path, hyp)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -205,14 +199,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.longform.segments import write_rttm
+    from core.longform.segments import write_csv, write_rttm
 
     _, curves, _ = _curves(args.curves)
     rule, _ = _rule_args(args)
     from core.longform.evaluation import hypotheses
 
     hyp = hypotheses(curves, rule)
-    out = write_rttm(args.out, hyp) if args.format == "rttm" else write_segments_csv(args.out, hyp)
+    out = write_rttm(args.out, hyp) if args.format == "rttm" else write_csv(args.out, hyp)
     print(f"wrote {out}")
     return 0
 

@@ -7,6 +7,8 @@ cut across two splits, so a model is always tested on speakers and sources it ne
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import hashlib
 import json
 import re
@@ -25,8 +27,10 @@ DEFAULT_FRACTIONS = {"train": 0.7, "dev": 0.15, "test": 0.15}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-def split_units(manifest: pd.DataFrame) -> pd.Series:
-    """Component id per row: rows linked by a shared group_id or base_clip_id share a unit."""
+def linked(pairs) -> Callable[[str], str]:
+    """Union-find over string keys: after joining each (a, b) of `pairs`, the returned function maps
+    a key to its component's id (the smallest key in it). Clips linked by group or base clip, and
+    long recordings linked by speaker, are split by these components."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -35,10 +39,16 @@ def split_units(manifest: pd.DataFrame) -> pd.Series:
             x = parent[x]
         return x
 
-    for g, b in zip("g:" + manifest["group_id"].astype(str), "b:" + manifest["base_clip_id"].astype(str)):
-        ra, rb = find(g), find(b)
+    for a, b in pairs:
+        ra, rb = find(a), find(b)
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
+    return find
+
+
+def split_units(manifest: pd.DataFrame) -> pd.Series:
+    """Component id per row: rows linked by a shared group_id or base_clip_id share a unit."""
+    find = linked(zip("g:" + manifest["group_id"].astype(str), "b:" + manifest["base_clip_id"].astype(str)))
     return pd.Series([find("g:" + str(g)) for g in manifest["group_id"]], index=manifest.index, name="unit")
 
 

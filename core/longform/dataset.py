@@ -123,19 +123,9 @@ def load_longform(name: str) -> LongformSet:
 
 def recording_units(groups: dict[str, list[str]]) -> dict[str, str]:
     """{recording: unit}: recordings linked (directly or through others) by a shared group share a unit."""
-    parent: dict[str, str] = {}
+    from core.data.splits import linked
 
-    def find(x: str) -> str:
-        while parent.setdefault(x, x) != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for rec, gs in groups.items():
-        for g in gs:
-            a, b = find("r:" + rec), find("g:" + g)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
+    find = linked(("r:" + rec, "g:" + g) for rec, gs in groups.items() for g in gs)
     return {rec: find("r:" + rec) for rec in groups}
 
 

@@ -147,12 +147,16 @@ def write_rttm(path: str | Path, segments: dict[str, np.ndarray], speaker: str =
     return path
 
 
-def write_csv(path: str | Path, segments: dict[str, np.ndarray], label: str = "speech") -> Path:
-    """A CSV of (recording, start, end, label) rows, the importer's own format."""
+def segments_table(segments: dict[str, np.ndarray], label: str = "speech"):
+    """(recording, start, end, label) rows for {recording: segments}: the CSV importer's own format."""
     import pandas as pd
-
-    from core import atomic
 
     rows = [(rec, float(a), float(b), label) for rec in sorted(segments)
             for a, b in np.asarray(segments[rec], float).reshape(-1, 2)]  # fmt: skip
-    return atomic.write_csv(Path(path), pd.DataFrame(rows, columns=["recording", "start", "end", "label"]))
+    return pd.DataFrame(rows, columns=["recording", "start", "end", "label"])
+
+
+def write_csv(path: str | Path, segments: dict[str, np.ndarray], label: str = "speech") -> Path:
+    from core import atomic
+
+    return atomic.write_csv(Path(path), segments_table(segments, label))
