@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.data import annotations
+from core.data import annotations, relabels
 from core.errors import LabError
 from ui import plots
 
@@ -43,6 +43,33 @@ def tag_form(ds, clip_id: str, key: str) -> None:
             st.rerun()
 
 
+def verdict_form(ds, clip_id: str, suggested: str, key: str) -> None:
+    """Confirm a flagged label as wrong (relabel to `suggested`) or dismiss the flag; both dated,
+    kept in relabels.csv beside the manifest (never in it), and shown with their history."""
+    original = str(ds.row(clip_id)["label"])
+    other = "nonspeech" if original == "speech" else "speech"
+    with st.form(f"{key}_form", enter_to_submit=False):
+        c = st.columns([3, 3, 1, 1])
+        c[0].markdown(f"Manifest label **{original}**; the scores suggest **{suggested}**.")
+        note = c[1].text_input("Why (saved with the decision)", "", key=f"{key}_note")
+        relabel = c[2].form_submit_button(f"Relabel → {other}", type="primary")
+        dismiss = c[3].form_submit_button("Label is right")
+    if relabel or dismiss:
+        try:
+            relabels.decide(ds, clip_id, "relabel" if relabel else "dismiss", other if relabel else "", note)
+            st.success(f"{clip_id}: " + (f"relabelled {original} → {other}" if relabel else f"kept as {original}")
+                       + f" (saved in {relabels.path(ds).name}; the manifest is unchanged — choose 'corrected "
+                       "labels' on Evaluate or Runs to use it)")  # fmt: skip
+        except LabError as exc:
+            st.error(str(exc))
+    history = relabels.log(ds)
+    history = history[history["clip_id"] == clip_id]
+    if len(history):
+        st.caption("Decisions on this clip (the last one stands): " + "; ".join(
+            f"{r.created}: {r.decision} {r.original}→{r.label}" + (f" ({r.note})" if r.note else "")
+            for r in history.itertuples()))  # fmt: skip
+
+
 def play(ds, clip_id: str, key: str, figures: bool = False) -> None:
     """The clip's audio player (and waveform/spectrogram when `figures`); a clip that cannot load says why."""
     try:
@@ -59,20 +86,22 @@ def play(ds, clip_id: str, key: str, figures: bool = False) -> None:
 
 def clip_list(
     ds, clips: pd.DataFrame, key: str, caption: str = "", tag: bool = True, limit: int = 500, total: int | None = None
-) -> None:
-    """A list of clips (the first `limit` of `total`); the one picked below it is playable and taggable."""
+) -> str | None:
+    """A list of clips (the first `limit` of `total`); the one picked below it is playable and taggable.
+    Returns the picked clip id (None when nothing can be picked)."""
     if clips.empty:
         st.caption(caption or "no clips")
-        return
+        return None
     total = len(clips) if total is None else total
     shown = clips.head(limit).reset_index(drop=True)
     st.dataframe(shown, hide_index=True, width="stretch", key=f"{key}_list", height=min(400, 38 + 35 * len(shown)))
     st.caption((caption + " · " if caption else "") + (f"first {limit} of {len(clips)}" if len(clips) > limit else ""))
     if ds is None:
-        return
+        return None
     ids = shown["clip_id"].astype(str).tolist()
     clip_id = st.selectbox("Hear a clip", ids, key=f"{key}_pick", help="type to search the list above")
     if clip_id:
         play(ds, clip_id, key)
         if tag:
             tag_form(ds, clip_id, f"{key}_tag")
+    return clip_id

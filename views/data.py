@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.data import relabels
 from core.data.audit import split_status
 from core.data.datasets import condition_columns
 from core.data.splits import list_splits, load_split
@@ -37,6 +38,21 @@ st.caption(
     f"{m['group_id'].nunique()} groups, {m['base_clip_id'].nunique()} base clips"
 )
 
+decisions = relabels.current(ds)
+if len(decisions):
+    fixed = decisions[decisions["decision"] == "relabel"].set_index("clip_id")["label"]
+    m = m.assign(corrected_label=m["clip_id"].map(fixed).fillna(m["label"]))
+    with st.expander(
+        f"Relabels: {len(fixed)} clip(s) relabelled, {len(decisions) - len(fixed)} flag(s) dismissed "
+        "(the manifest is unchanged)"
+    ):
+        st.caption(
+            "Every decision, dated (Label issues page or `python -m core relabel`); the last one per clip stands. "
+            "A split, run or scoring job uses them only when asked (Labels: corrected / `--labels corrected`), "
+            "and records which it used."
+        )
+        st.dataframe(relabels.log(ds), hide_index=True, width="stretch", key="data_relabels")
+
 with st.expander("Filters", expanded=True):
     c1, c2, c3 = st.columns(3)
     labels = c1.multiselect("Label", sorted(m["label"].unique()), key="f_label")
@@ -58,7 +74,7 @@ with st.expander("Filters", expanded=True):
         include_clean = c5.checkbox("include clean clips (no noise added)", value=True, key="f_clean")
     cond_filters = {}
     # a condition worth filtering by has a few values (not a file path per clip); a missing value is "(none)"
-    cond_cols = [c for c in condition_columns(m) if 1 < m[c].nunique() <= 50]
+    cond_cols = [c for c in condition_columns(m) if c != "corrected_label" and 1 < m[c].nunique() <= 50]
     for col, box in zip(cond_cols, st.columns(max(1, len(cond_cols)))):
         cond_filters[col] = box.multiselect(col, sorted(_text(m[col]).unique()), key=f"f_cond_{col}")
 
@@ -96,6 +112,7 @@ cols = [
     for c in [
         "clip_id",
         "label",
+        "corrected_label",
         "group_id",
         "split",
         "base_clip_id",
@@ -126,10 +143,10 @@ if clip_id is not None:
     except LabError as exc:
         st.error(str(exc))
         st.stop()
-    row = ds.row(clip_id)
+    row = m[m["clip_id"] == clip_id].iloc[0]
     info = {
         k: row[k]
-        for k in ["label", "group_id", "base_clip_id", "duration_ms", "snr_db", "noise_type"]
+        for k in ["label", "corrected_label", "group_id", "base_clip_id", "duration_ms", "snr_db", "noise_type"]
         if k in row and not (isinstance(row[k], float) and np.isnan(row[k]))
     }
     st.write(info)

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core.data import annotations
+from core.data import annotations, relabels
 from core.decision import correct
 from core.detectors import LLM_DETECTORS, REGISTRY, check_checkpoint
 from core.detectors.checkpoints import require_adapter
@@ -117,12 +117,18 @@ with st.form("evaluate"):
     exclude_tags = st.multiselect(
         "Leave out clips tagged (Errors page)", sorted(set(annotations.load(ds)["tag"])), key="ev_exclude"
     )
+    labels = st.radio(
+        "Labels", ["original", "corrected"], horizontal=True, key="ev_labels",
+        help="corrected = with the relabels made on the Label issues page applied "
+        f"({relabels.relabelled_count(ds)} now); the table records which.",
+    )  # fmt: skip
     start = st.form_submit_button("Start scoring", type="primary")
 
 if start:
     args = ["evaluate", "--dataset", ds.name, "--split", split, "--part", part, "--detector", detector]
     args += ["--batch-size", str(int(batch)), "--dtype", dtype]
     args += [f"--exclude-tags={tag}" for tag in exclude_tags]  # one argv item each: a tag may start with '-'
+    args += ["--labels", labels]
     if executor is None:
         st.error("The Ray cluster above cannot be used (see its message); empty the field to score here.")
         st.stop()

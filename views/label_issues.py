@@ -2,10 +2,12 @@
 
 import streamlit as st
 
-from core.analysis.label_issues import find_label_issues, group_quality
+from core.analysis.label_issues import find_label_issues, group_quality, planted_recall
+from core.data import relabels
+from core.data.planted_flips import planted_truth
 from core.errors import LabError
 from core.scoring import predictions
-from ui.clip_panel import clip_list
+from ui.clip_panel import clip_list, verdict_form
 from ui.job_status import command
 from ui.state import get_dataset, load_table, pick_table
 
@@ -41,10 +43,20 @@ try:
     ds = get_dataset(str(meta.get("dataset", "")))
 except LabError:
     ds = None
-shown = flagged[["rank", "clip_id", "group_id", "label", "suggested", "p_speech", "label_quality"]]
-clip_list(
-    ds, shown, "li_list", caption="hear a clip, then tag it (e.g. 'label wrong') if you agree", tag=ds is not None
-)
+shown = flagged[["rank", "clip_id", "group_id", "label", "suggested", "p_speech", "label_quality"]].copy()
+if ds is not None:
+    decided = relabels.current(ds).set_index("clip_id")
+    shown["decision"] = shown["clip_id"].map(decided["decision"]).fillna("")
+    if len(decided) and st.toggle("Hide clips already decided", True, key="li_hide"):
+        shown = shown[shown["decision"] == ""]
+    if (truth := planted_truth(ds)) is not None:
+        r = planted_recall(issues, truth["clip_id"])
+        st.info(f"This dataset has planted flips: {r['caught']} of {r['planted']} are in the top {r['top']} of the "
+                f"ranking ({r['recall_at_top']:.0%}); {r['flag_precision']:.0%} of the flagged clips were planted.")  # fmt: skip
+picked = clip_list(ds, shown, "li_list", caption="pick a clip below to hear it, then decide", tag=False)
+if picked and ds is not None:
+    row = issues[issues["clip_id"] == picked].iloc[0]
+    verdict_form(ds, picked, str(row["suggested"]), "li_verdict")
 
 st.subheader("Label quality by group")
 st.caption("A speaker or source flagged far more often than the rest (times_overall ≫ 1) deserves a listen as a whole.")

@@ -4,7 +4,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core.data import annotations
+from core.data import annotations, relabels
 from core.data.audit import split_status
 from core.errors import LabError
 from core.runs import registry, sweeps
@@ -100,6 +100,11 @@ with runs_tab:
             key="run_exclude",
             help="The excluded clip ids are written to the run's excluded.json.",
         )
+        labels = st.radio(
+            "Labels", ["original", "corrected"], horizontal=True, key="run_labels",
+            help="corrected = the manifest's labels with the relabels made on the Label issues page applied "
+            f"({relabels.relabelled_count(ds)} now); the run's config records which, and a fingerprint.",
+        )  # fmt: skip
         allow_leaky = st.checkbox(
             "Override: train even if the split is leaky or not audited",
             False,
@@ -145,6 +150,7 @@ with runs_tab:
             answer_nonspeech=answer_nonspeech.strip(),
             max_train_clips=int(max_train),
             exclude_tags=",".join(exclude_tags),
+            labels=labels,
             allow_leaky=allow_leaky,
         )
         try:

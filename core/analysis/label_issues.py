@@ -71,3 +71,18 @@ def group_quality(issues: pd.DataFrame) -> pd.DataFrame:
     g["flagged_rate"] = g["flagged"] / g["clips"]
     g["times_overall"] = g["flagged_rate"] / overall
     return g.sort_values(["flagged_rate", "clips"], ascending=[False, False]).reset_index()
+
+
+def planted_recall(issues: pd.DataFrame, flipped_ids: set[str] | list[str], factor: float = 2.0) -> dict[str, float]:
+    """How many known-wrong labels the ranking puts in its top `factor` × their count: the check of
+    a label-issue search on a dataset with planted flips (core.data.planted_flips)."""
+    flipped = set(flipped_ids)
+    present = flipped & set(issues["clip_id"])
+    if not present:
+        raise LabError("none of the planted flips is in this table")
+    top = int(round(factor * len(present)))
+    caught = len(present & set(issues["clip_id"].head(top)))
+    flagged = set(issues.loc[issues["flagged"], "clip_id"])
+    return {"planted": len(present), "top": top, "caught": caught, "recall_at_top": caught / len(present),
+            "flagged": len(flagged), "flag_precision": len(flagged & present) / max(1, len(flagged)),
+            "flag_recall": len(flagged & present) / len(present)}  # fmt: skip

@@ -212,7 +212,24 @@ def cmd_label_issues(args: argparse.Namespace) -> int:
     print(flagged.head(args.top).to_string(index=False))
     print("\nlabel quality by group (flagged rate, worst first):")
     print(group_quality(issues).head(args.top).to_string(index=False))
+    _planted_line(issues, str(meta.get("dataset", "")))
     return 0
+
+
+def _planted_line(issues, dataset: str) -> None:
+    """On a dataset with planted flips, how well the ranking found them."""
+    from core.analysis.label_issues import planted_recall
+    from core.data.datasets import load_dataset
+    from core.data.planted_flips import planted_truth
+
+    try:
+        truth = planted_truth(load_dataset(dataset))
+    except LabError:
+        return
+    if truth is not None:
+        r = planted_recall(issues, truth["clip_id"])
+        print(f"\nplanted flips: {r['caught']} of {r['planted']} in the top {r['top']} "
+              f"({r['recall_at_top']:.0%}); flagged {r['flagged']}, of which {r['flag_precision']:.0%} planted")  # fmt: skip
 
 
 def register(top: argparse._SubParsersAction) -> None:

@@ -166,6 +166,30 @@ def cmd_tag(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_relabel(args: argparse.Namespace) -> int:
+    from core.data import relabels
+    from core.data.datasets import load_dataset
+
+    ds = load_dataset(args.dataset)
+    if args.clip:
+        if bool(args.to) == bool(args.dismiss):
+            raise LabError("give --to speech|nonspeech to relabel, or --dismiss to keep the label")
+        relabels.decide(ds, args.clip, "dismiss" if args.dismiss else "relabel", args.to or "", args.note)
+    t = relabels.log(ds) if args.history else relabels.current(ds)
+    print(t.to_string(index=False) if len(t) else f"no relabels in {ds.name} (the manifest's labels stand)")
+    return 0
+
+
+def cmd_plant_flips(args: argparse.Namespace) -> int:
+    from core.data.planted_flips import plant_flips
+
+    ds = plant_flips(args.source, args.name, args.share, args.seed)
+    print(f"{ds.name}: {ds.info['flipped']} of {len(ds.manifest)} labels flipped ({args.share:.0%} of each group); "
+          f"the truth is in {ds.root / 'planted_flips.csv'}. Cross-validate it by group, then: "
+          f"python -m core label-issues CV-oof-s0")  # fmt: skip
+    return 0
+
+
 def cmd_conditions(args: argparse.Namespace) -> int:
     from core.data.conditions import ConditionSpec, generate
     from core.data.datasets import load_dataset
@@ -293,6 +317,22 @@ def register(top: argparse._SubParsersAction) -> None:
     tg.add_argument("--note", default="")
     tg.add_argument("--remove", action="store_true")
     tg.set_defaults(func=cmd_tag)
+
+    rl = top.add_parser("relabel", help="correct a clip's label (kept beside the manifest, dated); list with no clip")
+    rl.add_argument("--dataset", default="default")
+    rl.add_argument("clip", nargs="?", help="clip id")
+    rl.add_argument("--to", choices=["speech", "nonspeech"], help="the corrected label")
+    rl.add_argument("--dismiss", action="store_true", help="the label is right: keep it and dismiss the flag")
+    rl.add_argument("--note", default="")
+    rl.add_argument("--history", action="store_true", help="every decision, not only the standing ones")
+    rl.set_defaults(func=cmd_relabel)
+
+    pf = data.add_parser("plant-flips", help="a copy of a dataset with a known share of labels flipped (by group)")
+    pf.add_argument("source")
+    pf.add_argument("name")
+    pf.add_argument("--share", type=unit_interval, default=0.08)
+    pf.add_argument("--seed", type=int, default=0)
+    pf.set_defaults(func=cmd_plant_flips)
 
     cd = top.add_parser("conditions", help="a psychoacoustic condition set (durations × SNRs × bands × rooms)")
     cd.add_argument("--dataset", default="default", help="source dataset")

@@ -273,7 +273,7 @@ def register(top: argparse._SubParsersAction) -> None:
     add_detector_args(s)
     s.add_argument("--job-dir", default=None, help=argparse.SUPPRESS)
     add_executor(s)
-    s.set_defaults(func=cmd_score, seed=None, exclude_tags=[], gpus=1)
+    s.set_defaults(func=cmd_score, seed=None, exclude_tags=[], labels="original", gpus=1)
 
     t = sub.add_parser("tune", help="choose onset/offset and durations on a dev curve table")
     t.add_argument("--curves", required=True, help="curve table (name or path), dev part")

@@ -25,7 +25,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.gpus > 1 or executor.ray:
             return evaluate_sharded(
                 ds, args.split, args.part, _replica_argv(args), args.gpus, executor, seed=args.seed,
-                progress=update, should_stop=should_stop, exclude_tags=args.exclude_tags,
+                progress=update, should_stop=should_stop, exclude_tags=args.exclude_tags, labels=args.labels,
             )  # fmt: skip
         return evaluate(
             ds,
@@ -37,6 +37,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             progress=update,
             should_stop=should_stop,
             exclude_tags=args.exclude_tags,
+            labels=args.labels,
         )
 
     path = run_job(args, f"scoring with {args.detector}", work, lambda p: (f"wrote {p.name}", str(p)))
@@ -113,7 +114,7 @@ def _replica_argv(args: argparse.Namespace) -> list[str]:
     argv += [f"--speech-prompt={x}" for x in args.speech_prompt] + [
         f"--nonspeech-prompt={x}" for x in args.nonspeech_prompt
     ]
-    return argv + [f"--exclude-tags={t}" for t in args.exclude_tags]
+    return argv + [f"--exclude-tags={t}" for t in args.exclude_tags] + [f"--labels={args.labels}"]
 
 
 def _replica(args: argparse.Namespace, opts: dict) -> int:
@@ -128,7 +129,9 @@ def _replica(args: argparse.Namespace, opts: dict) -> int:
 
     def work(update, should_stop):
         ds = load_dataset(args.dataset)
-        clips = shard_clips(select_clips(ds, args.split, args.part, args.exclude_tags), args.shard, args.of)
+        clips = shard_clips(
+            select_clips(ds, args.split, args.part, args.exclude_tags, args.labels), args.shard, args.of
+        )
         detector = make_detector(args.detector, **opts)
         t0 = time.perf_counter()
         logits = score_clips(ds, clips, detector, args.batch_size, update, should_stop)
@@ -219,6 +222,8 @@ def register(top: argparse._SubParsersAction) -> None:
         default=[],
         help="leave out clips with these annotation tags (--exclude-tags=TAG for a tag that starts with '-')",
     )
+    e.add_argument("--labels", choices=["original", "corrected"], default="original",
+                   help="the manifest's labels, or with the dataset's relabels applied (recorded in the table)")  # fmt: skip
     e.add_argument("--gpus", type=positive_int, default=1, help="model replicas, one per GPU (or process on CPU)")
     add_executor(e)
     e.add_argument("--shard", type=int, default=None, help=argparse.SUPPRESS)

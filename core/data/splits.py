@@ -180,14 +180,20 @@ def load_split(ds: Dataset, name: str) -> pd.Series:
 
 
 def select_clips(
-    ds: Dataset, split_name: str, part: str, exclude_tags: list[str] | tuple[str, ...] = ()
+    ds: Dataset,
+    split_name: str,
+    part: str,
+    exclude_tags: list[str] | tuple[str, ...] = (),
+    labels: str = "original",
 ) -> pd.DataFrame:
     """Manifest rows of one side (`part`: train/dev/test/all) of a saved split, with the split column.
 
     Clips tagged with any of `exclude_tags` (see core.annotations) are dropped; their ids are
-    left in `.attrs["excluded"]` so callers can record what they left out.
+    left in `.attrs["excluded"]` so callers can record what they left out. `labels="corrected"`
+    applies the dataset's standing relabels (core.data.relabels); `.attrs["label_provenance"]`
+    says which labels the rows carry.
     """
-    from core.data import annotations
+    from core.data import annotations, relabels
 
     m = ds.manifest.assign(split=load_split(ds, split_name).to_numpy())
     if part != "all":
@@ -196,6 +202,8 @@ def select_clips(
             raise LabError(f"split {split_name!r} of dataset {ds.name!r} has no {part!r} clips")
     kept, excluded = annotations.exclude(m.reset_index(drop=True), ds, list(exclude_tags))
     kept.attrs["excluded"] = excluded
+    kept = relabels.apply(kept, ds, labels)
+    kept.attrs["label_provenance"] = relabels.provenance(ds, labels, kept)
     return kept
 
 

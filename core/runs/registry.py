@@ -60,6 +60,7 @@ def _versions() -> dict[str, str]:
 
 def provenance(cfg: TrainConfig) -> dict[str, Any]:
     """What makes a run reproducible from its folder: data hash, split audit, versions, commit."""
+    from core.data import relabels
     from core.data.audit import load_audit, require_clean_split
 
     ds = load_dataset(cfg.dataset)
@@ -68,6 +69,7 @@ def provenance(cfg: TrainConfig) -> dict[str, Any]:
     manifest = dataset_root(cfg.dataset) / "manifest.csv"
     return {
         "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+        **relabels.provenance(ds, cfg.labels),
         "split_status": status,
         "leaky_override": bool(cfg.allow_leaky and status == "leaky"),
         "split_audit_counts": audit.get("counts", {}),
@@ -96,6 +98,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise LabError(f"the answers must be two short one-line texts, got {answers!r}")
     if answers[0].strip() == answers[1].strip():
         raise LabError(f"the speech and non-speech answers must differ, got {answers[0]!r} twice")
+    if cfg.labels not in ("original", "corrected"):
+        raise LabError(f"labels must be 'original' or 'corrected', got {cfg.labels!r}")
     for tag in (t for t in cfg.exclude_tags.split(",") if t.strip()):
         from core.names import check_tag
 

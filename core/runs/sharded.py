@@ -150,13 +150,14 @@ def evaluate_sharded(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     exclude_tags: list[str] | tuple[str, ...] = (),
+    labels: str = "original",
 ) -> Path:
     """`evaluate`, with the clips shared among `replicas` model replicas.
 
     `replica_argv` is the `python -m core evaluate ...` command each replica runs with its shard.
     The table is the one a single process would write: the same clips in the same order.
     """
-    clips = select_clips(ds, split_name, part, exclude_tags)
+    clips = select_clips(ds, split_name, part, exclude_tags, labels)
     t0 = time.perf_counter()
     folder = run_replicas(replica_argv, replicas, executor, progress, should_stop)
     logits, facts = merge(clips, folder, replicas)

@@ -51,6 +51,7 @@ class TrainConfig:
     max_train_clips: int = 0  # 0 = all (a cap makes tiny runs for tests and demos)
     max_dev_clips: int = 0
     exclude_tags: str = ""  # comma-separated annotation tags whose clips are left out (e.g. "label wrong")
+    labels: str = "original"  # or "corrected": the dataset's relabels applied (core.data.relabels)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

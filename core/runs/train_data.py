@@ -39,9 +39,10 @@ def load_data(cfg: TrainConfig) -> TrainData:
     ds = load_dataset(cfg.dataset)
     require_clean_split(ds, cfg.split, allow_leaky=cfg.allow_leaky)
     tags = [t.strip() for t in cfg.exclude_tags.split(",") if t.strip()]
-    train = select_clips(ds, cfg.split, "train", tags)
-    dev = select_clips(ds, cfg.split, "dev", tags)
-    excluded = {"tags": tags, "train": train.attrs["excluded"], "dev": dev.attrs["excluded"]}
+    train = select_clips(ds, cfg.split, "train", tags, cfg.labels)
+    dev = select_clips(ds, cfg.split, "dev", tags, cfg.labels)
+    excluded = {"tags": tags, "train": train.attrs["excluded"], "dev": dev.attrs["excluded"],
+                "relabeled": {"train": train.attrs["relabeled"], "dev": dev.attrs["relabeled"]}}  # fmt: skip
     if cfg.max_train_clips:
         train = train.sample(min(cfg.max_train_clips, len(train)), random_state=cfg.seed).reset_index(drop=True)
     if cfg.max_dev_clips:

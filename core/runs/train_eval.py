@@ -67,13 +67,13 @@ def finish(ctx: Context, data: TrainData, tr: Trainer) -> dict[str, Any]:
                        phase="final scoring", phase_progress=round((i + frac) / 2, 4))  # fmt: skip
 
         path = evaluate(data.ds, cfg.split, part, final, seed=cfg.seed, progress=progress,
-                        name=f"run-{run_dir.name}-{part}", exclude_tags=data.tags)  # fmt: skip
+                        name=f"run-{run_dir.name}-{part}", exclude_tags=data.tags, labels=cfg.labels)  # fmt: skip
         table, meta = predictions.load(path)
         excluded[part] = meta["excluded_clips"]
         atomic.write_csv(run_dir / "predictions" / f"{part}.csv", table)
         logits = table[["logit_A", "logit_B"]].to_numpy(float)
         result[part] = dev_metrics(table["label"].to_numpy(), logits, short_noisy_mask(table), ranking=True)
-    result["excluded"] = {k: (v if k == "tags" else len(v)) for k, v in excluded.items()}
+    result["excluded"] = {k: (v if k == "tags" else len(v)) for k, v in excluded.items() if k != "relabeled"}
     atomic.write_json(run_dir / "excluded.json", excluded)
     atomic.write_json(run_dir / "result.json", result)
     ctx.status("finished", 1.0, f"test balanced accuracy {result['test']['balanced_accuracy']:.3f}",

@@ -113,12 +113,14 @@ def evaluate(
     name: str | None = None,
     should_stop: Callable[[], bool] | None = None,
     exclude_tags: list[str] | tuple[str, ...] = (),
+    labels: str = "original",
 ) -> Path:
     """Score `part` of split `split_name` and save the predictions table; return its path.
 
-    Clips tagged with any of `exclude_tags` are left out and listed in the sidecar.
+    Clips tagged with any of `exclude_tags` are left out and listed in the sidecar; `labels`:
+    the manifest's ("original") or with the dataset's relabels applied ("corrected").
     """
-    clips = select_clips(ds, split_name, part, exclude_tags)
+    clips = select_clips(ds, split_name, part, exclude_tags, labels)
     t0 = time.perf_counter()
     logits = score_clips(ds, clips, detector, batch_size, progress, should_stop)
     seconds = time.perf_counter() - t0
@@ -143,6 +145,7 @@ def sidecar(ds, split_name, part, detector, info, table, seconds, exclude_tags, 
         "accuracy": float(correct(table["label"], table["logit"]).mean()),
         "excluded_tags": list(exclude_tags),
         "excluded_clips": clips.attrs.get("excluded", []),
+        **clips.attrs.get("label_provenance", {"labels": "original"}),
         **cut_to_window(clips, info.get("window_seconds")),
     }
 
