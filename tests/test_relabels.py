@@ -34,6 +34,21 @@ def flipped(default_ds):
     return ds
 
 
+@pytest.fixture(scope="module")
+def oof_table(flipped):
+    """An out-of-fold-like table of the flipped copy whose scores follow the true labels."""
+    from tests.sim_tables import simulated_logits
+
+    clips = select_clips(flipped, "s", "all", labels="original")
+    truth = planted_truth(flipped).set_index("clip_id")["true_label"]
+    true_labels = clips["clip_id"].map(truth).fillna(clips["label"]).to_numpy()
+    z = simulated_logits(true_labels, 1.0, np.random.default_rng(0), sigma=3.0)
+    table = predictions.build_table(clips, np.stack([z / 2, -z / 2], axis=1), detector="sim-oof")
+    predictions.save(table, {"dataset": flipped.name, "split_name": "s", "part": "oof", "detector": "sim-oof"},
+                     name="flips-oof")  # fmt: skip
+    return table
+
+
 def test_flips_are_planted_by_group_in_a_copy(default_ds, flipped):
     before = _sha(default_ds.root / "manifest.csv")
     truth = planted_truth(flipped)
@@ -116,19 +131,12 @@ def test_cli_relabels_and_lists(flipped, capsys):
     assert "--to speech|nonspeech" in capsys.readouterr().err
 
 
-def test_label_issues_page_confirms_a_flag_and_the_data_page_shows_it(flipped):
+def test_label_issues_page_confirms_a_flag_and_the_data_page_shows_it(flipped, oof_table):
     from streamlit.testing.v1 import AppTest
 
     from core.analysis.label_issues import find_label_issues
-    from tests.sim_tables import simulated_logits
 
-    clips = select_clips(flipped, "s", "all", labels="original")
-    truth = planted_truth(flipped).set_index("clip_id")["true_label"]
-    true_labels = clips["clip_id"].map(truth).fillna(clips["label"]).to_numpy()
-    z = simulated_logits(true_labels, 1.0, np.random.default_rng(0), sigma=3.0)  # scores follow the truth
-    table = predictions.build_table(clips, np.stack([z / 2, -z / 2], axis=1), detector="sim-oof")
-    predictions.save(table, {"dataset": flipped.name, "split_name": "s", "part": "oof", "detector": "sim-oof"},
-                     name="flips-oof")  # fmt: skip
+    table = oof_table
     issues = find_label_issues(table)
     undecided = set(relabels.current(flipped)["clip_id"])
     first = issues[issues["flagged"] & ~issues["clip_id"].isin(undecided)].iloc[0]
@@ -148,3 +156,17 @@ def test_label_issues_page_confirms_a_flag_and_the_data_page_shows_it(flipped):
     at.selectbox(key="dataset_picker").set_value(flipped.name).run()
     assert not at.exception
     assert any(e.label.startswith("Relabels:") for e in at.expander)
+
+
+def test_the_report_lists_label_issues_from_the_out_of_fold_table(flipped, oof_table, tmp_path):
+    from core.analysis.label_issues import find_label_issues
+    from core.report.study import write_report
+
+    path = write_report(flipped.name, "s", tmp_path / "rep")
+    text = path.read_text()
+    assert "<h2>Trust: decide or abstain, and label issues" in text and "planted flips" in text
+    listed = pd.read_csv(tmp_path / "rep" / "tables" / "label_issues.csv")
+    table, _ = predictions.load(predictions.resolve("flips-oof"))
+    expected = find_label_issues(table)
+    assert listed["clip_id"].tolist() == expected[expected["flagged"]]["clip_id"].head(15).tolist()
+    assert "Relabels:" in text

@@ -227,6 +227,19 @@ def test_study_report_writes_html_and_every_table(default_ds, tmp_path):
     assert parts["clips"].sum() == len(default_ds.manifest)
     for name in ("split_parts", "detectors", "comparisons", "worst_clips"):
         assert (tables / f"{name}.csv").exists() and "\\toprule" in (tables / f"{name}.tex").read_text()
+    # the trust section: each rule fitted on dev (dev counted by groups), judged on test, as computed directly
+    from core.analysis import conformal
+    from core.scoring import predictions
+
+    assert "<h2>Trust: decide or abstain" in text
+    ab = pd.read_csv(tables / "abstain.csv").set_index("detector")
+    dev, _ = predictions.load(predictions.resolve("sim-overconfident-dev"))
+    test, _ = predictions.load(predictions.resolve("sim-overconfident-test"))
+    rule = conformal.fit_selective((dev["label"] == "speech").to_numpy(), dev["p_speech"].to_numpy(), 0.05, 0.1,
+                                   groups=dev["group_id"].to_numpy())  # fmt: skip
+    res = conformal.apply_selective(rule, (test["label"] == "speech").to_numpy(), test["p_speech"].to_numpy())
+    row = ab.loc[next(i for i in ab.index if i.startswith("sim-overconfident"))]
+    assert row["decided"] == pytest.approx(res["decided"]) and row["threshold"] == pytest.approx(rule.threshold)
     with pytest.raises(LabError, match="no split 'nope'"):
         write_report(default_ds.name, "nope", tmp_path / "rep2")
     assert not (tmp_path / "rep2").exists()

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from core.analysis import conformal
 from core.errors import LabError
+from core.report import figures
 from core.scoring import predictions
 from ui.clip_panel import clip_list
 from ui.job_status import command
@@ -69,18 +69,13 @@ else:
 
 st.subheader("Risk–coverage: error among decided clips against the fraction decided")
 peers = [n for n in predictions.peers(test_name, tables) if n != test_name][:5]
-fig = go.Figure()
+curves = {}
 for name in [test_name, *peers]:
     t, _ = load_table(name)
-    rc = conformal.risk_coverage((t["label"] == "speech").to_numpy(), t["p_speech"].to_numpy(float))
-    step = max(1, len(rc) // 2000)  # thinned for drawing
-    fig.add_trace(go.Scatter(x=rc["coverage"][::step], y=rc["error"][::step], mode="lines",
-                             name=str(t["detector"].iloc[0]) + ("" if name == test_name else f" ({name})")))  # fmt: skip
-if res["n_decided"]:
-    fig.add_trace(go.Scatter(x=[res["decided"]], y=[res["error"]], mode="markers", marker={"size": 12, "symbol": "x"},
-                             name="this rule on test"))  # fmt: skip
-fig.add_hline(y=alpha, line={"dash": "dash"}, annotation_text="α")
-fig.update_layout(xaxis_title="fraction decided (coverage)", yaxis_title="error among decided", height=420)
+    label = str(t["detector"].iloc[0]) + ("" if name == test_name else f" ({name})")
+    curves[label] = conformal.risk_coverage((t["label"] == "speech").to_numpy(), t["p_speech"].to_numpy(float))
+point = (res["decided"], res["error"]) if res["n_decided"] else None
+fig = figures.risk_coverage(curves, alpha, point)
 st.plotly_chart(fig, key="dec_rc")
 
 st.subheader("Abstained clips")

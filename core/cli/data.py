@@ -190,6 +190,15 @@ def cmd_plant_flips(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from core.data.merge import merge_datasets, parse_part
+
+    ds = merge_datasets(args.name, [parse_part(p) for p in args.parts], args.seed)
+    counts = ds.manifest.groupby("label").agg(clips=("clip_id", "size"), groups=("group_id", "nunique"))
+    print(f"{ds.name}: {ds.info['description']}\n{counts.to_string()}")
+    return 0
+
+
 def cmd_conditions(args: argparse.Namespace) -> int:
     from core.data.conditions import ConditionSpec, generate
     from core.data.datasets import load_dataset
@@ -326,6 +335,15 @@ def register(top: argparse._SubParsersAction) -> None:
     rl.add_argument("--note", default="")
     rl.add_argument("--history", action="store_true", help="every decision, not only the standing ones")
     rl.set_defaults(func=cmd_relabel)
+
+    mg = data.add_parser("merge", help="one dataset from clips of several (audio read in place), e.g. fsdd + voices' "
+                         "non-speech: merge fsdd-mix fsdd voices:nonspeech")  # fmt: skip
+    mg.add_argument("name")
+    mg.add_argument(
+        "parts", nargs="+", metavar="NAME[:LABEL[:MAX]]", help="a dataset, optionally one label, at most MAX clips"
+    )
+    mg.add_argument("--seed", type=int, default=0)
+    mg.set_defaults(func=cmd_merge)
 
     pf = data.add_parser("plant-flips", help="a copy of a dataset with a known share of labels flipped (by group)")
     pf.add_argument("source")

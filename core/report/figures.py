@@ -314,3 +314,24 @@ def group_forest(groups: dict[str, pd.DataFrame], by: str = "group_id") -> go.Fi
         legend={"orientation": "h", "y": 1.04},
     )
     return fig
+
+
+def risk_coverage(curves: dict[str, pd.DataFrame], alpha: float | None = None,
+                  point: tuple[float, float] | None = None) -> go.Figure:  # fmt: skip
+    """Error among decided clips against the fraction decided, one line per table on the same axes
+    (`core.analysis.conformal.risk_coverage` frames); `point`: a fitted rule's (coverage, error) on test."""
+    colours = ["#1565c0", "#ef6c00", "#2e7d32", "#6a1b9a", "#c62828", "#00838f"]
+    fig = go.Figure()
+    for (name, rc), colour in zip(curves.items(), colours * 3):
+        step = max(1, len(rc) // 2000)  # thinned for drawing
+        fig.add_trace(go.Scatter(x=rc["coverage"][::step], y=rc["error"][::step], mode="lines", name=name,
+                                 line={"color": colour}))  # fmt: skip
+    if point is not None:
+        fig.add_trace(go.Scatter(x=[point[0]], y=[point[1]], mode="markers", name="the fitted rule on test",
+                                 marker={"size": 12, "symbol": "x", "color": "black"}))  # fmt: skip
+    if alpha is not None:
+        fig.add_hline(y=alpha, line={"dash": "dash", "color": "grey"}, annotation_text=f"α = {alpha:g}")
+    fig.update_layout(xaxis={"title": "fraction decided (coverage)", "range": [0, 1.02]},
+                      yaxis={"title": "error among decided", "rangemode": "tozero"}, height=420,
+                      margin={"t": 30, "b": 10}, legend={"orientation": "h", "y": 1.08})  # fmt: skip
+    return fig

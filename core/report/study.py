@@ -309,6 +309,11 @@ def write_report(
     sections.append(psychometrics_section(dataset))
     say(0.85, "worst clips")
     sections.append(worst_clips_section(loaded, ds))
+    say(0.87, "decide or abstain, label issues")
+    from core.report.trust import trust_section
+
+    if (tr := trust_section(dataset, split)) is not None:
+        sections.append(tr)
     say(0.9, "long recordings")
     from core.report.longform import longform_section
 
