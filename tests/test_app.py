@@ -41,3 +41,28 @@ def test_split_page_makes_and_audits_a_split(app):
     app.selectbox(key="data_split").set_value("apptest").run()
     assert not app.exception
     assert "split" in app.dataframe[1].value.columns
+
+
+def _fields_app(remember: bool = True) -> None:
+    import streamlit as st
+
+    from ui.state import remember_fields
+
+    if remember:
+        remember_fields(("f_",))
+    if st.session_state.get("show", True):  # another page: the field is not drawn
+        st.number_input("Epochs", 0, 10, 1, key="f_x")
+
+
+def test_a_form_keeps_its_values_while_the_user_visits_another_page():
+    from streamlit.testing.v1 import AppTest
+
+    for remember, expected in ((True, 7), (False, 1)):  # without it Streamlit forgets: the test can fail
+        at = AppTest.from_function(_fields_app, kwargs={"remember": remember}).run()
+        at.number_input(key="f_x").set_value(7).run()
+        at.session_state["show"] = False
+        at.run()
+        at.run()  # a second run on the other page: Streamlit has dropped the undrawn widget's state
+        at.session_state["show"] = True
+        at.run()
+        assert at.number_input(key="f_x").value == expected

@@ -248,6 +248,7 @@ def test_a_whole_study_in_chromium(page, server):
 
     # 3 Evaluate: two detectors on dev and test, background jobs with their command lines
     nav(page, "Evaluate", "Start scoring")
+    assert page.get_by_text("No predictions yet.").count() == 1
     choose(page, "Split", "browser")
     for detector in ("lab-base", "silero-vad"):
         choose_containing(page, "Detector", detector)
@@ -256,6 +257,9 @@ def test_a_whole_study_in_chromium(page, server):
             page.get_by_role("button", name="Start scoring").click()
             settle(page)
     wait_jobs(page, "Scoring jobs", 4)
+    # the tables appear when the jobs end, without leaving the page (the view once stayed stale)
+    page.get_by_text("No predictions yet.").wait_for(state="detached", timeout=30_000)
+    page.get_by_text("Predictions tables").first.wait_for()
     assert "silero-vad on default/browser/test" in page.locator("body").inner_text()
     page.get_by_text("command line").first.click()
     assert "python -m core evaluate" in page.locator("body").inner_text()
@@ -304,6 +308,9 @@ def test_a_whole_study_in_chromium(page, server):
     choose(page, "Split", "browser (clean)")  # the audit status beside each split
     for label, value in (("Epochs", "1"), ("Cap train clips", "48")):
         number_box(page, label).fill(value)
+        number_box(page, label).press("Enter")  # Enter commits the field; it once launched a run
+    settle(page, 2000)
+    assert page.get_by_text("No runs yet").count() == 1  # nothing launched by the Enter key
     page.get_by_role("button", name="Launch").click()
     page.get_by_text("finished: test balanced accuracy").first.wait_for(timeout=600_000)
     page.get_by_text("Final metrics").first.wait_for()
@@ -338,13 +345,36 @@ def test_a_whole_study_in_chromium(page, server):
     page.get_by_text(": browser tag (saved in").first.wait_for()
     check(page, "09-errors")
 
+    # 9b Decide or abstain: a rule fitted on dev, read off the risk-coverage curves of both detectors
+    nav(page, "Decide or abstain", "Abstained clips")
+    choose_containing(page, "Test table (judge on)", "lab-base · default/browser/test")
+    page.get_by_text("Risk–coverage").first.wait_for()
+    curve = page.locator(".js-plotly-plot").first
+    curve.wait_for(timeout=60_000)
+    legend = curve.text_content()
+    assert "lab-base" in legend and "silero-vad" in legend and "fraction decided" in legend
+    assert metric(page, "Decided on test").endswith("%")
+    check(page, "09b-decide")
+
+    # 9c Label issues: the most likely wrong label of the lab base model's test table, heard, then relabelled
+    nav(page, "Label issues", "Most likely wrong first")
+    choose_containing(page, "Scores (an out-of-fold table is best)", "lab-base · default/browser/test")
+    assert int(metric(page, "Flagged clips")) > 0
+    play_first_audio(page)
+    page.locator('[data-testid="stTextInput"]').filter(has_text="Why").locator("input").fill("heard it")
+    page.get_by_role("button", name="Relabel →").click()
+    page.get_by_text("relabelled").first.wait_for()
+    relabels_csv = DIRS["data"] / "datasets" / "default" / "relabels.csv"
+    assert relabels_csv.exists() and "heard it" in relabels_csv.read_text()
+    check(page, "09c-label-issues")
+
     # 10 Study report: written, with its tables
     nav(page, "Study report", "Write the report")
     choose(page, "Split", "browser")
     page.get_by_role("button", name="Write the report").click()
     page.get_by_text("Report:").first.wait_for(timeout=300_000)
     report = DIRS["results"] / "reports" / "default-browser" / "report.html"
-    assert report.exists() and "Comparisons" in report.read_text()
+    assert report.exists() and "Comparisons" in report.read_text() and "Trust: decide or abstain" in report.read_text()
     assert (report.parent / "tables" / "detectors.tex").exists()
     check(page, "10-report")
 

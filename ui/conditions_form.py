@@ -17,7 +17,7 @@ def conditions_form() -> None:
     if not sources:
         st.info("No source dataset yet (Data page).")
         return
-    with st.form("conditions"):
+    with st.form("conditions", enter_to_submit=False):
         c = st.columns(4)
         source = c[0].selectbox("Source dataset", sources, key="cond_source")
         splits = list_splits(get_dataset(source))

@@ -19,7 +19,7 @@ def cv_form(ds, base: TrainConfig, executor=None) -> None:
     """Start a cross-validation of `base`'s settings on the sidebar dataset (on `executor`, else here)."""
     from core.detectors import REGISTRY
 
-    with st.form("cv_form"):
+    with st.form("cv_form", enter_to_submit=False):
         st.markdown(
             "Each fold is an ordinary run, trained on the other folds' groups and tested on its own held-out "
             "groups only; every clip is then scored once, by the fold that held its group out."

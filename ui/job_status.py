@@ -45,12 +45,23 @@ def job_row(j: dict, key: str) -> None:
         st.code(cli_line(j.get("args", [])), language="bash")
 
 
+def refresh_when_done(key: str, active: set[str]) -> None:
+    """Rerun the whole page when something this view saw running has ended, so what the job wrote
+    (a table, a run's metrics) appears without the user navigating away and back: the polling
+    fragment alone redraws only itself."""
+    seen = st.session_state.get(key, set())
+    st.session_state[key] = set(active)
+    if seen - set(active):
+        st.rerun(scope="app")
+
+
 def jobs_panel(kind: str, key: str, finished_shown: int = 5, title: str = "Jobs", match: str = "") -> list[dict]:
     """Running jobs of `kind` (labels starting with `match`) and the last few finished; older ones clearable."""
     all_jobs = [j for j in jobs.list_jobs(kind) if str(j.get("label", "")).startswith(match)]
+    active = [j for j in all_jobs if j["state"] not in jobs.TERMINAL]
+    refresh_when_done(f"_jobs_{key}", {j["id"] for j in active})
     if not all_jobs:
         return []
-    active = [j for j in all_jobs if j["state"] not in jobs.TERMINAL]
     done = [j for j in all_jobs if j["state"] in jobs.TERMINAL]
     st.subheader(title)
     for j in active + done[:finished_shown]:

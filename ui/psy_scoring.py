@@ -27,7 +27,7 @@ def scoring_form(condition_sets: list[str]) -> None:
     """Choose a condition set and detectors (offline ones and fine-tuned runs); start one job per detector."""
     runs = _finished_runs()
     options = offline_detectors() + list(runs)
-    with st.form("psy_score"):
+    with st.form("psy_score", enter_to_submit=False):
         c = st.columns([2, 4])
         name = c[0].selectbox("Condition set", condition_sets, key="psy_score_set")
         chosen = c[1].multiselect("Detectors", options, default=offline_detectors()[:2], key="psy_score_detectors")

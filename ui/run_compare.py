@@ -44,8 +44,9 @@ def side_by_side() -> None:
     st.subheader("Runs side by side")
     ids = runs["run"].tolist()
     c = st.columns([2, 4, 2])
-    if st.session_state.get("cmp_baseline") not in ids:
-        st.session_state["cmp_baseline"] = ids[-1]  # the oldest run: usually the reference
+    if st.session_state.get("cmp_baseline") not in ids:  # the oldest finished run: usually the reference
+        finished = runs.loc[runs["state"] == "finished", "run"].tolist()
+        st.session_state["cmp_baseline"] = finished[-1] if finished else ids[-1]
     baseline = c[0].selectbox("Baseline (pinned)", ids, key="cmp_baseline")
     others = c[1].multiselect(
         "Overlay", [r for r in ids if r != baseline], default=[r for r in ids if r != baseline][:2], key="cmp_others"

@@ -183,3 +183,17 @@ def pick_dev_table(test_name: str, tables, key: str, container=None, allow_self:
             "Note: not the same detector/run as the test table" if pair else "no dev table of this detector/run"
         )
     return chosen
+
+
+def remember_fields(prefixes: tuple[str, ...]) -> None:
+    """Keep the values of this page's fields (widget keys starting with `prefixes`) while the user is
+    on other pages: Streamlit drops a widget's state when a run does not draw it, so a form came back
+    empty. Call at the top of the page, before its widgets; only value widgets may carry the prefixes
+    (a button's state cannot be set)."""
+    kept = st.session_state.setdefault("_kept_fields", {})
+    for k, v in kept.items():
+        if k not in st.session_state:
+            st.session_state[k] = v
+    for k in list(st.session_state.keys()):
+        if isinstance(k, str) and k.startswith(prefixes):
+            kept[k] = st.session_state[k]

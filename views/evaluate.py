@@ -17,7 +17,7 @@ from core.scoring.evaluate import window_note
 from ui.access import page_path
 from ui.executor_field import executor_field
 from ui.job_status import jobs_panel
-from ui.state import pick_dataset_with_splits
+from ui.state import pick_dataset_with_splits, remember_fields
 
 
 def snr_labels(snr):
@@ -41,13 +41,14 @@ def families_markdown() -> str:
 
 
 st.title("Evaluate")
+remember_fields(("ev_",))  # the form keeps its values while you visit other pages
 ds, splits = pick_dataset_with_splits("Make a split on the Split & leakage audit page first.")
 executor = executor_field("ev_ray")
 
 with st.expander("Detector families: what runs here, what needs a checkpoint, how each becomes log-odds"):
     st.markdown(families_markdown())
 
-with st.form("evaluate"):
+with st.form("evaluate", enter_to_submit=False):  # a job costs minutes: only a click starts it
     c = st.columns(4)
     split = c[0].selectbox("Split", splits, key="ev_split")
     part = c[1].selectbox("Part", ["test", "dev", "train", "all"], key="ev_part")

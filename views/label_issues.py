@@ -46,7 +46,8 @@ except LabError:
 shown = flagged[["rank", "clip_id", "group_id", "label", "suggested", "p_speech", "label_quality"]].copy()
 if ds is not None:
     decided = relabels.current(ds).set_index("clip_id")
-    shown["decision"] = shown["clip_id"].map(decided["decision"]).fillna("")
+    standing = decided["decision"].to_dict()
+    shown["decision"] = [standing.get(c, "") for c in shown["clip_id"]]
     if len(decided) and st.toggle("Hide clips already decided", True, key="li_hide"):
         shown = shown[shown["decision"] == ""]
     if (truth := planted_truth(ds)) is not None:

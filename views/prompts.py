@@ -84,7 +84,7 @@ with try_tab:
             },
         ]
     )
-    with st.form("try_prompts"):
+    with st.form("try_prompts", enter_to_submit=False):
         c = st.columns(3)
         split = c[0].selectbox("Split", splits, key="pt_split")
         part = c[1].selectbox("Part", ["dev", "test", "train", "all"], key="pt_part", help="try prompts on dev")
@@ -195,7 +195,7 @@ with opt_tab:
         "label- and condition-stratified dev subset. The search never reads test: at the end, the starting prompt "
         "and the best one are each scored once on test."
     )
-    with st.form("optimise"):
+    with st.form("optimise", enter_to_submit=False):
         c = st.columns(4)
         split = c[0].selectbox("Split", splits, key="po_split")
         proposer = c[1].selectbox(

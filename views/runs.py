@@ -14,12 +14,13 @@ from ui.access import page_path
 from ui.augment_fields import augment_fields
 from ui.cv_view import cv_form, cv_view
 from ui.executor_field import executor_field
-from ui.job_status import duration
+from ui.job_status import duration, refresh_when_done
 from ui.run_compare import side_by_side, sweep_parallel
-from ui.state import pick_dataset_with_splits
+from ui.state import pick_dataset_with_splits, remember_fields
 from ui.table_export import export_buttons
 
 st.title("Runs")
+remember_fields(("run_", "sw_"))  # the form keeps its values while you visit other pages
 ds, splits = pick_dataset_with_splits("Make and audit a split on the Split & leakage audit page first.")
 executor = executor_field("runs_ray")
 
@@ -34,7 +35,7 @@ with cv_tab:
     cv_view()
 
 with runs_tab:
-    with st.form("run_form"):
+    with st.form("run_form", enter_to_submit=False):  # Enter in a number field once launched runs
         st.subheader("New run")
         c = st.columns(4)
         split = c[0].selectbox(
@@ -188,6 +189,8 @@ with runs_tab:
     @st.fragment(run_every=2.0)
     def runs_panel() -> None:
         table = registry.list_runs()
+        live = table.loc[table["state"].isin(["queued", "running"]), "run"] if not table.empty else []
+        refresh_when_done("runs_active", set(live))  # a finished run's metrics reach side by side at once
         if table.empty:
             st.info("No runs yet: set one up above and press Launch (the defaults train in a few minutes on CPU).")
             return
@@ -204,8 +207,9 @@ with runs_tab:
         config["lr"] = st.column_config.NumberColumn("lr", format="%.0e", width="small")
         st.dataframe(shown, hide_index=True, width="stretch", column_config=config)
         ids = table["run"].tolist()
-        if st.session_state.get("run_pick") not in ids:
-            st.session_state["run_pick"] = ids[0]
+        if st.session_state.get("run_pick") not in ids:  # the newest run that finished, not a cancelled one
+            finished = table.loc[table["state"] == "finished", "run"].tolist()
+            st.session_state["run_pick"] = finished[0] if finished else ids[0]
         run_id = st.selectbox("Run", ids, key="run_pick")
         s = registry.status(run_id)
         cfg = registry.config(run_id)

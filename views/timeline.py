@@ -110,7 +110,7 @@ st.caption(
 with st.expander("Score recordings over time", expanded=not curve_tables.list_curves(set_name)):
     from core.detectors import DETECTORS, REGISTRY
 
-    with st.form("tl_score"):
+    with st.form("tl_score", enter_to_submit=False):
         c = st.columns([2, 1, 1, 1])
         offline = [d for d in sorted(DETECTORS) if REGISTRY[d].offline]
         detector = c[0].selectbox("Detector", offline, index=offline.index("silero-vad"), key="tl_detector")
