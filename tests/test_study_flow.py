@@ -109,6 +109,22 @@ def test_latex_tables_are_booktabs_and_escape_ids(tmp_path):
     csv, tex_path = write_table(df, tmp_path, "t", "caption")
     pd.testing.assert_frame_equal(pd.read_csv(csv), df)
     assert tex_path.read_text() == to_latex(df, "caption", "tab:t")
+    # the lab's own labels ("lab-base · default/x/test", "−0.3", "α") become LaTeX, not raw Unicode
+    tex = to_latex(pd.DataFrame({"detector": ["lab-base · d/s/test"], "Δ (α = 0.05) ≥ −0.3": [1.0]}), "α · β")
+    assert all(ord(ch) < 128 for ch in tex) and "$\\cdot$" in tex
+
+
+def test_reliability_diagram_tells_before_from_after():
+    from core.report.figures import reliability_diagram
+
+    r = pd.DataFrame({"mean_predicted": [0.2, 0.8], "fraction_positive": [0.3, 0.7], "ci_lower": [0.2, 0.6],
+                      "ci_upper": [0.4, 0.8], "count": [10, 12], "lower": [0.0, 0.5], "upper": [0.5, 1.0],
+                      "few": [False, False]})  # fmt: skip
+    fig = reliability_diagram({"before": r, "after": r})
+    lines = {t.name: t.line.color for t in fig.data if t.type == "scatter" and t.name in ("before", "after")}
+    bars = {t.legendgroup: t.marker.color for t in fig.data if t.type == "bar"}
+    assert lines["before"] != lines["after"] and bars == lines  # each bin count in its curve's colour
+    assert all(t.showlegend is not False for t in fig.data if t.type == "bar")  # and named in the legend
 
 
 # --- your own clips ----------------------------------------------------------------------------------

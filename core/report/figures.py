@@ -27,16 +27,21 @@ def reliability_diagram(bins: dict[str, pd.DataFrame], title: str = "") -> go.Fi
         row=1,
         col=1,
     )
+    palette = {"before": "#ef6c00", "after": "#1565c0"}
+    spare = iter(["#2e7d32", "#6a1b9a", "#c62828", "#00838f"])
     for name, r in bins.items():
         if r.empty:
             continue
+        colour = palette.get(name) or next(spare, "#555555")
         symbols = np.where(r["few"], "circle-open", "circle")
         fig.add_trace(
             go.Scatter(
                 x=r["mean_predicted"],
                 y=r["fraction_positive"],
                 mode="lines+markers",
-                marker={"symbol": symbols, "size": 9},
+                line={"color": colour},
+                marker={"symbol": symbols, "size": 9, "color": colour},
+                legendgroup=name,
                 error_y=interval_bars(r["fraction_positive"], r["ci_lower"], r["ci_upper"]),
                 customdata=np.stack([r["count"], r["lower"], r["upper"]], axis=1),
                 hovertemplate="bin %{customdata[1]:.2f}–%{customdata[2]:.2f}<br>n=%{customdata[0]}"
@@ -51,9 +56,10 @@ def reliability_diagram(bins: dict[str, pd.DataFrame], title: str = "") -> go.Fi
                 x=(r["lower"] + r["upper"]) / 2,
                 y=r["count"],
                 width=r["upper"] - r["lower"],
-                name=f"{name} n",
-                opacity=0.5,
-                showlegend=False,
+                name=f"{name}: clips per bin",
+                marker={"color": colour},
+                opacity=0.45,
+                legendgroup=name,
             ),
             row=2,
             col=1,

@@ -253,14 +253,15 @@ def _table_html(name: str, caption: str, df: pd.DataFrame) -> str:
         data = base64.b64encode(text.encode()).decode()
         links.append(f'<a download="{name}.{ext}" href="data:{mime};base64,{data}">{ext.upper()}</a>')
     body = df.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0, classes="t")
-    return f"<figure><figcaption>{html.escape(caption)} · {' · '.join(links)}</figcaption>{body}</figure>"
+    return (f"<figure><figcaption>{html.escape(caption)} · {' · '.join(links)}</figcaption>"
+            f"<div class='tw'>{body}</div></figure>")  # fmt: skip
 
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{margin-bottom:0}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
 table.t{border-collapse:collapse;font-size:.85em;margin:.5em 0}table.t td,table.t th{padding:.2em .6em;
 border-bottom:1px solid #eee;text-align:right}table.t th{border-bottom:2px solid #999}
-figcaption{font-size:.9em;color:#555}.meta{color:#666}"""
+figcaption{font-size:.9em;color:#555}.meta{color:#666}.tw{overflow-x:auto;max-width:100%}figure{margin:1em 0}"""
 
 
 def render(title: str, sections: list[Section]) -> str:

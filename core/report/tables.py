@@ -15,7 +15,15 @@ def _tex_escape(text: str) -> str:
     """Text safe inside a LaTeX cell: & % $ # _ { } ~ ^ \\ escaped."""
     table = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
              "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}  # fmt: skip
-    return re.sub(r"[\\&%$#_{}~^]", lambda m: table[m.group()], str(text))
+    text = re.sub(r"[\\&%$#_{}~^]", lambda m: table[m.group()], str(text))
+    return re.sub("[" + "".join(UNICODE) + "]", lambda m: UNICODE[m.group()], text)
+
+
+# characters the lab's own labels use that pdflatex's default input encoding cannot set
+UNICODE = {"·": r"$\cdot$", "−": "$-$", "–": "--", "—": "---", "≥": r"$\geq$", "≤": r"$\leq$", "×": r"$\times$",
+           "±": r"$\pm$", "→": r"$\rightarrow$", "α": r"$\alpha$", "δ": r"$\delta$", "σ": r"$\sigma$",
+           "≈": r"$\approx$", "²": r"$^2$", "✓": r"$\surd$", "✗": r"$\times$", "Δ": r"$\Delta$",
+           "β": r"$\beta$", "µ": r"$\mu$", "μ": r"$\mu$", "…": r"\ldots{}"}  # fmt: skip
 
 
 def to_latex(df: pd.DataFrame, caption: str = "", label: str = "", precision: int = 3) -> str:
