@@ -17,10 +17,18 @@ def _cluster(address: str) -> dict:
 
 
 def executor_field(key: str) -> Executor | None:
-    """A Ray address field (empty = this machine) and the cluster it names; None while that is unusable."""
+    """A Ray address field (empty = this machine) and the cluster it names; None while that is unusable.
+
+    Folded under "Advanced" unless an address is set: someone on one machine never needs it."""
+    preset = os.environ.get("LAB_RAY_ADDRESS", "")
+    with st.expander("Advanced: run on a Ray cluster", expanded=bool(preset or st.session_state.get(key))):
+        return _field(key, preset)
+
+
+def _field(key: str, preset: str) -> Executor | None:
     address = st.text_input(
         "Ray cluster (empty = this machine)",
-        os.environ.get("LAB_RAY_ADDRESS", ""),
+        preset,
         key=key,
         placeholder="auto, HOST:PORT or ray://HOST:PORT",
         help="Each run, fold or scoring replica becomes a Ray task asking for one GPU (or CPUs on a cluster "
@@ -37,6 +45,5 @@ def executor_field(key: str) -> Executor | None:
         f"Ray cluster **{address}**: {len(c['nodes'])} node(s) · GPUs {c['gpus_free']}/{c['gpus']} free · "
         f"CPUs {c['cpus_free']}/{c['cpus']} free"
     )
-    with st.expander("Nodes"):
-        st.dataframe(pd.DataFrame(c["nodes"]), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(c["nodes"]), hide_index=True, width="stretch")  # already inside an expander
     return Executor("ray", address)

@@ -141,7 +141,11 @@ def pick_table(
     default = focus if focus in names and remember else (preferred or names)[0]
     if st.session_state.get(key) not in names:
         st.session_state[key] = default
-    chosen = where.selectbox(label, names, key=key, format_func=lambda n: labels.get(n, n))
+    chosen = where.selectbox(
+        label, names, key=key, format_func=lambda n: labels.get(n, n),
+        help="A table is named by what made it and what it scored: detector (or run) · dataset/split/part, "
+        "e.g. lab-base · voices/default/test = the lab base model on the test part of split 'default' of 'voices'.",
+    )  # fmt: skip
     if has_part:
         where.checkbox(f"also list tables of other parts than {part}", False, key=f"{key}_allparts")
     if remember:

@@ -19,7 +19,13 @@ def _text(col: pd.Series) -> pd.Series:
     return col.astype(object).where(col.notna(), "(none)").astype(str)
 
 
+COLUMN_TITLES = {"clip_id": "clip", "group_id": "group (speaker or source)", "base_clip_id": "base clip",
+                 "duration_ms": "duration (ms)", "snr_db": "SNR (dB)", "noise_type": "noise",
+                 "corrected_label": "corrected label"}  # fmt: skip
+
 st.title("Data")
+st.caption("Speech Detection Lab · step 1 of a study: browse and hear the clips. Next: *Split & leakage audit* "
+           "(sidebar), then score detectors on *Evaluate*.")  # fmt: skip
 import_form()
 offer_voices_build()
 ds = pick_dataset()
@@ -124,11 +130,13 @@ cols = [
     ]
     if c in view.columns
 ]
+st.caption("Tick the box at the start of a row to hear that clip and see its waveform and spectrogram below.")
 event = st.dataframe(
     view[cols],
     width="stretch",
     hide_index=True,
     height=320,
+    column_config={c: st.column_config.Column(t) for c, t in COLUMN_TITLES.items() if c in cols},
     on_select="rerun",
     selection_mode="single-row",
     key="clip_table",
@@ -149,7 +157,7 @@ if clip_id is not None:
         for k in ["label", "corrected_label", "group_id", "base_clip_id", "duration_ms", "snr_db", "noise_type"]
         if k in row and not (isinstance(row[k], float) and np.isnan(row[k]))
     }
-    st.write(info)
+    st.dataframe(pd.DataFrame([{COLUMN_TITLES.get(k, k): v for k, v in info.items()}]), hide_index=True)
     for note in clip.notes:
         st.caption(f"loaded with: {note}")
     st.audio(clip.samples, sample_rate=clip.sr)

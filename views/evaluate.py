@@ -8,6 +8,7 @@ from core.decision import correct
 from core.detectors import LLM_DETECTORS, REGISTRY, check_checkpoint
 from core.detectors.checkpoints import require_adapter
 from core.detectors.clap import NONSPEECH_PROMPTS, SPEECH_PROMPTS
+from core.detectors.lab_base import LIMITS as LAB_BASE_LIMITS
 from core.detectors.llm.prompt import check_prompt
 from core.detectors.llm.qwen2_audio import DEFAULT_MODEL
 from core.errors import LabError
@@ -198,6 +199,8 @@ st.markdown(
     f"**{tables['table'].iloc[chosen]}** — {meta.get('model_id', meta.get('detector'))}, {meta.get('dtype')} on "
     f"{meta.get('device')}, {rate}"
 )
+if str(meta.get("detector", "")) == "lab-base":  # where its accuracy is read, its limits are said
+    st.caption(LAB_BASE_LIMITS)
 if note := window_note(meta):
     st.warning(note)
 by = table.assign(correct=correct(table["label"], table["logit"]))

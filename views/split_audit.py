@@ -66,7 +66,15 @@ m = ds.manifest.assign(split=split.to_numpy())
 summary = m.groupby(["split", "label"]).agg(clips=("clip_id", "size"), groups=("group_id", "nunique"))
 c1, c2 = st.columns([2, 1])
 c1.dataframe(summary.unstack("label"), width="stretch")
-c2.json({k: info.get(k) for k in ("fractions", "seed", "created", "method")}, expanded=False)
+fractions = info.get("fractions") or {}
+made = [
+    "Fractions: " + (", ".join(f"{k} {float(v):.0%}" for k, v in fractions.items()) if fractions else "not recorded"),
+    f"Seed: {info.get('seed', 'not recorded')}",
+    f"Made by: {info.get('method') or 'the lab (whole groups, label-stratified)'}",
+]
+if info.get("created"):
+    made.append(f"Saved: {info['created']}")
+c2.markdown("  \n".join(made))
 
 c = st.columns(3)
 threshold = c[0].slider(

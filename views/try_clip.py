@@ -6,6 +6,7 @@ import streamlit as st
 from core.data.datasets import dataset_info, list_datasets
 from core.data.own_clips import KIND, SUFFIXES, add_clips, decode_upload
 from core.detectors import REGISTRY, make_detector
+from core.detectors.lab_base import LIMITS as LAB_BASE_LIMITS
 from core.errors import LabError
 from core.scoring.clips import offline_detectors, score_clips
 from ui import plots
@@ -65,6 +66,7 @@ st.dataframe(
     column_config={d: st.column_config.ProgressColumn(d, min_value=0.0, max_value=1.0, format="%.3f") for d in chosen},
 )
 st.caption("p(speech) above 0.5 means the detector says speech at its default threshold (log-odds 0).")
+st.caption(LAB_BASE_LIMITS)
 
 for name, audio in clips.items():
     with st.expander(f"{name} — {audio.duration_ms / 1000:.2f} s", expanded=len(clips) == 1):

@@ -28,6 +28,13 @@ from core.data.augment import Augmentation
 
 # torch, transformers and pandas are imported inside functions: importing this module stays cheap
 
+LIMITS = (
+    "The lab base model is 1.9 MB and has heard 21 clean speakers (mostly isolated words, letters and telephone "
+    "prompts): on speakers it never heard, balanced accuracy 0.85 [0.74, 0.93], biased towards 'non-speech'; "
+    "it was not trained in noise, so speech under music or babble is beyond it. It shows the lab's code path "
+    "works; for real studies use Silero or a real audio-LLM checkpoint (README: what the lab base model can do)."
+)
+
 VOICES = "voices"
 FRAME_S = 0.04  # one pooled encoder state of Qwen2-Audio: 2 × 2 × 10 ms
 
