@@ -17,12 +17,12 @@ def chosen_tag(preset: str, typed: str) -> str:
 
 def tag_form(ds, clip_id: str, key: str) -> None:
     """Tag `clip_id` of `ds` (a preset or your own words) and list/remove its tags."""
-    with st.form(f"{key}_form"):
-        t = st.columns([2, 2, 3, 1])
+    with st.form(f"{key}_form", clear_on_submit=True):  # empty again for the next clip
+        t = st.columns([2, 2, 3])
         preset = t[0].selectbox("Tag", [*annotations.SUGGESTED, "other…"], key=f"{key}_choice")
         typed = t[1].text_input("…or your own tag", "", key=f"{key}_other", help="what you type here is saved")
         note = t[2].text_input("Note", "", key=f"{key}_note")
-        add = t[3].form_submit_button("Tag clip")
+        add = st.form_submit_button("Tag clip")
     if add:
         tag = chosen_tag(preset, typed)
         try:
@@ -48,12 +48,13 @@ def verdict_form(ds, clip_id: str, suggested: str, key: str) -> None:
     kept in relabels.csv beside the manifest (never in it), and shown with their history."""
     original = str(ds.row(clip_id)["label"])
     other = "nonspeech" if original == "speech" else "speech"
-    with st.form(f"{key}_form", enter_to_submit=False):
-        c = st.columns([3, 3, 1, 1])
+    with st.form(f"{key}_form", enter_to_submit=False, clear_on_submit=True):
+        c = st.columns([3, 4])
         c[0].markdown(f"Manifest label **{original}**; the scores suggest **{suggested}**.")
         note = c[1].text_input("Why (saved with the decision)", "", key=f"{key}_note")
-        relabel = c[2].form_submit_button(f"Relabel → {other}", type="primary")
-        dismiss = c[3].form_submit_button("Label is right")
+        b = st.columns([1, 1, 3])
+        relabel = b[0].form_submit_button(f"Relabel → {other}", type="primary")
+        dismiss = b[1].form_submit_button("Label is right")
     if relabel or dismiss:
         try:
             relabels.decide(ds, clip_id, "relabel" if relabel else "dismiss", other if relabel else "", note)

@@ -63,7 +63,10 @@ def side_by_side() -> None:
                     line={"width": 4 if pinned else 2, "dash": "solid" if pinned else "dot"},
                 )
             )  # fmt: skip
-        fig.update_layout(height=320, xaxis_title="epoch", yaxis_title=f"dev {metric}", margin={"t": 30})
+        bounded = curves[metric].dropna().between(0, 1).all()  # rates and ECE: the axis stops at 1
+        fig.update_layout(height=320, xaxis_title="epoch", yaxis_title=f"dev {metric}", margin={"t": 30},
+                          showlegend=True, legend={"orientation": "h", "y": 1.12},
+                          yaxis_range=[0, 1.02] if bounded else None)  # fmt: skip
         st.plotly_chart(fig, key="cmp_runs_chart")
     table = against_baseline(baseline, others)
     st.dataframe(table.style.format(precision=4), hide_index=True, width="stretch", key="cmp_runs_table")

@@ -251,7 +251,17 @@ with runs_tab:
                     c for c in ("balanced_accuracy", "accuracy", "ece", "short_noisy_balanced_accuracy") if c in dev
                 ]
                 right.plotly_chart(
-                    px.line(dev, x="epoch", y=cols, markers=True, title="dev metrics", height=300), width="stretch"
+                    px.line(
+                        dev,
+                        x="epoch",
+                        y=cols,
+                        markers=True,
+                        title="dev metrics",
+                        height=300,
+                        range_y=[0, 1.02],
+                        labels={"value": "dev metric", "variable": "metric"},
+                    ),
+                    width="stretch",
                 )
         res = registry.result(run_id)
         if res:

@@ -100,7 +100,8 @@ def confusion(tp: int, fn: int, fp: int, tn: int) -> go.Figure:
             showscale=False,
         )
     )
-    fig.update_layout(height=260, margin={"t": 10, "b": 10}, yaxis_autorange="reversed")
+    fig.update_layout(height=280, margin={"t": 10, "b": 10}, yaxis_autorange="reversed",
+                      xaxis_title="the detector says", yaxis_title="the label says")  # fmt: skip
     return fig
 
 
