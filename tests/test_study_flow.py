@@ -376,3 +376,13 @@ def test_runs_side_by_side_against_a_pinned_baseline(default_ds):
     assert table["run"].iloc[0] == f"{ids[0]} (baseline)"
     spec = next(c.proto.spec for c in at.get("plotly_chart") if "(baseline)" in c.proto.spec)
     assert ids[1] in spec  # the other run's dev curve overlaid on the baseline's
+
+
+def test_duration_ticks_never_crowd_a_narrow_panel():
+    from core.report.figures import spaced_ticks
+
+    levels = [25, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000]
+    ticks = spaced_ticks(levels, 5)
+    assert ticks[0] == 25 and ticks[-1] == 2000 and len(ticks) <= 5 and set(ticks) <= set(levels)
+    assert np.diff(np.log10(ticks)).min() >= 0.9 * np.log10(2000 / 25) / 4
+    assert spaced_ticks([100, 200, 500, 1000], 9) == [100, 200, 500, 1000]  # room for all: all kept

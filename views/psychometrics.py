@@ -125,6 +125,9 @@ if by:
         values if len(values) <= 7 else list(dict.fromkeys(values[:: max(1, len(values) // 6)][:6] + values[-1:]))
     )
     shown = st.multiselect(f"Panels ({by_col})", values, default=default_vals, key=f"psy_vals_{axis}_{by_col}")
+    if len(shown) < len(values):
+        st.caption(f"{len(shown)} of {len(values)} {by_col} panels drawn (add more above); the thresholds table "
+                   "below lists every one.")  # fmt: skip
 else:
     shown = []
 

@@ -136,6 +136,21 @@ def stratum_order(value) -> tuple:
         return (1, 0.0, text)
 
 
+def spaced_ticks(levels: list[float], most: int) -> list[float]:
+    """At most `most` of the tested levels as log-axis ticks, never closer than an even share of the
+    decades they span (first and last kept): 50, 75, 100, 150 ms labels collided in a narrow panel."""
+    if len(levels) <= 2:
+        return levels
+    logs = np.log10(levels)
+    gap = (logs[-1] - logs[0]) / max(1, most - 1) * 0.9
+    kept = [0]
+    for i in range(1, len(levels) - 1):
+        if logs[i] - logs[kept[-1]] >= gap and logs[-1] - logs[i] >= gap:
+            kept.append(i)
+    kept.append(len(levels) - 1)
+    return [levels[i] for i in kept]
+
+
 # long: one figure's panels, traces and annotations; split up it reads worse
 def psychometric_panels(
     curves: dict[tuple[str, str], tuple],
@@ -234,7 +249,7 @@ def psychometric_panels(
     fig.add_hline(y=0.5, line_dash="dash", line_color="lightgrey")
     pad = 0.06 * (levels_max - levels_min) if axis != "duration_ms" else 0.0
     if axis == "duration_ms":  # log axis bounded to the tested durations (ticks at the tested levels)
-        ticks = sorted({float(v) for obs in observed.values() for v in obs[axis]})
+        ticks = spaced_ticks(sorted({float(v) for obs in observed.values() for v in obs[axis]}), 3 + 6 // cols)
         fig.update_xaxes(
             type="log",
             range=[np.log10(levels_min / 1.2), np.log10(levels_max * 1.2)],
