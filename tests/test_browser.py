@@ -424,6 +424,7 @@ def test_a_whole_study_in_chromium(page, server):
     settle(page)
     body = page.locator("body").inner_text()
     assert all(d in body for d in ("lab-base", "silero-vad", "webrtc-vad"))
+    assert "run:" in body  # the run fine-tuned above scores the uploaded clip too
     check(page, "11-try-a-clip")
 
     # The slider at 10^6 rows: time from a key press to a changed figure (printed, kept with the screenshots)

@@ -374,6 +374,14 @@ def test_a_run_learns_its_prompts_own_answers_and_is_scored_with_them(default_ds
     path = capsys.readouterr().out.split("predictions: ")[-1].strip()
     _, meta = predictions.load(path)
     assert tuple(meta["answers"]) == ("Yes", "No")  # scored with what training taught, not A/B
+    # the run as a detector (Try a clip): the numbers of the run's own test table, answers and all
+    table, _ = predictions.load(predictions.resolve(f"run-{run_id}-test"))
+    clips = table.head(6)
+    mine = registry.run_detector(run_id).score([default_ds.load_clip(c).samples for c in clips["clip_id"]], 16000)
+    np.testing.assert_allclose(mine, clips[["logit_A", "logit_B"]].to_numpy(float), atol=1e-4)
+    assert f"run:{run_id}" in [f"run:{r}" for r in registry.finished_runs()]
+    with pytest.raises(LabError, match="has not finished"):
+        registry.run_detector("no-such-run")
 
 
 def test_runs_page_launches_and_shows_a_run(default_ds, clean_split):

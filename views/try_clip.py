@@ -8,6 +8,7 @@ from core.data.own_clips import KIND, SUFFIXES, add_clips, decode_upload
 from core.detectors import REGISTRY, make_detector
 from core.detectors.lab_base import LIMITS as LAB_BASE_LIMITS
 from core.errors import LabError
+from core.runs import registry
 from core.scoring.clips import offline_detectors, score_clips
 from ui import plots
 
@@ -21,6 +22,8 @@ st.caption(
 
 @st.cache_resource(show_spinner="loading detector…", max_entries=8)
 def _detector(name: str):
+    if name.startswith("run:"):  # a fine-tuned run: its base, adapter, prompt and answers
+        return registry.run_detector(name.removeprefix("run:"))
     return make_detector(name)
 
 
@@ -47,9 +50,12 @@ if not clips:
     st.stop()
 
 available = offline_detectors()
+runs = [f"run:{r}" for r in registry.finished_runs()]
 chosen = st.multiselect(
-    "Detectors", available, default=available, key="try_detectors", format_func=lambda n: f"{n} — {REGISTRY[n].group}"
-)
+    "Detectors", available + runs, default=available + runs[:1], key="try_detectors",
+    format_func=lambda n: f"{n} — fine-tuned here (Runs page)" if n.startswith("run:") else f"{n} — {REGISTRY[n].group}",
+    help="Every detector that runs offline, and every run you fine-tuned that finished (newest first).",
+)  # fmt: skip
 if not chosen:
     st.info("Choose at least one detector.")
     st.stop()

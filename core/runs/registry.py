@@ -315,3 +315,29 @@ def list_runs() -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def finished_runs() -> list[str]:
+    """Runs that finished with an adapter, newest first (what a page can score a clip with)."""
+    t = list_runs()
+    if t.empty:
+        return []
+    ids = t.loc[t["state"] == "finished", "run"].tolist()
+    return [r for r in ids if (runs_dir() / r / "adapter" / "adapter_config.json").exists()]
+
+
+def run_detector(run_id: str, batch_size: int = 8):
+    """A finished run as a detector: its base model, adapter, prompt and answers exactly as its own
+    final scoring used them (read from its test table's sidecar), so a clip scored here gets the
+    number the run's tables would give it."""
+    from core.detectors import make_detector
+    from core.scoring import predictions
+
+    if run_id not in finished_runs():
+        raise LabError(f"run {run_id!r} has not finished with an adapter")
+    _, meta = predictions.load(predictions.resolve(f"run-{run_id}-test"))
+    opts = {"model": meta["model_id"], "adapter": meta["adapter"], "batch_size": batch_size,
+            "prompt": meta.get("prompt") or ""}  # fmt: skip
+    if meta.get("answers"):
+        opts["answers"] = tuple(meta["answers"])
+    return make_detector("audio-llm", **{k: v for k, v in opts.items() if v != ""})
