@@ -30,6 +30,7 @@ SECTIONS = {  # the sidebar, in the order of a study: {section: [(file in views/
         ("psychometrics", "Psychometrics", "show_chart"),
         ("errors", "Errors", "manage_search"),
         ("label_issues", "Label issues", "fact_check"),
+        ("clip_map", "Map of clips", "scatter_plot"),
     ],
     "4 · Over time, try, report": [
         ("timeline", "Timeline", "timeline"),

@@ -86,3 +86,12 @@ def planted_recall(issues: pd.DataFrame, flipped_ids: set[str] | list[str], fact
     return {"planted": len(present), "top": top, "caught": caught, "recall_at_top": caught / len(present),
             "flagged": len(flagged), "flag_precision": len(flagged & present) / max(1, len(flagged)),
             "flag_recall": len(flagged & present) / len(present)}  # fmt: skip
+
+
+def flips_the_scores_can_reveal(table: pd.DataFrame, truth: pd.DataFrame) -> pd.Series:
+    """Per planted flip (clip_id index): whether the scores side with its true label. A flip whose
+    clip the detector gets wrong anyway looks consistent with its wrong label: no method reading
+    these scores can find it, so recall among the revealable ones measures the ranking itself."""
+    t = table.set_index("clip_id").loc[truth["clip_id"]]
+    return pd.Series((t["p_speech"] > 0.5).to_numpy() == (truth["true_label"] == "speech").to_numpy(),
+                     index=truth["clip_id"].to_numpy())  # fmt: skip

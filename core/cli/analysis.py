@@ -232,6 +232,18 @@ def _planted_line(issues, dataset: str) -> None:
               f"({r['recall_at_top']:.0%}); flagged {r['flagged']}, of which {r['flag_precision']:.0%} planted")  # fmt: skip
 
 
+def cmd_map(args: argparse.Namespace) -> int:
+    from core.analysis.clip_map import build_map
+    from core.cli.common import run_job
+
+    def work(update, should_stop):
+        return build_map(args.table, args.embedding, args.method, args.batch_size, update, should_stop)
+
+    path = run_job(args, f"map of {args.table}", work, lambda p: (f"wrote {p.name}", str(p)))
+    print(f"map: {path}")
+    return 0
+
+
 def register(top: argparse._SubParsersAction) -> None:
     """`calibrate`, `compare`, `aggregate`, `psychometric` and `errors`: analyses of predictions tables."""
     from core.analysis import psychometrics as pm
@@ -295,3 +307,11 @@ def register(top: argparse._SubParsersAction) -> None:
     li.add_argument("table")
     li.add_argument("--top", type=int, default=30)
     li.set_defaults(func=cmd_label_issues)
+
+    mp = top.add_parser("map", help="a 2-D map of a table's clips from a detector's audio embeddings (cached)")
+    mp.add_argument("table")
+    mp.add_argument("--embedding", default="lab-base", help="an audio-LLM detector, or run:<id> (default lab-base)")
+    mp.add_argument("--method", choices=["pca", "tsne"], default="pca")
+    mp.add_argument("--batch-size", type=positive_int, default=32)
+    mp.add_argument("--job-dir", default=None, help=argparse.SUPPRESS)
+    mp.set_defaults(func=cmd_map)

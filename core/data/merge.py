@@ -35,9 +35,9 @@ def _take(m: pd.DataFrame, cap: int, seed: int) -> pd.DataFrame:
     """At most `cap` rows, the same number from every group where possible (0 = all)."""
     if not cap or len(m) <= cap:
         return m
-    per = max(1, cap // m["group_id"].nunique())
-    picked = m.groupby("group_id", group_keys=False).apply(lambda g: g.sample(min(per, len(g)), random_state=seed))
-    return picked.head(cap)
+    shuffled = m.sample(frac=1.0, random_state=seed)
+    turn = shuffled.groupby("group_id").cumcount()  # round robin over groups: the k-th clip of each group
+    return shuffled.assign(_turn=turn.to_numpy()).sort_values("_turn", kind="stable").head(cap).drop(columns="_turn")
 
 
 def merge_datasets(name: str, parts: list[tuple[str, str | None, int]], seed: int = 0) -> Dataset:
