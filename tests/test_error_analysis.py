@@ -126,6 +126,10 @@ def test_errors_page_filters_ranks_tags_and_the_tag_survives_a_restart(default_d
     ranking = at.dataframe[1].value
     assert list(ranking["clip_id"]) == list(_independent_ranking(seed_tables, 0.5)["clip_id"])[:200]
     assert len(at.get("audio")) >= 1 and not at.exception
+    players = len(at.get("audio"))
+    at.toggle(key="err_grid").set_value(True).run()  # the filtered clips as a grid: a thumbnail and player each
+    assert not at.exception and len(at.get("audio")) == players + min(12, len(expected))
+    assert len(at.get("image")) >= min(12, len(expected))
     selected = shown.iloc[0]["clip_id"]
     at.selectbox(key="err_tag_choice").set_value("ambiguous")
     at.text_input(key="err_tag_note").set_value("planted by the test")

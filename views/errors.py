@@ -1,5 +1,6 @@
 """Errors: every clip with its predictions across runs; filter, listen, tag; systematic vs random errors."""
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
@@ -16,6 +17,7 @@ from core.data import annotations
 from core.errors import LabError
 from core.scoring import predictions
 from ui import plots
+from ui.clip_grid import clip_grid
 from ui.clip_panel import tag_form
 from ui.state import get_dataset, load_table, table_names
 
@@ -140,6 +142,9 @@ event = st.dataframe(
 st.download_button(
     "Export the filtered table (CSV)", view.to_csv(index=False).encode(), "errors.csv", "text/csv", key="err_export"
 )
+if st.toggle("Hear the filtered clips as a grid", False, key="err_grid"):
+    clip_grid(ds, pd.DataFrame(shown[["clip_id", "label"]]).assign(p_speech=shown[f"p · {conf_run}"].to_numpy()),
+              "err_grid")  # fmt: skip
 
 plot = shown.assign(clip=shown["clip_id"], logit=shown[f"logit · {conf_run}"])
 x_axis = "duration_ms" if shown["duration_ms"].nunique() > 1 else "group_id"

@@ -7,6 +7,7 @@ from core.data import relabels
 from core.data.planted_flips import planted_truth
 from core.errors import LabError
 from core.scoring import predictions
+from ui.clip_grid import clip_grid
 from ui.clip_panel import clip_list, verdict_form
 from ui.job_status import command
 from ui.state import get_dataset, load_table, pick_table
@@ -54,6 +55,8 @@ if ds is not None:
         r = planted_recall(issues, truth["clip_id"])
         st.info(f"This dataset has planted flips: {r['caught']} of {r['planted']} are in the top {r['top']} of the "
                 f"ranking ({r['recall_at_top']:.0%}); {r['flag_precision']:.0%} of the flagged clips were planted.")  # fmt: skip
+if ds is not None and len(shown) and st.toggle("Hear them as a grid (most likely wrong first)", False, key="li_grid"):
+    clip_grid(ds, shown, "li_grid")
 picked = clip_list(ds, shown, "li_list", caption="pick a clip below to hear it, then decide", tag=False)
 if picked and ds is not None:
     row = issues[issues["clip_id"] == picked].iloc[0]
