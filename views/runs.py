@@ -14,6 +14,7 @@ from ui.access import page_path
 from ui.augment_fields import augment_fields
 from ui.cv_view import cv_form, cv_view
 from ui.executor_field import executor_field
+from ui.gates_form import gates_table
 from ui.job_status import duration, refresh_when_done
 from ui.run_compare import side_by_side, sweep_parallel
 from ui.state import pick_dataset_with_splits, remember_fields
@@ -272,6 +273,8 @@ with runs_tab:
             st.code("\n".join(path.read_text(errors="replace").splitlines()[-30:]) if path.exists() else "(no log yet)")
 
     runs_panel()
+    with st.expander("Study gates of this split (write them on the Study report page)"):
+        gates_table(ds.name, st.session_state.get("run_split") or splits[0], "runs_gates")
     side_by_side()
 
     sweep_ids = sweeps.list_sweeps()

@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from core.runs import commands
+
+    commands.CURRENT = list(sys.argv[1:] if argv is None else argv)  # tables record the command that made them
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

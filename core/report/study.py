@@ -261,7 +261,7 @@ STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em aut
 h1{margin-bottom:0}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
 table.t{border-collapse:collapse;font-size:.85em;margin:.5em 0}table.t td,table.t th{padding:.2em .6em;
 border-bottom:1px solid #eee;text-align:right}table.t th{border-bottom:2px solid #999}
-figcaption{font-size:.9em;color:#555}.meta{color:#666}.tw{overflow-x:auto;max-width:100%}figure{margin:1em 0}"""
+figcaption{font-size:.9em;color:#555}.meta{color:#666}pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:.85em}.tw{overflow-x:auto;max-width:100%}figure{margin:1em 0}"""
 
 
 def render(title: str, sections: list[Section]) -> str:
@@ -297,8 +297,12 @@ def write_report(
         raise LabError(f"dataset {dataset!r} has no split {split!r} (splits: {', '.join(list_splits(ds)) or 'none'})")
     folder = Path(out) if out else results_root() / "reports" / f"{dataset}-{split}"
     say = progress or (lambda f, m: None)
-    say(0.0, "dataset and audit")
-    sections = [dataset_section(ds, split)]
+    say(0.0, "gates, dataset and audit")
+    from core.report.gates import gates_section
+    from core.report.recipe import recipe, recipe_section, script
+
+    sections = [g] if (g := gates_section(dataset, split)) is not None else []
+    sections.append(dataset_section(ds, split))
     say(0.15, "runs")
     sections.append(runs_section(dataset, split))
     say(0.25, "detectors and calibration")
@@ -320,6 +324,8 @@ def write_report(
 
     if (lf := longform_section()) is not None:
         sections.append(lf)
+    sections.append(recipe_section(dataset, split))
+    atomic.write_text(folder / "recipe.sh", script(recipe(dataset, split)))
     for s in sections:
         for name, caption, df in s.tables:
             write_table(df, folder / "tables", name, caption)
