@@ -64,7 +64,7 @@ def test_gates_are_judged_on_the_study_tables_with_their_intervals(default_ds):
     assert len(ece) == 2 and mine["estimate"] == pytest.approx(
         ece_of((test["label"] == "speech").astype(float), test["p_speech"])
     )
-    assert (0 <= ece["lower"]).all() and (ece["lower"] < ece["upper"]).all() and (ece["upper"] <= 1).all()
+    assert (ece["lower"] >= 0).all() and (ece["lower"] < ece["upper"]).all() and (ece["upper"] <= 1).all()
     assert t[t["gate"].str.startswith("leakage")]["verdict"].tolist() == ["undecided"]  # not audited yet
     audit_split(default_ds, "gatesplit", content=False)
     t = G.judge(default_ds.name, "gatesplit")
