@@ -368,6 +368,25 @@ def test_a_whole_study_in_chromium(page, server):
     assert relabels_csv.exists() and "heard it" in relabels_csv.read_text()
     check(page, "09c-label-issues")
 
+    # 9d Map of clips: compute the map of the lab base model's test table (a job), lasso a region, hear a clip
+    nav(page, "Map of clips", "Each point is a clip")
+    choose_containing(page, "Table", "lab-base · default/browser/test")
+    page.get_by_role("button", name="Compute the map").click()
+    page.get_by_text("No region selected yet").first.wait_for(timeout=180_000)  # the page redraws when it ends
+    settle(page, 1500)
+    plot = page.locator('[data-testid="stPlotlyChart"] .nsewdrag').first
+    box = plot.bounding_box()
+    cx, cy, rx, ry = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["width"] * 0.3, box["height"] * 0.3
+    page.mouse.move(cx - rx, cy - ry)
+    page.mouse.down()
+    for x, y in ((cx + rx, cy - ry), (cx + rx, cy + ry), (cx - rx, cy + ry), (cx - rx, cy - ry + 2)):
+        page.mouse.move(x, y, steps=12)  # a lasso round the middle of the map
+    page.mouse.up()
+    page.get_by_text("Error inside").first.wait_for(timeout=60_000)
+    assert int(metric(page, "Clips selected")) > 0
+    play_first_audio(page)  # a clip of the selection, from the grid
+    check(page, "09d-map")
+
     # 10 Study report: written, with its tables
     nav(page, "Study report", "Write the report")
     choose(page, "Split", "browser")
@@ -376,6 +395,9 @@ def test_a_whole_study_in_chromium(page, server):
     report = DIRS["results"] / "reports" / "default-browser" / "report.html"
     assert report.exists() and "Comparisons" in report.read_text() and "Trust: decide or abstain" in report.read_text()
     assert (report.parent / "tables" / "detectors.tex").exists()
+    html_text = report.read_text()
+    assert "#ef6c00" in html_text and "#1565c0" in html_text  # reliability: before and after in two colours
+    assert "<h2>Recipe" in html_text and (report.parent / "recipe.sh").exists()
     check(page, "10-report")
 
     # Timeline: build the embedded long-form set, score its test part with Silero (a job), open a

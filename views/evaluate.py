@@ -33,7 +33,7 @@ def families_markdown() -> str:
     """The detectors by group: whether each runs here offline or needs a checkpoint folder, and how it scores."""
     lines = []
     for group in dict.fromkeys(e.group for e in REGISTRY.values()):
-        lines.append(f"**{group}**")
+        lines.append(f"\n#### {group}\n")  # a blank line first: else Markdown glues it onto the last bullet
         for name, e in REGISTRY.items():
             if e.group == group:
                 where = "runs here offline" if e.offline else "needs a checkpoint folder"
