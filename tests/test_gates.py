@@ -133,3 +133,23 @@ def test_the_recipe_rebuilds_the_same_tables_on_a_fresh_data_folder(tmp_path):
         a[["clip_id", "label", "split"]].reset_index(drop=True), b[["clip_id", "label", "split"]].reset_index(drop=True)
     )
     np.testing.assert_allclose(a["logit"].to_numpy(), b["logit"].to_numpy(), atol=1e-5)
+
+
+def test_report_page_writes_a_gate_and_the_runs_page_judges_it(default_ds):
+    from streamlit.testing.v1 import AppTest
+
+    sim_tables.make_tables(default_ds, split_name="gatesplit", seed=4)
+    G.save_gates(default_ds.name, "gatesplit", [])
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    at.switch_page("views/report.py").run()
+    at.selectbox(key="dataset_picker").set_value(default_ds.name).run()
+    at.selectbox(key="rep_split").set_value("gatesplit").run()
+    at.selectbox(key="gate_metric").set_value("recall_nonspeech")
+    at.number_input(key="gate_bound").set_value(0.95)
+    next(b for b in at.button if b.label == "Add gate").click().run()
+    assert not at.exception
+    assert G.load_gates(default_ds.name, "gatesplit") == [G.Gate("recall_nonspeech", ">=", 0.95)]
+    judged = next(d.value for d in at.dataframe if "verdict" in d.value)
+    assert set(judged["verdict"].str.split().str[-1]) <= {"pass", "fail", "undecided"} and len(judged) == 2
+    at.switch_page("views/runs.py").run()
+    assert not at.exception
