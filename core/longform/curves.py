@@ -129,11 +129,18 @@ def score_recording(detector, x: np.ndarray, window: float | None = None, hop: f
         bounds = window_bounds(duration, window, hop if hop is not None else window)
         _check_limits(detector, bounds)
         clips = _windows_of(x, bounds)
-        logits = np.full((len(clips), 2), np.nan)
-        for a in range(0, len(clips), batch):
-            logits[a : a + batch] = detector.score(clips[a : a + batch], SR)
-            if on_batch:
-                on_batch(min(1.0, (a + batch) / len(clips)))
+        n = len(clips)
+        if getattr(detector, "reads_lazily", False):
+            # every window in one call, as the clip path does: its workers prepare batches ahead and the
+            # device never waits between chunks (chunked calls ran 2-4x slower on an H100)
+            report = (lambda done: on_batch(done / n)) if on_batch else None
+            logits = np.asarray(detector.score(clips, SR, on_batch=report), float)
+        else:
+            logits = np.full((n, 2), np.nan)
+            for a in range(0, n, batch):
+                logits[a : a + batch] = detector.score(clips[a : a + batch], SR)
+                if on_batch:
+                    on_batch(min(1.0, (a + batch) / n))
         p = None
     logit = logits[:, 0] - logits[:, 1]
     if not np.isfinite(logit).all():
