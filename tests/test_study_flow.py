@@ -313,7 +313,8 @@ def test_eta_follows_the_average_pace_and_finished_jobs_can_be_cleared(tmp_path,
 PAGES = [
     "views/data.py", "views/split_audit.py", "views/evaluate.py", "views/runs.py", "views/prompts.py",
     "views/calibration.py", "views/thresholds.py", "views/compare.py", "views/decide.py", "views/psychometrics.py",
-    "views/errors.py", "views/label_issues.py", "views/timeline.py", "views/try_clip.py", "views/report.py",
+    "views/errors.py", "views/label_issues.py", "views/clip_map.py", "views/timeline.py", "views/try_clip.py",
+    "views/report.py",
 ]  # fmt: skip
 
 
