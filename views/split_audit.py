@@ -73,7 +73,7 @@ made = [
     f"Made by: {info.get('method') or 'the lab (whole groups, label-stratified)'}",
 ]
 if info.get("created"):
-    made.append(f"Saved: {info['created']}")
+    made.append(f"Saved: {str(info['created'])[:16].replace('T', ' ')} UTC")
 c2.markdown("  \n".join(made))
 
 c = st.columns(3)
@@ -108,7 +108,13 @@ for limit in (saved or {}).get("settings", {}).get("limits", []):
 if saved is None:
     st.stop()
 findings = pd.DataFrame(saved["findings"])
-st.caption(f"Last audit: {saved['n_clips']} clips in {saved['seconds']} s, settings {saved['settings']}")
+how = saved.get("settings") or {}
+checks = "structure and audio content" if how.get("content") else "structure only (groups, base clips)"
+st.caption(
+    f"Last audit: {saved['n_clips']} clips in {float(saved['seconds']):.0f} s; checked {checks}"
+    + (f", copy threshold {float(how['threshold']):.2f}" if "threshold" in how else "")
+    + (f", {how['top_k']} nearest neighbours per clip" if "top_k" in how else "")
+)
 if saved.get("pair_scores") and saved.get("planted"):
     with st.expander("Is the threshold right for this dataset? Copy scores of compared pairs vs planted copies"):
         st.caption(
