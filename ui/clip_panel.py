@@ -59,8 +59,8 @@ def verdict_form(ds, clip_id: str, suggested: str, key: str) -> None:
         try:
             relabels.decide(ds, clip_id, "relabel" if relabel else "dismiss", other if relabel else "", note)
             st.success(f"{clip_id}: " + (f"relabelled {original} → {other}" if relabel else f"kept as {original}")
-                       + f" (saved in {relabels.path(ds).name}; the manifest is unchanged — choose 'corrected "
-                       "labels' on Evaluate or Runs to use it)")  # fmt: skip
+                       + f" (saved in {relabels.path(ds).name}; the manifest is unchanged — choose *Labels: corrected* "
+                       "on Evaluate or Runs to use it)")  # fmt: skip
         except LabError as exc:
             st.error(str(exc))
     history = relabels.log(ds)
@@ -96,7 +96,8 @@ def clip_list(
     total = len(clips) if total is None else total
     shown = clips.head(limit).reset_index(drop=True)
     st.dataframe(shown, hide_index=True, width="stretch", key=f"{key}_list", height=min(400, 38 + 35 * len(shown)))
-    st.caption((caption + " · " if caption else "") + (f"first {limit} of {len(clips)}" if len(clips) > limit else ""))
+    more = f"first {limit} of {len(clips)}" if len(clips) > limit else ""
+    st.caption(" · ".join(t for t in (caption, more) if t))
     if ds is None:
         return None
     ids = shown["clip_id"].astype(str).tolist()

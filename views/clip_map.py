@@ -26,7 +26,7 @@ st.caption(
 tables = predictions.describe_tables()
 name = pick_table("Table", "map_table", tables=tables)
 table, meta = load_table(name)
-c = st.columns([2, 1, 2])
+c = st.columns([2, 1])
 embeddings = ["lab-base", *[f"run:{r}" for r in registry.finished_runs()]]
 embedding = c[0].selectbox("Embedding (whose ears)", embeddings, key="map_embedding",
                            help="An audio LLM's audio embeddings, averaged over the clip: the lab base model, or a run "
@@ -36,8 +36,7 @@ method = c[1].radio("Reduction", list(clip_map.METHODS), horizontal=True, key="m
                     help="PCA keeps global distances and is instant; t-SNE keeps neighbourhoods (clusters "
                     "stand out) and takes seconds to a minute for thousands of clips.")  # fmt: skip
 args = ["map", name, "--embedding", embedding, "--method", method]
-with c[2]:
-    command("python -m core " + " ".join(args))
+command("python -m core " + " ".join(args))
 
 coords, info = clip_map.load_map(name, table, embedding, method)
 if coords is None:

@@ -15,7 +15,7 @@ from ui import plots
 st.title("Try a clip")
 st.caption(
     "Hear what a detector says about your own audio. Upload files or record a take; each is decoded as the lab "
-    "decodes any clip (mono, 16 kHz; its first 30 s) and scored by every detector that runs here offline. Keep the clips in a "
+    "decodes any clip (mono, 16 kHz; its first 30 s) and scored by every detector that runs here offline and every run you fine-tuned. Keep the clips in a "
     "dataset of your own to split, score and tag them like any other data."
 )
 
