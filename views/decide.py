@@ -59,7 +59,8 @@ size = sets.sum(axis=1)
 k[3].metric(f"Set coverage (target {1 - alpha:.3f})", f"{sets[np.arange(len(yt)), np.where(yt, 0, 1)].mean():.4f}")
 if np.isinf(rule.threshold):
     st.warning(f"Dev ({rule.n_dev} clips, effective {rule.effective_n:.0f}) cannot show an error at most {alpha:g} "
-               "for any threshold: the rule abstains on every clip. Use more dev clips or a larger α.")  # fmt: skip
+               "for any threshold: the rule abstains on every clip. Use more dev clips, a larger α, or a detector "
+               "that is more often right when it is confident.")  # fmt: skip
 else:
     st.caption(f"Rule: decide where max(p, 1 − p) ≥ {rule.threshold:.4f} (fitted on {dev_name}: decided "
                f"{rule.dev_decided:.1%} of dev, error among them {rule.dev_error:.4f}; effective dev clips "
