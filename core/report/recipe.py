@@ -42,8 +42,12 @@ def split_command(dataset: str, split: str, info: dict) -> str:
 
 
 def table_command(meta: dict) -> str:
+    from core.detectors import DETECTORS
+
     if meta.get("command"):
         return str(meta["command"])
+    if str(meta.get("detector", "")) not in DETECTORS:
+        return f"# this table was not made by a command ({meta.get('detector', 'unknown detector')}): copy its file"
     args = ["evaluate", "--dataset", meta.get("dataset", ""), "--split", meta.get("split_name", ""),
             "--part", meta.get("part", ""), "--detector", str(meta.get("detector", ""))]  # fmt: skip
     if meta.get("adapter"):
