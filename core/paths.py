@@ -27,3 +27,12 @@ def results_root() -> Path:
     if os.environ.get("LAB_DATA_DIR"):
         return data_root() / "results"
     return repo_root() / "results"
+
+
+COMMAND_ENV = "LAB_COMMAND_LINE"  # set by `python -m core` (core.cli.main) while a command runs
+
+
+def command_line() -> str | None:
+    """The `python -m core …` line this process is running, for what it writes to record how it was
+    made (None when no command made it: a page's in-process work)."""
+    return os.environ.get(COMMAND_ENV) or None

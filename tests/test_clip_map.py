@@ -15,7 +15,9 @@ from tests.conftest import REPO
 @pytest.fixture(scope="module")
 def mapped(default_ds) -> str:
     sim_tables.make_tables(default_ds, split_name="mapsplit", seed=9)
-    clip_map.build_map("sim-calibrated-test")
+    from core.detectors import make_detector
+
+    clip_map.build_map("sim-calibrated-test", make_detector("lab-base"), "lab-base")
     return "sim-calibrated-test"
 
 

@@ -55,7 +55,7 @@ def gates_form(dataset: str, split: str, detectors: list[str]) -> None:
 
 
 def detector_names(dataset: str, split: str) -> list[str]:
-    from core.report.study import scored_tables
+    from core.report.listing import scored_tables
     from core.scoring import predictions
 
     listing = scored_tables(predictions.describe_tables(), dataset, split)

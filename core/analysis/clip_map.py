@@ -22,6 +22,9 @@ import pandas as pd
 from core import atomic
 from core.errors import LabError
 
+# torch (through the detector), scikit-learn, scipy and pyarrow are imported inside functions: importing
+# this module stays cheap
+
 METHODS = ("pca", "tsne")
 
 
@@ -34,27 +37,17 @@ def maps_dir() -> Path:
 def audio_embeddings(detector, clips: list[np.ndarray], batch_size: int = 32,
                      progress: Callable[[float, str], None] | None = None,
                      should_stop: Callable[[], bool] | None = None) -> np.ndarray:  # fmt: skip
-    """(clips, dim) mean of each clip's audio embeddings from an audio-LLM detector's encoder."""
-    import torch
-
-    family = getattr(detector, "family", None)
-    if family is None or not family.shared_audio:
+    """(clips, dim) mean audio embeddings from a detector that exposes them (the audio LLMs)."""
+    if not hasattr(detector, "audio_embeddings"):
         raise LabError(f"{getattr(detector, 'name', detector)!r} has no audio encoder the map can read")
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(clips), batch_size):
-            if should_stop and should_stop():
-                raise KeyboardInterrupt
-            batch = clips[start : start + batch_size]
-            emb, lengths = family.encode(detector.model, family.features(detector.parts, batch))
-            emb = emb.float().cpu()
-            n = torch.as_tensor(lengths).long().cpu()
-            mask = (torch.arange(emb.shape[1])[None, :] < n[:, None]).float()
-            out.append(((emb * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)).numpy())
-            if progress:
-                done = min(len(clips), start + batch_size)
-                progress(done / len(clips), f"embedded {done}/{len(clips)} clips")
-    return np.concatenate(out) if out else np.zeros((0, 1))
+
+    def report(done: int) -> None:
+        if should_stop and should_stop():
+            raise KeyboardInterrupt
+        if progress:
+            progress(done / max(1, len(clips)), f"embedded {done}/{len(clips)} clips")
+
+    return detector.audio_embeddings(clips, batch_size, report)
 
 
 def reduce(embeddings: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
@@ -92,20 +85,16 @@ def map_path(table_name: str, embedding: str, method: str) -> Path:
     return maps_dir() / f"{check_name(table_name, 'table')}-{safe}-{method}.parquet"
 
 
-def build_map(table_name: str, embedding: str = "lab-base", method: str = "pca", batch_size: int = 32,
+def build_map(table_name: str, detector, embedding: str, method: str = "pca", batch_size: int = 32,
               progress: Callable[[float, str], None] | None = None,
               should_stop: Callable[[], bool] | None = None) -> Path:  # fmt: skip
-    """Embed every clip of a predictions table with `embedding` (an audio-LLM detector name, or
-    run:<id> for a fine-tuned run), reduce it to 2-D and save it beside the other maps."""
+    """Embed every clip of a predictions table with `detector` (named `embedding` in the map's file:
+    a detector name, or run:<id> for a fine-tuned run), reduce it to 2-D and save it."""
     from core.data.datasets import load_dataset
-    from core.detectors import make_detector
-    from core.runs import registry
     from core.scoring import predictions
 
     table, meta = predictions.load(predictions.resolve(table_name))
     ds = load_dataset(str(meta.get("dataset", "")))
-    detector = (registry.run_detector(embedding.removeprefix("run:")) if embedding.startswith("run:")
-                else make_detector(embedding))  # fmt: skip
     say = progress or (lambda f, m: None)
     clips = []
     for i, cid in enumerate(table["clip_id"]):

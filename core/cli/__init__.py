@@ -25,10 +25,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.runs import commands
+    import os
 
-    commands.CURRENT = list(sys.argv[1:] if argv is None else argv)  # tables record the command that made them
+    from core.paths import COMMAND_ENV
+    from core.runs.commands import cli_line
+
     args = build_parser().parse_args(argv)
+    before = os.environ.get(COMMAND_ENV)
+    # what this command writes (datasets, splits, tables) records the line that made it; restored after,
+    # so an in-process call (a test) leaves nothing behind
+    os.environ[COMMAND_ENV] = cli_line(list(sys.argv[1:] if argv is None else argv))
     try:
         return args.func(args)
     except LabError as exc:
@@ -37,3 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cancelled; nothing half-written was kept", file=sys.stderr)
         return 130
+    finally:
+        if before is None:
+            os.environ.pop(COMMAND_ENV, None)
+        else:
+            os.environ[COMMAND_ENV] = before

@@ -232,12 +232,21 @@ def _planted_line(issues, dataset: str) -> None:
               f"({r['recall_at_top']:.0%}); flagged {r['flagged']}, of which {r['flag_precision']:.0%} planted")  # fmt: skip
 
 
+def embedding_detector(name: str):
+    """The detector whose ears place clips on a map: a detector name, or run:<id> (a fine-tuned run)."""
+    from core.detectors import make_detector
+    from core.runs import registry
+
+    return registry.run_detector(name.removeprefix("run:")) if name.startswith("run:") else make_detector(name)
+
+
 def cmd_map(args: argparse.Namespace) -> int:
     from core.analysis.clip_map import build_map
     from core.cli.common import run_job
 
     def work(update, should_stop):
-        return build_map(args.table, args.embedding, args.method, args.batch_size, update, should_stop)
+        return build_map(args.table, embedding_detector(args.embedding), args.embedding, args.method,
+                         args.batch_size, update, should_stop)  # fmt: skip
 
     path = run_job(args, f"map of {args.table}", work, lambda p: (f"wrote {p.name}", str(p)))
     print(f"map: {path}")

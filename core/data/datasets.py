@@ -172,11 +172,11 @@ def condition_columns(df: pd.DataFrame) -> list[str]:
 
 def save_dataset(root: Path, manifest: pd.DataFrame, info: dict[str, Any]) -> None:
     """Write manifest.csv and dataset.json atomically (each file replaced whole)."""
-    from core.runs.commands import current_line
+    from core.paths import command_line
 
     manifest = validate_manifest(manifest, source=str(root / "manifest.csv"))
     atomic.write_csv(root / "manifest.csv", manifest)
-    atomic.write_json(root / "dataset.json", {"command": current_line(), **info})  # how to make it again
+    atomic.write_json(root / "dataset.json", {"command": command_line(), **info})  # how to make it again
 
 
 def dataset_root(name: str) -> Path:

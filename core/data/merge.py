@@ -14,7 +14,7 @@ import pandas as pd
 from core import atomic
 from core.data.datasets import Dataset, dataset_root, load_dataset, resolve_path, validate_manifest
 from core.errors import LabError
-from core.runs.commands import current_line
+from core.paths import command_line
 
 
 def parse_part(text: str) -> tuple[str, str | None, int]:
@@ -70,5 +70,5 @@ def merge_datasets(name: str, parts: list[tuple[str, str | None, int]], seed: in
             "sources": sources, "seed": seed}  # fmt: skip
     with atomic.building_dir(root) as tmp:
         atomic.write_csv(tmp / "manifest.csv", validate_manifest(out, str(root / "manifest.csv")))
-        atomic.write_json(tmp / "dataset.json", {"command": current_line(), **info})
+        atomic.write_json(tmp / "dataset.json", {"command": command_line(), **info})
     return load_dataset(name)

@@ -16,7 +16,7 @@ import pandas as pd
 from core import atomic
 from core.data.datasets import Dataset, dataset_root, load_dataset, resolve_path, validate_manifest
 from core.errors import LabError
-from core.runs.commands import current_line
+from core.paths import command_line
 
 TRUTH = "planted_flips.csv"
 
@@ -66,7 +66,7 @@ def plant_flips(
             "flipped": int(flip.sum()), "eligible": int(eligible.sum())}  # fmt: skip
     with atomic.building_dir(root) as tmp:
         atomic.write_csv(tmp / "manifest.csv", validate_manifest(m, str(root / "manifest.csv")))
-        atomic.write_json(tmp / "dataset.json", {"command": current_line(), **info})
+        atomic.write_json(tmp / "dataset.json", {"command": command_line(), **info})
         atomic.write_csv(tmp / TRUTH, truth)
     return load_dataset(name)
 

@@ -135,11 +135,11 @@ def save_split(ds: Dataset, name: str, split: pd.Series, meta: dict[str, Any]) -
     validate_split_name(name)
     table = pd.DataFrame({"clip_id": ds.manifest["clip_id"].to_numpy(), "split": split.to_numpy()})
 
-    from core.runs.commands import current_line
+    from core.paths import command_line
 
     def info(tmp: Path) -> dict[str, Any]:
         return {
-            "command": current_line(),
+            "command": command_line(),
             **meta,
             "one_class_parts": one_class_parts(ds.manifest, split),
             "name": name,

@@ -154,7 +154,7 @@ def judge(dataset: str, split: str, gates: list[Gate] | None = None) -> pd.DataF
     """One row per gate and detector (or setting): estimate, interval, verdict and why."""
     from core.data.audit import load_audit, split_status
     from core.data.datasets import load_dataset
-    from core.report.study import scored_tables
+    from core.report.listing import scored_tables
     from core.scoring import predictions
 
     gates = load_gates(dataset, split) if gates is None else gates

@@ -19,12 +19,11 @@ import pandas as pd
 
 from core import atomic
 from core.errors import LabError
+from core.report.listing import MAX_TABLES, scored_tables
 from core.report.section import Section
 from core.report.tables import to_latex, write_table
 
 # plotly is imported inside functions: importing this module stays cheap
-
-MAX_TABLES = 6  # detectors compared pairwise in the report: 15 pairs at most
 
 
 def dataset_section(ds, split: str) -> Section:
@@ -80,14 +79,6 @@ def runs_section(dataset: str, split: str) -> Section:
     if runs["leaky_override"].any():
         s.text.append("<b>Warning:</b> some runs trained on a split the audit marked leaky (explicit override).")
     return s
-
-
-def scored_tables(t: pd.DataFrame, dataset: str, split: str) -> pd.DataFrame:
-    """Of the `describe_tables()` listing `t`: this split's test tables (newest first, at most MAX_TABLES detectors)."""
-    if t.empty:
-        return t
-    t = t[(t["dataset"] == dataset) & (t["split_name"] == split) & (t["part"] == "test")]
-    return t.drop_duplicates(["detector", "adapter"]).head(MAX_TABLES)
 
 
 def detectors_section(dataset: str, split: str) -> tuple[Section, dict[str, pd.DataFrame]]:

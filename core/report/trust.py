@@ -18,7 +18,7 @@ def abstain_rows(dataset: str, split: str, alpha: float = ALPHA, delta: float = 
     """Per detector with dev and test tables: the selective rule fitted on dev (dev counted by
     groups), applied to test; and every test table's risk–coverage curve."""
     from core.analysis import conformal
-    from core.report.study import scored_tables
+    from core.report.listing import scored_tables
     from core.scoring import predictions
 
     every = predictions.describe_tables()

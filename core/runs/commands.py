@@ -13,13 +13,6 @@ from typing import Any
 
 from core.runs.train_config import TrainConfig
 
-CURRENT: list[str] | None = None  # the `python -m core` argv of this process (set by core.cli.main)
-
-
-def current_line() -> str | None:
-    """The command this process runs, as `python -m core ...` (None when not started by the CLI)."""
-    return cli_line(CURRENT) if CURRENT else None
-
 
 def cli_line(args: list[str]) -> str:
     """`python -m core ARGS` for a job's argv, without the flags only the lab's own job runner needs."""

@@ -131,9 +131,9 @@ def save(table: pd.DataFrame, meta: dict[str, Any], name: str | None = None, fol
     validate(table)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     folder = Path(folder) if folder is not None else results_root() / "predictions"
-    from core.runs.commands import current_line
+    from core.paths import command_line
 
-    side = {"command": current_line(), **meta, "created": stamp, "n_clips": len(table), "write_id": uuid.uuid4().hex}
+    side = {"command": command_line(), **meta, "created": stamp, "n_clips": len(table), "write_id": uuid.uuid4().hex}
     arrow = with_metadata(table, side, META_KEY, atomic.json_default)
     folder.mkdir(parents=True, exist_ok=True)
     if name:

@@ -190,6 +190,28 @@ class AudioLLMDetector:
                 scored(pending[0], pending[1].cpu().numpy())
         return out
 
+    def audio_embeddings(self, clips: Sequence[np.ndarray], batch_size: int = 32,
+                         on_batch: Callable[[int], None] | None = None) -> np.ndarray:  # fmt: skip
+        """(clips, dim): each clip's audio embeddings (encoder and projector, the states the decoder
+        reads) averaged over its audio tokens; what the map of clips places clips by."""
+        import torch
+
+        if not self.family.shared_audio:
+            raise LabError(f"{self.family.title}: its audio embeddings cannot be read on their own")
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(clips), batch_size):
+                emb, lengths = self.family.encode(
+                    self.model, self.family.features(self.parts, clips[start : start + batch_size])
+                )
+                emb = emb.float().cpu()
+                n = torch.as_tensor(lengths).long().cpu()
+                mask = (torch.arange(emb.shape[1])[None, :] < n[:, None]).float()
+                out.append(((emb * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)).numpy())
+                if on_batch:
+                    on_batch(min(len(clips), start + batch_size))
+        return np.concatenate(out) if out else np.zeros((0, 1), np.float32)
+
     def score_prompts(
         self, clips: Sequence[np.ndarray], sr: int, prompts: list[Prompt], on_batch: Callable[[int], None] | None = None
     ) -> np.ndarray:
