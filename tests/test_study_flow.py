@@ -205,7 +205,8 @@ def test_try_a_clip_page_scores_an_upload_with_every_offline_detector(default_ds
     shown = next(d.value for d in at.dataframe)
     detectors = offline_detectors()
     assert set(detectors) == {"lab-base", "silero-vad", "webrtc-vad"}
-    assert list(shown.columns) == detectors and list(shown.index) == ["speech.wav"]
+    runs = [c for c in shown.columns if c.startswith("run:")]  # the newest finished run, when a test trained one
+    assert list(shown.columns) == detectors + runs and len(runs) <= 1 and list(shown.index) == ["speech.wav"]
     direct = score_clips({"speech.wav": decode_upload("speech.wav", _wav(x, 16000)).samples}, detectors)
     for det in detectors:
         expected = direct.set_index("detector").at[det, "p_speech"]
