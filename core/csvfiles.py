@@ -98,3 +98,11 @@ def read_csv(
     if df.empty and not allow_empty:
         raise error(f"{path}: {what} has a header but no rows")
     return df
+
+
+def read_side_table(path: str | os.PathLike[str], what: str, columns: list[str]) -> pd.DataFrame:
+    """A dataset's side table (tags, relabels: text columns `columns`), empty when it was never
+    written; read like any CSV (errors name the file), extra columns dropped."""
+    if not Path(path).exists():
+        return pd.DataFrame(columns=columns)
+    return read_csv(path, what, columns, dtype=str, keep_default_na=False, allow_empty=True)[columns]

@@ -44,7 +44,7 @@ def tag_form(ds, clip_id: str, key: str) -> None:
 
 
 def verdict_form(ds, clip_id: str, suggested: str, key: str) -> None:
-    """Confirm a flagged label as wrong (relabel to `suggested`) or dismiss the flag; both dated,
+    """Confirm a flagged label as wrong (relabel it to the other label) or dismiss the flag; both dated,
     kept in relabels.csv beside the manifest (never in it), and shown with their history."""
     original = str(ds.row(clip_id)["label"])
     other = "nonspeech" if original == "speech" else "speech"

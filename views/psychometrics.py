@@ -61,12 +61,11 @@ def _active(listed: list[dict]) -> bool:
 
 
 mine = jobs.list_jobs("conditions") + [j for j in jobs.list_jobs("evaluate") if j["label"].startswith(PSY_LABEL)]
-if _active(mine):  # live while something runs; one full redraw when all is done, then no timer is left
+if _active(mine):  # live while something runs; once all is done, no timer is left
 
     @st.fragment(run_every=2.0)
     def live_jobs() -> None:
-        if not _active(psy_jobs()):
-            st.rerun()
+        psy_jobs()  # its panels rerun the page when a job ends (ui.job_status.refresh_when_done)
 
     live_jobs()
 else:

@@ -26,12 +26,9 @@ def path(ds: Dataset):
 
 def load(ds: Dataset) -> pd.DataFrame:
     """All tags of a dataset (empty table when none were set)."""
-    from core.csvfiles import read_csv
+    from core.csvfiles import read_side_table
 
-    p = path(ds)
-    if not p.exists():
-        return pd.DataFrame(columns=COLUMNS)
-    return read_csv(p, "annotations file", COLUMNS, dtype=str, keep_default_na=False, allow_empty=True)[COLUMNS]
+    return read_side_table(path(ds), "annotations file", COLUMNS)
 
 
 def set_tag(ds: Dataset, clip_id: str, tag: str, note: str = "") -> pd.DataFrame:

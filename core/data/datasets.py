@@ -170,6 +170,12 @@ def condition_columns(df: pd.DataFrame) -> list[str]:
     return ["noise_type", *extra]
 
 
+def manifest_in_place(ds: Dataset) -> pd.DataFrame:
+    """A copy of `ds`'s manifest with every audio path absolute: a dataset made from it (a merge, a
+    copy with planted flips) reads the same files where they are, copying nothing."""
+    return ds.manifest.assign(path=[str(resolve_path(ds.root, p)) for p in ds.manifest["path"]])
+
+
 def save_dataset(root: Path, manifest: pd.DataFrame, info: dict[str, Any]) -> None:
     """Write manifest.csv and dataset.json atomically (each file replaced whole)."""
     from core.paths import command_line

@@ -12,9 +12,8 @@ from __future__ import annotations
 import pandas as pd
 
 from core import atomic
-from core.data.datasets import Dataset, dataset_root, load_dataset, resolve_path, validate_manifest
+from core.data.datasets import Dataset, dataset_root, load_dataset, manifest_in_place, save_dataset
 from core.errors import LabError
-from core.paths import command_line
 
 
 def parse_part(text: str) -> tuple[str, str | None, int]:
@@ -51,11 +50,11 @@ def merge_datasets(name: str, parts: list[tuple[str, str | None, int]], seed: in
     frames, sources = [], []
     for src_name, label, cap in parts:
         src = load_dataset(src_name)
-        m = src.manifest if label is None else src.manifest[src.manifest["label"] == label]
+        m = manifest_in_place(src)
+        m = m if label is None else m[m["label"] == label]
         if m.empty:
             raise LabError(f"dataset {src_name!r} has no {label or ''} clips".replace("  ", " "))
         m = _take(m, cap, seed).copy()
-        m["path"] = [str(resolve_path(src.root, p)) for p in m["path"]]
         m["source_dataset"] = src_name
         frames.append(m)
         sources.append({"dataset": src_name, "label": label or "all", "clips": len(m),
@@ -69,6 +68,5 @@ def merge_datasets(name: str, parts: list[tuple[str, str | None, int]], seed: in
     info = {"kind": "merged", "description": "merged: " + " + ".join(f"{s['dataset']} ({s['label']})" for s in sources),
             "sources": sources, "seed": seed}  # fmt: skip
     with atomic.building_dir(root) as tmp:
-        atomic.write_csv(tmp / "manifest.csv", validate_manifest(out, str(root / "manifest.csv")))
-        atomic.write_json(tmp / "dataset.json", {"command": command_line(), **info})
+        save_dataset(tmp, out, info)
     return load_dataset(name)

@@ -14,9 +14,8 @@ import numpy as np
 import pandas as pd
 
 from core import atomic
-from core.data.datasets import Dataset, dataset_root, load_dataset, resolve_path, validate_manifest
+from core.data.datasets import Dataset, dataset_root, load_dataset, manifest_in_place, save_dataset
 from core.errors import LabError
-from core.paths import command_line
 
 TRUTH = "planted_flips.csv"
 
@@ -54,19 +53,17 @@ def plant_flips(
     root = dataset_root(name)
     if root.exists():
         raise LabError(f"dataset {name!r} already exists; pick another name")
-    m = src.manifest.copy()
+    m = manifest_in_place(src)
     eligible = ~m["clip_id"].isin(exclude_ids or set())
     flip = choose_flips(m, share, seed, eligible)
     truth = m.loc[flip, ["clip_id", "group_id", "label"]].rename(columns={"label": "true_label"})
     m.loc[flip, "label"] = np.where(m.loc[flip, "label"] == "speech", "nonspeech", "speech")
-    m["path"] = [str(resolve_path(src.root, p)) for p in m["path"]]
     notes = m["notes"].fillna("").astype(str) if "notes" in m else pd.Series("", index=m.index)
     m["notes"] = notes.where(~flip, "label flipped on purpose (planted_flips.csv holds the truth)")
     info = {**src.info, "kind": "planted-flips", "source_dataset": source, "share": share, "seed": seed,
             "flipped": int(flip.sum()), "eligible": int(eligible.sum())}  # fmt: skip
     with atomic.building_dir(root) as tmp:
-        atomic.write_csv(tmp / "manifest.csv", validate_manifest(m, str(root / "manifest.csv")))
-        atomic.write_json(tmp / "dataset.json", {"command": command_line(), **info})
+        save_dataset(tmp, m, info)
         atomic.write_csv(tmp / TRUTH, truth)
     return load_dataset(name)
 

@@ -31,12 +31,9 @@ def path(ds: Dataset):
 
 def log(ds: Dataset) -> pd.DataFrame:
     """Every decision ever made on the dataset's labels, oldest first (empty when none)."""
-    from core.csvfiles import read_csv
+    from core.csvfiles import read_side_table
 
-    p = path(ds)
-    if not p.exists():
-        return pd.DataFrame(columns=COLUMNS)
-    return read_csv(p, "relabels file", COLUMNS, dtype=str, keep_default_na=False, allow_empty=True)[COLUMNS]
+    return read_side_table(path(ds), "relabels file", COLUMNS)
 
 
 def current(ds: Dataset) -> pd.DataFrame:
@@ -87,32 +84,43 @@ def corrected_labels(ds: Dataset) -> pd.Series:
 
 def fingerprint(ds: Dataset) -> str:
     """A short hash of the standing relabels: two runs with the same one learnt the same labels."""
-    s = corrected_labels(ds).sort_index()
+    return _digest(corrected_labels(ds))
+
+
+def _digest(fixed: pd.Series) -> str:
+    s = fixed.sort_index()
     return hashlib.sha256("\n".join(f"{k}\t{v}" for k, v in s.items()).encode()).hexdigest()[:12]
+
+
+def _corrected_provenance(fixed: pd.Series, changed: int) -> dict[str, object]:
+    return {"labels": "corrected", "relabels_fingerprint": _digest(fixed), "relabeled_clips": changed}
 
 
 def apply(clips: pd.DataFrame, ds: Dataset, labels: str = "original") -> pd.DataFrame:
     """`clips` (manifest rows) with `labels` = "original" (unchanged) or "corrected" (the standing
-    relabels applied, the original kept in `original_label`). attrs["relabeled"] lists changed ids."""
+    relabels applied, the original kept in `original_label`). attrs["relabeled"] lists changed ids;
+    attrs["label_provenance"] is what a table or run records about them (`provenance`)."""
     if labels not in LABEL_CHOICES:
         raise LabError(f"labels must be one of {LABEL_CHOICES}, not {labels!r}")
     out = clips.copy()
     out.attrs = dict(clips.attrs)
     out.attrs["relabeled"] = []
+    out.attrs["label_provenance"] = {"labels": "original"}
     if labels == "original":
         return out
-    fixed = corrected_labels(ds)
+    fixed = corrected_labels(ds)  # relabels.csv read once for the rows and their provenance
     hit = out["clip_id"].isin(fixed.index)
     out["original_label"] = out["label"]
     out.loc[hit, "label"] = out.loc[hit, "clip_id"].map(fixed)
     out.attrs["relabeled"] = sorted(out.loc[hit, "clip_id"])
+    out.attrs["label_provenance"] = _corrected_provenance(fixed, int(hit.sum()))
     return out
 
 
-def provenance(ds: Dataset, labels: str, clips: pd.DataFrame | None = None) -> dict[str, object]:
-    """What a run or table records about its labels: the choice, and for corrected labels the
-    fingerprint of the relabels and how many of its clips they changed."""
+def provenance(ds: Dataset, labels: str) -> dict[str, object]:
+    """What a run records about its labels: the choice, and for corrected labels the fingerprint of
+    the relabels and how many clips of the dataset they change (a table's rows: `apply`)."""
     if labels == "original":
         return {"labels": "original"}
-    changed = len(clips.attrs.get("relabeled", [])) if clips is not None else len(corrected_labels(ds))
-    return {"labels": "corrected", "relabels_fingerprint": fingerprint(ds), "relabeled_clips": changed}
+    fixed = corrected_labels(ds)
+    return _corrected_provenance(fixed, len(fixed))

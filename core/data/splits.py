@@ -205,9 +205,7 @@ def select_clips(
             raise LabError(f"split {split_name!r} of dataset {ds.name!r} has no {part!r} clips")
     kept, excluded = annotations.exclude(m.reset_index(drop=True), ds, list(exclude_tags))
     kept.attrs["excluded"] = excluded
-    kept = relabels.apply(kept, ds, labels)
-    kept.attrs["label_provenance"] = relabels.provenance(ds, labels, kept)
-    return kept
+    return relabels.apply(kept, ds, labels)
 
 
 def split_info(ds: Dataset, name: str) -> dict[str, Any]:

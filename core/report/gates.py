@@ -160,6 +160,7 @@ def judge(dataset: str, split: str, gates: list[Gate] | None = None) -> pd.DataF
     gates = load_gates(dataset, split) if gates is None else gates
     rows = []
     listing = scored_tables(predictions.describe_tables(), dataset, split)
+    loaded: dict[str, pd.DataFrame] = {}  # each table read once, however many gates judge it
     for gate in gates:
         base = {"gate": gate.text()}
         if gate.metric == "leakage":
@@ -185,7 +186,9 @@ def judge(dataset: str, split: str, gates: list[Gate] | None = None) -> pd.DataF
             name = predictions.display_name(r._asdict())
             if gate.detector and gate.detector not in (r.detector, name):
                 continue
-            table, _ = predictions.load(r.path)
+            if r.path not in loaded:
+                loaded[r.path] = predictions.load(r.path)[0]
+            table = loaded[r.path]
             est, lo, hi = measure(gate.metric, table)
             matched += 1
             rows.append({**base, "detector": name, "estimate": est, "lower": lo, "upper": hi,
