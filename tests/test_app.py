@@ -66,3 +66,38 @@ def test_a_form_keeps_its_values_while_the_user_visits_another_page():
         at.session_state["show"] = True
         at.run()
         assert at.number_input(key="f_x").value == expected
+
+
+def test_no_button_on_a_page_carries_a_remembered_prefix():
+    """`remember_fields` restores every key with its prefixes, and Streamlit refuses a button's state set
+    that way (a sweep's export button once broke the Runs page): buttons must use other keys."""
+    import ast
+
+    from tests.conftest import REPO
+
+    buttons = {"button", "download_button", "form_submit_button", "export_buttons"}
+    for view in sorted((REPO / "views").glob("*.py")):
+        tree = ast.parse(view.read_text())
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+        name = lambda c: c.func.attr if isinstance(c.func, ast.Attribute) else getattr(c.func, "id", "")  # noqa: E731
+        prefixes = tuple(
+            e.value
+            for c in calls
+            if name(c) == "remember_fields"
+            for e in c.args[0].elts
+            if isinstance(e, ast.Constant)
+        )
+        if not prefixes:
+            continue
+        for c in calls:
+            if name(c) not in buttons:
+                continue
+            keys = [k.value for k in c.keywords if k.arg == "key"]
+            if name(c) == "export_buttons":
+                keys += c.args[3:4]
+            for k in keys:
+                head = k.values[0] if isinstance(k, ast.JoinedStr) and k.values else k
+                text = head.value if isinstance(head, ast.Constant) and isinstance(head.value, str) else ""
+                assert not text.startswith(prefixes), (
+                    f"{view.name}:{c.lineno}: button key {text!r} starts with {prefixes}"
+                )

@@ -461,3 +461,43 @@ def test_a_whole_study_in_chromium(page, server):
     print(line)
     (SHOTS / "slider-latency.txt").write_text(line + "\n")
     check(page, "12-thresholds-1m")
+
+
+def test_a_killed_sweep_is_resumed_from_the_runs_page(page, server, monkeypatch):
+    """A sweep whose worker was killed reads failed on the Runs page, with the command that resumes
+    it; pressing "Resume sweep" there finishes both of its runs (uses the walk's split "browser")."""
+    import json
+    import signal
+
+    from core.runs import registry, sweeps
+    from core.runs.train_config import TrainConfig
+    from tests.conftest import wait_for
+
+    monkeypatch.setenv("LAB_DATA_DIR", str(DIRS["data"]))  # the served lab's folders, as the server sees them
+    monkeypatch.setenv("LAB_RESULTS_DIR", str(DIRS["results"]))
+    cfg = TrainConfig(dataset="default", split="browser", max_train_clips=48, max_dev_clips=48, epochs=1)
+    sweep = sweeps.create_sweep(cfg, {"lora_r": [4]}, [0, 1], parallel=1)
+    first, second = sweeps.sweep_status(sweep)["runs"]
+    wait_for(registry.status, first, ("running", "finished"))
+    worker = json.loads((sweeps.sweeps_dir() / sweep / "pid.json").read_text())["pid"]
+    os.kill(worker, signal.SIGKILL)  # the worker only: the run it started goes on
+    wait_for(registry.status, first)
+
+    nav(page, "Runs", "Launch")
+    page.get_by_text("Sweep results").first.wait_for()
+    assert sweep in selected(page, "Sweep")  # the only sweep
+    caption = page.get_by_text(f"python -m core sweep resume {sweep}").first
+    caption.wait_for()
+    assert caption.inner_text().startswith("failed") and "1 queued" in caption.inner_text()
+    page.get_by_role("button", name="Resume sweep").click()
+    page.get_by_text(f"sweep {sweep} resumed").first.wait_for()  # the page's toast
+    wait_for(sweeps.sweep_status, sweep, ("queued", "running", "finished"), timeout=60)  # no longer failed
+    st = wait_for(sweeps.sweep_status, sweep)
+    assert st["state"] == "finished" and st["run_states"] == {"finished": 2}, st
+    assert registry.status(second)["state"] == "finished"
+    nav(page, "Data", "Data")  # back to Runs: the sweep reads finished, its matrix lists both seeds
+    nav(page, "Runs", "Launch")
+    page.get_by_text("Sweep results").first.wait_for()
+    assert page.get_by_text("Resume sweep").count() == 0
+    page.get_by_text("finished: 2/2 runs finished").first.wait_for()
+    check(page, "13-sweep-resumed")

@@ -282,7 +282,8 @@ with runs_tab:
         st.subheader("Sweep results")
         sweep_id = st.selectbox("Sweep", sweep_ids, key="sweep_pick")
         sw = sweeps.sweep_status(sweep_id)
-        st.caption(f"{sw['state']}: {sw.get('message', '')}")
+        message = sw.get("message", "")
+        st.caption(message if message.startswith(sw["state"]) else f"{sw['state']}: {message}")
         if sw["state"] in ("queued", "running") and st.button("Cancel sweep", key="cancel_sweep"):
             sweeps.cancel_sweep(sweep_id)
         if sw["state"] in ("failed", "cancelled") and st.button("Resume sweep", key="resume_sweep"):
@@ -293,7 +294,7 @@ with runs_tab:
             st.info("No finished runs in this sweep yet.")
         else:
             st.dataframe(matrix, hide_index=True, width="stretch")
-            export_buttons(matrix, f"sweep-{sweep_id}", f"Sweep {sweep_id}: mean and spread over seeds", "sw_x")
+            export_buttons(matrix, f"sweep-{sweep_id}", f"Sweep {sweep_id}: mean and spread over seeds", "sweep_x")
             with st.expander("Per-seed values"):
                 st.dataframe(per_seed, hide_index=True, width="stretch")
             sweep_parallel(sweep_id)

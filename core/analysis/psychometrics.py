@@ -23,6 +23,7 @@ from core.analysis.psychometric_functions import (
     FUNCTIONS,
     GUESS,
     LAPSE_MAX,
+    bca_quantiles,
     deviance,
     fisher_scoring,
     psi,
@@ -124,12 +125,16 @@ def fit_counts(
     guess: float = GUESS,
     lapse_max: float = LAPSE_MAX,
     seed: int = 0,
+    ci_method: str = "percentile",
 ) -> Fit:
     """Fit ψ to counts per resampling unit (base clip) × level, with a bootstrap CI on the threshold.
 
     x: levels in natural units (ms or dB); k_units, n_units: (units, levels) correct and total
     counts. The nonparametric bootstrap resamples units (base clips: all conditions of one clip
-    move together); the parametric one draws binomial counts from the fitted curve.
+    move together); the parametric one draws binomial counts from the fitted curve. The CI is the
+    percentile interval or, with ci_method "bca", BCa (`bca_quantiles`; the acceleration from
+    leaving one unit out); both are kept in `extra` (before the range rules). BCa is not the
+    default: simulated, it did not cover better (docs/methods.md).
     """
     if function not in FUNCTIONS:
         raise ValueError(f"function must be one of {FUNCTIONS}, got {function!r}")
@@ -150,6 +155,8 @@ def fit_counts(
     dev = deviance(k, n, p_hat)
     df = len(u) - 3  # 3 levels: as many parameters as levels, a saturated fit with nothing left to test
     rng = np.random.default_rng(seed)
+    if ci_method not in ("bca", "percentile"):
+        raise ValueError(f"ci_method must be 'bca' or 'percentile', got {ci_method!r}")
     if boot == "nonparametric":
         pick = rng.integers(0, len(K), size=(n_boot, len(K)))
         counts = np.zeros((n_boot, len(K)))
@@ -171,7 +178,15 @@ def fit_counts(
     tb = tb3.reshape(3, n_boot, 3)[pick, np.arange(n_boot)]
     t_boot = thresholds_of(function, tb, target, guess, lapse_max)
     t_hat = float(thresholds_of(function, best, target, guess, lapse_max)[0])
-    lo, hi = np.quantile(t_boot, [0.025, 0.975], method="inverted_cdf")
+    jack = None  # leave one unit out, for BCa's acceleration (units are what the bootstrap resamples)
+    if boot == "nonparametric" and len(K) > 2:
+        tj, _ = fisher_scoring(function, u, k - K, n - N, np.repeat(best, len(K), axis=0), **fs)
+        jack = thresholds_of(function, tj, target, guess, lapse_max)
+    raw = {
+        "bca": bca_quantiles(t_boot, t_hat, jack),
+        "percentile": np.quantile(t_boot, [0.025, 0.975], method="inverted_cdf"),
+    }
+    lo, hi = raw[ci_method]
     unit = "ms" if axis == "duration_ms" else "dB"
     bound = side = None
     step = b <= beta_min * 1.05
@@ -217,6 +232,9 @@ def fit_counts(
         step=bool(step),
         extra={
             "boot_reached": float(np.mean(np.isfinite(t_boot))),
+            "ci_method": ci_method,
+            # both intervals before the range and step rules below, in fit units (±inf: never reached)
+            "ci_raw_fit_units": {m: [float(v) if np.isfinite(v) else None for v in b] for m, b in raw.items()},
             "slope_floor": float(beta_min),
             **({"saturated": "3 levels and 3 parameters: no goodness-of-fit test"} if df <= 0 else {}),
         },

@@ -111,6 +111,7 @@ def cmd_psychometric(args: argparse.Namespace) -> int:
             target=args.target,
             n_boot=args.n_boot,
             boot=args.boot,
+            ci_method=args.ci,
             lapse_max=args.lapse_max,
         )
         rows = pm.summary_rows(fits, detector)
@@ -289,6 +290,12 @@ def register(top: argparse._SubParsersAction) -> None:
     ps.add_argument("--target", type=unit_interval, default=0.75, help="proportion correct at the threshold")
     ps.add_argument("--n-boot", type=positive_int, default=1000)
     ps.add_argument("--boot", choices=["nonparametric", "parametric"], default="nonparametric")
+    ps.add_argument(
+        "--ci",
+        choices=["percentile", "bca"],
+        default="percentile",
+        help="bootstrap interval (bca: bias and skew corrected)",
+    )
     ps.add_argument("--lapse-max", type=unit_interval, default=pm.LAPSE_MAX)
     ps.add_argument("--threshold", type=finite_float, default=0.0, help="decision threshold on the log-odds")
     ps.add_argument("--glm", action="store_true", help="also fit the GEE of correct ~ log2(duration) × SNR")
