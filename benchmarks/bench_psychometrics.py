@@ -67,7 +67,7 @@ def threshold_coverage(
             wi / w.sum() * pm.psi("logistic", grid, alpha + spread * zi, beta, lapse) for zi, wi in zip(z, w)
         )
         truth = float(np.interp(0.75, mean_curve, grid))
-    hits = {"bca": 0, "percentile": 0}
+    hits = {"bca": 0, "percentile": 0, "expanded": 0}
     for s in range(sims):
         shift = rng.normal(0, spread, (units, 1)) if spread else 0.0
         k = (rng.random((units, len(x))) < pm.psi("logistic", u[None, :], alpha + shift, beta, lapse)).astype(float)

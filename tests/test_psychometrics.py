@@ -278,3 +278,26 @@ def test_the_glm_interval_holds_its_level_with_few_clusters():
     from benchmarks.bench_psychometrics import gee_coverage
 
     assert gee_coverage(sims=300, clusters=20) >= 0.93
+
+
+def test_expanded_percentile_widens_for_few_base_clips():
+    """Hesterberg's levels Φ(−√(n/(n−1))·t_{n−1}) by hand, and the three intervals of one fit nest as they should."""
+    from scipy.stats import norm, t
+
+    from core.analysis import psychometrics as pm
+    from core.analysis.psychometric_functions import expanded_levels
+
+    for n in (5, 20, 200):
+        tail = norm.cdf(-np.sqrt(n / (n - 1)) * t.ppf(0.975, n - 1))
+        assert expanded_levels(n) == pytest.approx([tail, 1 - tail])
+    assert expanded_levels(10_000)[0] == pytest.approx(0.025, abs=1e-4)
+    rng = np.random.default_rng(8)
+    snr = np.array([-10, -5, 0, 5, 10, 20.0])
+    k = (rng.random((20, 6)) < pm.psi("logistic", snr, 0.0, 3.0, 0.04)).astype(float)
+    fits = {m: pm.fit_counts(snr, k, np.ones_like(k), "snr_db", n_boot=400, ci_method=m) for m in pm.CI_METHODS}
+    raw = fits["percentile"].extra["ci_raw_fit_units"]
+    assert raw["expanded"][0] < raw["percentile"][0] and raw["percentile"][1] < raw["expanded"][1]
+    for m, fit in fits.items():  # same replicates: each method's CI is its raw interval
+        assert fit.ci == pytest.approx(tuple(raw[m])) and fit.threshold == fits["percentile"].threshold
+    with pytest.raises(ValueError, match="ci_method"):
+        pm.fit_counts(snr, k, np.ones_like(k), "snr_db", ci_method="studentized")

@@ -184,3 +184,19 @@ def bca_quantiles(
         acc = float(np.sum(d**3) / (6 * ss**1.5)) if ss > 0 else 0.0
     levels = special.ndtr(z0 + (z0 + z) / (1 - acc * (z0 + z)))
     return tuple(np.quantile(boot, levels, method="inverted_cdf"))  # type: ignore[return-value]
+
+
+def expanded_levels(units: int, alpha: float = 0.05) -> np.ndarray:
+    """Quantile levels of Hesterberg's (2015) expanded percentile interval for `units` resampled units.
+
+    Why: the percentile bootstrap is too narrow with few units, as z-intervals are (it estimates the
+    spread with divisor n, and the normal quantile ignores that the spread is estimated). Taking
+    the percentiles at Φ(−√(n/(n − 1))·t_{n−1, α/2}) instead of α/2 undoes both: 1.6% / 98.4% at 20
+    units, 2.2% / 97.8% at 60, α/2 in the limit.
+    """
+    from scipy import stats as sps  # imported inside functions: importing this module stays cheap
+
+    n = max(int(units), 2)
+    z = np.sqrt(n / (n - 1)) * sps.t.ppf(1 - alpha / 2, n - 1)
+    tail = float(special.ndtr(-z))
+    return np.array([tail, 1 - tail])

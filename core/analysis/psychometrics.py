@@ -25,6 +25,7 @@ from core.analysis.psychometric_functions import (
     LAPSE_MAX,
     bca_quantiles,
     deviance,
+    expanded_levels,
     fisher_scoring,
     psi,
     slope_floor,
@@ -36,6 +37,7 @@ from core.analysis.psychometric_functions import (
 # statsmodels is imported inside functions: importing this module stays cheap
 
 AXES = {"duration_ms": "duration (ms)", "snr_db": "SNR (dB)"}
+CI_METHODS = ("percentile", "expanded", "bca")
 
 
 @dataclass
@@ -132,9 +134,10 @@ def fit_counts(
     x: levels in natural units (ms or dB); k_units, n_units: (units, levels) correct and total
     counts. The nonparametric bootstrap resamples units (base clips: all conditions of one clip
     move together); the parametric one draws binomial counts from the fitted curve. The CI is the
-    percentile interval or, with ci_method "bca", BCa (`bca_quantiles`; the acceleration from
-    leaving one unit out); both are kept in `extra` (before the range rules). BCa is not the
-    default: simulated, it did not cover better (docs/methods.md).
+    percentile interval, or with ci_method "expanded" Hesterberg's expanded percentile
+    (`expanded_levels`), or "bca" (`bca_quantiles`; the acceleration from leaving one unit out);
+    all three are kept in `extra` (before the range rules). Neither alternative is the default:
+    simulated, neither covered clearly better (docs/methods.md).
     """
     if function not in FUNCTIONS:
         raise ValueError(f"function must be one of {FUNCTIONS}, got {function!r}")
@@ -155,8 +158,8 @@ def fit_counts(
     dev = deviance(k, n, p_hat)
     df = len(u) - 3  # 3 levels: as many parameters as levels, a saturated fit with nothing left to test
     rng = np.random.default_rng(seed)
-    if ci_method not in ("bca", "percentile"):
-        raise ValueError(f"ci_method must be 'bca' or 'percentile', got {ci_method!r}")
+    if ci_method not in CI_METHODS:
+        raise ValueError(f"ci_method must be one of {CI_METHODS}, got {ci_method!r}")
     if boot == "nonparametric":
         pick = rng.integers(0, len(K), size=(n_boot, len(K)))
         counts = np.zeros((n_boot, len(K)))
@@ -185,6 +188,7 @@ def fit_counts(
     raw = {
         "bca": bca_quantiles(t_boot, t_hat, jack),
         "percentile": np.quantile(t_boot, [0.025, 0.975], method="inverted_cdf"),
+        "expanded": np.quantile(t_boot, expanded_levels(len(K)), method="inverted_cdf"),
     }
     lo, hi = raw[ci_method]
     unit = "ms" if axis == "duration_ms" else "dB"

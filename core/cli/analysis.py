@@ -292,9 +292,9 @@ def register(top: argparse._SubParsersAction) -> None:
     ps.add_argument("--boot", choices=["nonparametric", "parametric"], default="nonparametric")
     ps.add_argument(
         "--ci",
-        choices=["percentile", "bca"],
+        choices=["percentile", "expanded", "bca"],
         default="percentile",
-        help="bootstrap interval (bca: bias and skew corrected)",
+        help="bootstrap interval: expanded = widened for few base clips (Hesterberg), bca = bias and skew corrected",
     )
     ps.add_argument("--lapse-max", type=unit_interval, default=pm.LAPSE_MAX)
     ps.add_argument("--threshold", type=finite_float, default=0.0, help="decision threshold on the log-odds")
