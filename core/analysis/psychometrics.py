@@ -127,17 +127,18 @@ def fit_counts(
     guess: float = GUESS,
     lapse_max: float = LAPSE_MAX,
     seed: int = 0,
-    ci_method: str = "percentile",
+    ci_method: str = "expanded",
 ) -> Fit:
     """Fit ψ to counts per resampling unit (base clip) × level, with a bootstrap CI on the threshold.
 
     x: levels in natural units (ms or dB); k_units, n_units: (units, levels) correct and total
     counts. The nonparametric bootstrap resamples units (base clips: all conditions of one clip
-    move together); the parametric one draws binomial counts from the fitted curve. The CI is the
-    percentile interval, or with ci_method "expanded" Hesterberg's expanded percentile
-    (`expanded_levels`), or "bca" (`bca_quantiles`; the acceleration from leaving one unit out);
-    all three are kept in `extra` (before the range rules). Neither alternative is the default:
-    simulated, neither covered clearly better (docs/methods.md).
+    move together); the parametric one draws binomial counts from the fitted curve. The CI is
+    Hesterberg's expanded percentile interval (`expanded_levels`: the percentile bootstrap runs
+    narrow with few base clips; this widens it by the t quantile's small-sample margin), or with
+    ci_method "percentile" the plain one, or "bca" (`bca_quantiles`; the acceleration from leaving
+    one unit out); all three are kept in `extra` (before the range rules); docs/methods.md gives
+    their simulated coverage.
     """
     if function not in FUNCTIONS:
         raise ValueError(f"function must be one of {FUNCTIONS}, got {function!r}")
@@ -188,7 +189,10 @@ def fit_counts(
     raw = {
         "bca": bca_quantiles(t_boot, t_hat, jack),
         "percentile": np.quantile(t_boot, [0.025, 0.975], method="inverted_cdf"),
-        "expanded": np.quantile(t_boot, expanded_levels(len(K)), method="inverted_cdf"),
+        # widened for few resampled units; the parametric bootstrap resamples none: its percentiles
+        "expanded": np.quantile(
+            t_boot, expanded_levels(len(K)) if boot == "nonparametric" else [0.025, 0.975], method="inverted_cdf"
+        ),
     }
     lo, hi = raw[ci_method]
     unit = "ms" if axis == "duration_ms" else "dB"

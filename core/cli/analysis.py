@@ -292,9 +292,10 @@ def register(top: argparse._SubParsersAction) -> None:
     ps.add_argument("--boot", choices=["nonparametric", "parametric"], default="nonparametric")
     ps.add_argument(
         "--ci",
-        choices=["percentile", "expanded", "bca"],
-        default="percentile",
-        help="bootstrap interval: expanded = widened for few base clips (Hesterberg), bca = bias and skew corrected",
+        choices=["expanded", "percentile", "bca"],
+        default="expanded",
+        help="bootstrap interval: expanded = percentile widened for few base clips (Hesterberg 2015), "
+        "bca = bias and skew corrected",
     )
     ps.add_argument("--lapse-max", type=unit_interval, default=pm.LAPSE_MAX)
     ps.add_argument("--threshold", type=finite_float, default=0.0, help="decision threshold on the log-odds")
