@@ -163,7 +163,7 @@ def bca_quantiles(
 ) -> tuple[float, float]:
     """Bias-corrected and accelerated (BCa, Efron 1987) bootstrap bounds from replicates already drawn.
 
-    Offered beside the plain percentiles (`fit_counts(ci_method="bca")`, `--ci bca`): a threshold
+    An option beside the expanded and plain percentiles (`fit_counts(ci_method="bca")`, `--ci bca`): a threshold
     is a nonlinear function of counts near a bounded lapse, so its bootstrap distribution can be
     biased and skewed against the estimate. z₀ (the share of replicates below the
     estimate) corrects the bias; the acceleration, from the jackknife over resampled units

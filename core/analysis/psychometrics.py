@@ -241,7 +241,7 @@ def fit_counts(
         extra={
             "boot_reached": float(np.mean(np.isfinite(t_boot))),
             "ci_method": ci_method,
-            # both intervals before the range and step rules below, in fit units (±inf: never reached)
+            # the three intervals before the range and step rules below, in fit units (±inf: never reached)
             "ci_raw_fit_units": {m: [float(v) if np.isfinite(v) else None for v in b] for m, b in raw.items()},
             "slope_floor": float(beta_min),
             **({"saturated": "3 levels and 3 parameters: no goodness-of-fit test"} if df <= 0 else {}),

@@ -254,7 +254,7 @@ def clustered_accuracy_ci(correct: np.ndarray, groups: np.ndarray, alpha: float 
     G − 1 df; about the clip-weighted accuracy, whatever the groups look like) and the beta-binomial
     posterior's (`beta_binomial`: it keeps the spread between groups uncertain, so it does not
     narrow when the sample happens to hold no weak group, which is where Korn-Graubard missed:
-    92.0% at a mean of 0.9 with 10 groups). Simulated coverage: benchmarks/bench_coverage.py
+    91.0% at a mean of 0.9 with 10 groups). Simulated coverage: benchmarks/bench_coverage.py
     --proportion; docs/methods.md. Returns (estimate, lower, upper) inside [0, 1].
     """
     est, (lo, hi), (b_lo, b_hi) = interval_parts(correct, groups, None, alpha)
