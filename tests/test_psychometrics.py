@@ -59,14 +59,16 @@ def test_fit_is_the_maximum_likelihood_of_a_reference_optimiser(kind):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("units", [20, 60])
 @pytest.mark.parametrize("axis", ["snr_db", "duration_ms"])
-def test_threshold_ci_covers_the_planted_threshold(axis):
-    """60 base clips at the lab's default levels (300 simulations, 2026-12-07): at its level, and not
-    so wide that it always covers."""
+def test_threshold_ci_covers_the_planted_threshold(axis, units):
+    """20 and 60 base clips at the lab's default levels (300 simulations each, 2026-12-07): at its
+    level, and not so wide that it always covers."""
     from benchmarks.bench_psychometrics import threshold_coverage
 
-    c = threshold_coverage(sims=300, units=60, axis=axis)
-    assert 0.93 <= c["expanded"] <= 0.985, c  # the default interval
+    c = threshold_coverage(sims=300, units=units, axis=axis, workers=2)
+    assert 0.93 <= c["union"] <= 0.985, c  # the default interval
+    assert c["reported"] >= c["union"], c  # the range and step rules only widen it
 
 
 def test_bca_bounds_match_scipy_bootstrap():
@@ -91,6 +93,11 @@ def test_bca_bounds_match_scipy_bootstrap():
         pass
     else:
         assert ours == pytest.approx(tuple(np.quantile(boot, [a1, a2])), abs=0.002 * sd)
+        tails = np.array([0.016, 0.984])  # BCa at other nominal levels (the expanded ones) = scipy's at that level
+        a1, a2, _ = _bca_interval((x,), np.mean, axis=-1, alpha=0.016, theta_hat_b=boot, batch=None, xp=np)
+        wider = bca_quantiles(boot, float(x.mean()), jack, tails=tails)
+        assert wider == pytest.approx(tuple(np.quantile(boot, [a1, a2])), abs=0.002 * sd)
+        assert wider[0] < ours[0] and ours[1] < wider[1]
     pct = np.quantile(boot, [0.025, 0.975])
     assert ours[0] - pct[0] > 0.03 * sd and ours[1] - pct[1] > 0.03 * sd  # skewed right: BCa moves both up
 
@@ -281,7 +288,7 @@ def test_the_glm_interval_holds_its_level_with_few_clusters():
 
 
 def test_expanded_percentile_widens_for_few_base_clips():
-    """Hesterberg's levels Φ(−√(n/(n−1))·t_{n−1}) by hand, and the three intervals of one fit nest as they should."""
+    """Hesterberg's levels Φ(−√(n/(n−1))·t_{n−1}) by hand, and the intervals of one fit nest as they should."""
     from scipy.stats import norm, t
 
     from core.analysis import psychometrics as pm
@@ -297,7 +304,25 @@ def test_expanded_percentile_widens_for_few_base_clips():
     fits = {m: pm.fit_counts(snr, k, np.ones_like(k), "snr_db", n_boot=400, ci_method=m) for m in pm.CI_METHODS}
     raw = fits["percentile"].extra["ci_raw_fit_units"]
     assert raw["expanded"][0] < raw["percentile"][0] and raw["percentile"][1] < raw["expanded"][1]
+    assert raw["expanded_bca"][0] < raw["bca"][0] and raw["bca"][1] < raw["expanded_bca"][1]
+    for side, pick in ((0, min), (1, max)):  # the default reaches as far as either expanded interval, no further
+        assert raw["union"][side] == pick(raw["expanded"][side], raw["expanded_bca"][side])
+    assert pm.fit_counts(snr, k, np.ones_like(k), "snr_db", n_boot=400).extra["ci_method"] == "union"
     for m, fit in fits.items():  # same replicates: each method's CI is its raw interval
         assert fit.ci == pytest.approx(tuple(raw[m])) and fit.threshold == fits["percentile"].threshold
     with pytest.raises(ValueError, match="ci_method"):
         pm.fit_counts(snr, k, np.ones_like(k), "snr_db", ci_method="studentized")
+
+
+def test_a_fit_over_one_or_two_base_clips_still_gives_its_intervals():
+    """Expanded levels for 2 units round to 1.0 in floating point (z = ∞): every interval stays a finite pair."""
+    from core.analysis import psychometrics as pm
+
+    snr = np.array([-10, -5, 0, 5, 10, 20.0])
+    p = pm.psi("logistic", snr, 0.0, 3.0, 0.04)
+    for units in (1, 2):
+        n = np.full((units, 6), 50.0)
+        k = np.round(p * n)
+        fit = pm.fit_counts(snr, k, n, "snr_db", n_boot=200)
+        assert all(np.isfinite(fit.ci)) and fit.ci[0] <= fit.threshold <= fit.ci[1], fit.ci
+        assert all(v is not None for b in fit.extra["ci_raw_fit_units"].values() for v in b)

@@ -159,23 +159,31 @@ def deviance(k: np.ndarray, n: np.ndarray, p: np.ndarray) -> float:
 
 
 def bca_quantiles(
-    boot: np.ndarray, estimate: float, jackknife: np.ndarray | None, alpha: float = 0.05
+    boot: np.ndarray,
+    estimate: float,
+    jackknife: np.ndarray | None,
+    alpha: float = 0.05,
+    tails: np.ndarray | None = None,
 ) -> tuple[float, float]:
     """Bias-corrected and accelerated (BCa, Efron 1987) bootstrap bounds from replicates already drawn.
 
-    An option beside the expanded and plain percentiles (`fit_counts(ci_method="bca")`, `--ci bca`): a threshold
-    is a nonlinear function of counts near a bounded lapse, so its bootstrap distribution can be
-    biased and skewed against the estimate. z₀ (the share of replicates below the
-    estimate) corrects the bias; the acceleration, from the jackknife over resampled units
+    A threshold is a nonlinear function of counts near a bounded lapse, so its bootstrap
+    distribution can be biased and skewed against the estimate. z₀ (the share of replicates below
+    the estimate) corrects the bias; the acceleration, from the jackknife over resampled units
     (leave one base clip out), corrects the skew. Replicates may be ±inf (the curve never reaches
-    the target): they count in the ranks as the extremes they are. Falls back to the percentiles
-    when every replicate lies on one side, or (a = 0) when the jackknife is missing or not finite.
+    the target): they count in the ranks as the extremes they are. `tails`: the two nominal levels
+    to correct (α/2, 1 − α/2 unless given; `expanded_levels` for the expanded BCa of the lab's default
+    interval). Falls back to those levels' percentiles when every replicate lies on one side, or
+    (a = 0) when the jackknife is missing or not finite.
     """
     boot = np.asarray(boot, float)
     below = (np.sum(boot < estimate) + 0.5 * np.sum(boot == estimate)) / len(boot)
-    z = special.ndtri(np.array([alpha / 2, 1 - alpha / 2]))
+    tails = np.array([alpha / 2, 1 - alpha / 2]) if tails is None else np.asarray(tails, float)
+    # expanded levels for 2 units round to 1.0 (z = ∞, then ∞·0 in the formula); beyond 1e-9 a quantile is an extreme
+    tails = np.clip(tails, 1e-9, 1 - 1e-9)
+    z = special.ndtri(tails)
     if not 0 < below < 1:
-        return tuple(np.quantile(boot, [alpha / 2, 1 - alpha / 2], method="inverted_cdf"))  # type: ignore[return-value]
+        return tuple(np.quantile(boot, tails, method="inverted_cdf"))  # type: ignore[return-value]
     z0 = float(special.ndtri(below))
     acc = 0.0
     if jackknife is not None and len(jackknife) > 2 and np.all(np.isfinite(jackknife)):

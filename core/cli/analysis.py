@@ -292,10 +292,11 @@ def register(top: argparse._SubParsersAction) -> None:
     ps.add_argument("--boot", choices=["nonparametric", "parametric"], default="nonparametric")
     ps.add_argument(
         "--ci",
-        choices=["expanded", "percentile", "bca"],
-        default="expanded",
-        help="bootstrap interval: expanded = percentile widened for few base clips (Hesterberg 2015), "
-        "bca = bias and skew corrected",
+        choices=list(pm.CI_METHODS),
+        default="union",
+        help="bootstrap interval: union (default) = as far as either the expanded percentile or the expanded "
+        "BCa reaches; expanded = percentile widened for few base clips (Hesterberg 2015); bca = bias and skew "
+        "corrected; percentile = plain",
     )
     ps.add_argument("--lapse-max", type=unit_interval, default=pm.LAPSE_MAX)
     ps.add_argument("--threshold", type=finite_float, default=0.0, help="decision threshold on the log-odds")
