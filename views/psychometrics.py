@@ -17,8 +17,9 @@ from ui.table_export import export_buttons
 st.title("Psychometrics")
 st.caption(
     "Accuracy vs duration and vs SNR on a condition set, "
-    "with ψ(x) = 0.5 + (1 − 0.5 − λ)·F((x − α)/β) fitted by maximum likelihood; thresholds carry bootstrap CIs "
-    "that resample base clips, and are reported as bounds when outside the tested range."
+    "with ψ(x) = 0.5 + (1 − 0.5 − λ)·F((x − α)/β) fitted by maximum likelihood; thresholds carry 95% bootstrap CIs "
+    "that resample base clips (as far as either the expanded percentile or the expanded BCa interval reaches), "
+    "and are reported as bounds when outside the tested range."
 )
 
 

@@ -207,8 +207,9 @@ def psychometrics_section(dataset: str, n_boot: int = 200) -> Section:
                             "ci_lower", "ci_upper", "lapse", "slope_beta", "p_deviance", "clips") if c in out]  # fmt: skip
         s.tables.append(("psychometric_thresholds", "75%-correct thresholds with bootstrap CIs", out[keep]))
         s.text.append(
-            f"Thresholds for 75% correct with {n_boot} bootstrap resamples of base clips; outside the tested range "
-            "a threshold is reported as a bound, not extrapolated."
+            f"Thresholds for 75% correct with {n_boot} bootstrap resamples of base clips; each 95% interval reaches "
+            "as far as either the expanded percentile or the BCa interval at expanded levels (docs/methods.md gives "
+            "their simulated coverage); outside the tested range a threshold is reported as a bound, not extrapolated."
         )
     return s
 
