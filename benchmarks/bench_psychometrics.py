@@ -70,9 +70,9 @@ def _one_experiment(job: tuple) -> dict[str, bool]:
     """One simulated experiment: whether each interval of its fit holds the planted threshold."""
     from core.analysis import psychometrics as pm
 
-    axis, units, spread, n_boot, seed, s, planted = job
+    axis, units, spread, n_boot, seed, s, planted, truth = job
     x, alpha, beta, lapse = _design(axis, planted)
-    u, truth = pm.to_fit_units(axis, x), planted_threshold(axis, spread, planted)
+    u = pm.to_fit_units(axis, x)
     design_key = [int(round(v * 1000)) % 2**31 for v in planted] if planted else []
     rng = np.random.default_rng([seed, units, int(spread * 100), int(axis == "snr_db"), s, *design_key])
     shift = rng.normal(0, spread, (units, 1)) if spread else 0.0
@@ -108,7 +108,8 @@ def threshold_coverage(
     `planted` = (α, β, lapse) plants another curve. Each experiment has its own seed, so `workers`
     processes give the same figures as one.
     """
-    jobs = [(axis, units, spread, n_boot, seed, s, planted) for s in range(sims)]
+    truth = planted_threshold(axis, spread, planted)  # once: with a spread it is a quadrature over a fine grid
+    jobs = [(axis, units, spread, n_boot, seed, s, planted, truth) for s in range(sims)]
     if workers > 1:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -117,6 +118,10 @@ def threshold_coverage(
     else:
         results = [_one_experiment(j) for j in jobs]
     return {m: float(np.mean([r[m] for r in results])) for m in results[0]}
+
+
+def _rates(coverage: dict[str, float]) -> str:
+    return " / ".join(f"{v:.1%} {m}" for m, v in coverage.items())
 
 
 def gee_coverage(sims: int = 300, clusters: int = 20, rho: float = 0.4, seed: int = 0) -> float:
@@ -162,18 +167,17 @@ def main() -> None:
         for units, spread in ((20, 0.0), (40, 0.0), (60, 0.0), (20, clip_spread), (60, clip_spread)):
             t0 = time.perf_counter()
             c = threshold_coverage(args.coverage_sims, units, axis=axis, spread=spread, workers=args.workers)
-            rates = " / ".join(f"{v:.1%} {m}" for m, v in c.items())
             print(
                 f"{axis} threshold, {units} base clips, clip spread {spread:g}: planted value inside the 95% CI in "
-                f"{rates} of {args.coverage_sims} simulations ({time.perf_counter() - t0:.0f} s)",
+                f"{_rates(c)} of {args.coverage_sims} simulations ({time.perf_counter() - t0:.0f} s)",
                 flush=True,
             )
     # other curves: a threshold in the 5 … 10 dB gap with a steeper slope (many fits are steps); no lapse
     for units, planted in ((30, (5.0, 2.0, 0.04)), (20, (0.0, 3.0, 0.0))):
         c = threshold_coverage(args.coverage_sims, units, workers=args.workers, planted=planted)
-        rates = " / ".join(f"{v:.1%} {m}" for m, v in c.items())
         print(
-            f"snr_db threshold, {units} base clips, α, β, lapse = {planted}: inside the 95% CI in {rates}", flush=True
+            f"snr_db threshold, {units} base clips, α, β, lapse = {planted}: inside the 95% CI in {_rates(c)}",
+            flush=True,
         )
     if args.coverage_only:
         return
